@@ -1,0 +1,345 @@
+//! The prime fields verinfer proves over, and the signed-integer embedding of DESIGN §2.
+//!
+//! Every protocol routine is generic over [`ProofField`], a [`PrimeField`] that also carries a
+//! stable identifier (written into proofs and digests) and a fixed-width canonical byte encoding.
+
+use ark_ff::{BigInteger, Fp128, MontBackend, MontConfig, PrimeField};
+use thiserror::Error;
+
+/// Montgomery parameters of the Mersenne prime p = 2^127 − 1 (43 generates its multiplicative group).
+#[derive(MontConfig, Debug)]
+#[modulus = "170141183460469231731687303715884105727"]
+#[generator = "43"]
+pub struct M127Config;
+
+/// The default field: integers modulo the Mersenne prime 2^127 − 1.
+pub type M127 = Fp128<MontBackend<M127Config, 2>>;
+
+/// The BN254 scalar field, for models whose values need up to 252 bits.
+pub type Bn254 = ark_bn254::Fr;
+
+/// Stable identifiers of the shipped fields, as written in proofs and circuit digests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FieldId {
+    /// p = 2^127 − 1.
+    M127 = 1,
+    /// The BN254 scalar field.
+    Bn254 = 2,
+}
+
+impl FieldId {
+    /// Every shipped field, smallest first (the order `--field auto` tries them in).
+    pub const ALL: [FieldId; 2] = [FieldId::M127, FieldId::Bn254];
+
+    /// The byte that stands for this field in proofs.
+    pub fn to_byte(self) -> u8 {
+        self as u8
+    }
+
+    /// Parses the byte written by [`FieldId::to_byte`].
+    pub fn from_byte(b: u8) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.to_byte() == b)
+    }
+
+    /// The short name used on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            FieldId::M127 => "m127",
+            FieldId::Bn254 => "bn254",
+        }
+    }
+
+    /// Bits of the modulus.
+    pub fn modulus_bits(self) -> u32 {
+        match self {
+            FieldId::M127 => M127::MODULUS_BIT_SIZE,
+            FieldId::Bn254 => Bn254::MODULUS_BIT_SIZE,
+        }
+    }
+
+    /// Largest `b` such that every signed integer of magnitude below 2^b embeds without wrapping,
+    /// i.e. 2^b ≤ (p − 1)/2.
+    pub fn signed_capacity_bits(self) -> u32 {
+        match self {
+            // (p - 1)/2 = 2^126 - 1.
+            FieldId::M127 => 126,
+            // (p - 1)/2 is about 2^252.6.
+            FieldId::Bn254 => 252,
+        }
+    }
+}
+
+impl std::fmt::Display for FieldId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for FieldId {
+    type Err = FieldError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "m127" | "mersenne127" | "mersenne-127" => Ok(FieldId::M127),
+            "bn254" => Ok(FieldId::Bn254),
+            _ => Err(FieldError::UnknownField(s.to_string())),
+        }
+    }
+}
+
+/// Errors of field encodings.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum FieldError {
+    /// A signed integer outside the field's signed range (it would wrap around).
+    #[error("value {0} does not fit the field's signed range")]
+    OutOfRange(String),
+    /// A field element whose signed value does not fit the requested machine integer.
+    #[error("field element does not fit in {0} bits as a signed integer")]
+    TooWide(u32),
+    /// Bytes that are not the canonical encoding of a field element.
+    #[error("non-canonical field element encoding")]
+    NonCanonical,
+    /// A field name that is not shipped.
+    #[error("unknown field '{0}' (expected m127 or bn254)")]
+    UnknownField(String),
+}
+
+/// A prime field verinfer can prove over: an arkworks [`PrimeField`] with an identifier and a
+/// canonical fixed-width little-endian encoding.
+pub trait ProofField: PrimeField {
+    /// Identifier written into proofs and digests.
+    const ID: FieldId;
+    /// Bytes of one canonical element.
+    const BYTES: usize = (Self::MODULUS_BIT_SIZE as usize).div_ceil(8);
+
+    /// Appends the canonical little-endian encoding (exactly [`Self::BYTES`] bytes).
+    fn write_canonical(&self, out: &mut Vec<u8>) {
+        let bytes = self.into_bigint().to_bytes_le();
+        out.extend_from_slice(&bytes[..Self::BYTES]);
+    }
+
+    /// Parses exactly [`Self::BYTES`] bytes, rejecting any value ≥ p.
+    fn read_canonical(bytes: &[u8]) -> Result<Self, FieldError> {
+        if bytes.len() != Self::BYTES {
+            return Err(FieldError::NonCanonical);
+        }
+        let mut big = Self::BigInt::default();
+        // Fill 64-bit limbs from little-endian bytes; the trailing limb may be partial.
+        let limbs = big.as_mut();
+        for (i, chunk) in bytes.chunks(8).enumerate() {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            match limbs.get_mut(i) {
+                Some(l) => *l = u64::from_le_bytes(word),
+                None => return Err(FieldError::NonCanonical),
+            }
+        }
+        Self::from_bigint(big).ok_or(FieldError::NonCanonical)
+    }
+}
+
+impl ProofField for M127 {
+    const ID: FieldId = FieldId::M127;
+}
+
+impl ProofField for Bn254 {
+    const ID: FieldId = FieldId::Bn254;
+}
+
+/// Embeds a signed integer as `v mod p`. Fails when |v| exceeds the field's signed range, so a
+/// value can never wrap silently.
+pub fn from_i128<F: ProofField>(v: i128) -> Result<F, FieldError> {
+    let mag = v.unsigned_abs();
+    if 128 - mag.leading_zeros() > F::ID.signed_capacity_bits() {
+        return Err(FieldError::OutOfRange(v.to_string()));
+    }
+    Ok(from_i128_unchecked(v))
+}
+
+/// Embeds a signed integer as `v mod p` without the range check. For callers whose bound analysis
+/// already guarantees the range (the witness generator).
+#[inline]
+pub fn from_i128_unchecked<F: PrimeField>(v: i128) -> F {
+    let f = F::from(v.unsigned_abs());
+    if v < 0 {
+        -f
+    } else {
+        f
+    }
+}
+
+/// Embeds a small signed integer (always in range for the shipped fields).
+#[inline]
+pub fn from_i64<F: PrimeField>(v: i64) -> F {
+    let f = F::from(v.unsigned_abs());
+    if v < 0 {
+        -f
+    } else {
+        f
+    }
+}
+
+/// Decodes a field element as a signed integer: values above (p − 1)/2 are negative.
+/// Fails when the result does not fit in an `i128`.
+pub fn to_i128<F: PrimeField>(f: F) -> Result<i128, FieldError> {
+    let (neg, mag) = signed_magnitude(f);
+    let limbs = mag.as_ref();
+    if limbs.iter().skip(2).any(|&l| l != 0) {
+        return Err(FieldError::TooWide(128));
+    }
+    let m = (limbs[0] as u128) | ((limbs.get(1).copied().unwrap_or(0) as u128) << 64);
+    if neg {
+        if m > i128::MAX as u128 + 1 {
+            return Err(FieldError::TooWide(128));
+        }
+        Ok((m as i128).wrapping_neg())
+    } else {
+        i128::try_from(m).map_err(|_| FieldError::TooWide(128))
+    }
+}
+
+/// Decodes a field element as a signed decimal string (any width), for output reports.
+pub fn to_signed_decimal<F: PrimeField>(f: F) -> String {
+    let (neg, mag) = signed_magnitude(f);
+    let digits = biguint_decimal(mag.as_ref());
+    if neg && digits != "0" {
+        format!("-{digits}")
+    } else {
+        digits
+    }
+}
+
+/// Splits an element into sign and magnitude under the signed embedding.
+fn signed_magnitude<F: PrimeField>(f: F) -> (bool, F::BigInt) {
+    let big = f.into_bigint();
+    if big > F::MODULUS_MINUS_ONE_DIV_TWO {
+        (true, (-f).into_bigint())
+    } else {
+        (false, big)
+    }
+}
+
+/// Decimal digits of a little-endian multi-limb unsigned integer.
+fn biguint_decimal(limbs: &[u64]) -> String {
+    let mut words: Vec<u64> = limbs.to_vec();
+    let mut chunks = Vec::new();
+    const BASE: u128 = 10_000_000_000_000_000_000; // 10^19 < 2^64
+    while words.iter().any(|&w| w != 0) {
+        let mut rem: u128 = 0;
+        for w in words.iter_mut().rev() {
+            let cur = (rem << 64) | (*w as u128);
+            *w = (cur / BASE) as u64;
+            rem = cur % BASE;
+        }
+        chunks.push(rem as u64);
+    }
+    match chunks.split_last() {
+        None => "0".to_string(),
+        Some((top, rest)) => {
+            let mut s = top.to_string();
+            for c in rest.iter().rev() {
+                s.push_str(&format!("{c:019}"));
+            }
+            s
+        }
+    }
+}
+
+/// Soundness of a proof system instance: the error is Σ(round degrees + extra checks)/|F|, and the
+/// returned figure is −log2 of that error (bits of security against a cheating prover).
+pub fn soundness_bits(field: FieldId, degree_sum: u64) -> f64 {
+    let field_bits = match field {
+        // log2(2^127 - 1) is 127 to within 1e-38.
+        FieldId::M127 => 127.0,
+        FieldId::Bn254 => 253.59,
+    };
+    field_bits - (degree_sum.max(1) as f64).log2()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ark_ff::{AdditiveGroup, Field, One, Zero};
+
+    #[test]
+    fn m127_modulus_is_mersenne() {
+        let p_minus_one = -M127::one();
+        assert_eq!(to_signed_decimal(p_minus_one), "-1");
+        assert_eq!(M127::from(1u128 << 126).double(), M127::one());
+        assert!(M127::from(43u64).pow([(u128::MAX >> 1) as u64]) != M127::zero());
+    }
+
+    #[test]
+    fn signed_round_trip_and_range() {
+        for v in [
+            0i128,
+            1,
+            -1,
+            12345,
+            -987654321,
+            (1 << 126) - 1,
+            -(1 << 126) + 1,
+        ] {
+            let f: M127 = from_i128(v).unwrap();
+            assert_eq!(to_i128(f).unwrap(), v);
+            assert_eq!(to_signed_decimal(f), v.to_string());
+            let g: Bn254 = from_i128(v).unwrap();
+            assert_eq!(to_i128(g).unwrap(), v);
+        }
+        assert!(from_i128::<M127>(1 << 126).is_err());
+        assert!(from_i128::<M127>((1 << 126) - 1).is_ok());
+        assert!(from_i128::<M127>(-((1 << 126) - 1)).is_ok());
+        assert!(from_i128::<M127>(i128::MIN).is_err());
+        assert!(from_i128::<Bn254>(i128::MIN).is_ok());
+        let big = Bn254::from(1u128 << 127) * Bn254::from(4u64);
+        assert!(to_i128(big).is_err());
+        assert_eq!(
+            to_signed_decimal(big),
+            "680564733841876926926749214863536422912"
+        );
+        assert_eq!(
+            to_signed_decimal(-big),
+            "-680564733841876926926749214863536422912"
+        );
+    }
+
+    #[test]
+    fn canonical_bytes() {
+        let x = M127::from(0x0123_4567_89ab_cdefu64) - M127::from(5u64);
+        let mut buf = Vec::new();
+        x.write_canonical(&mut buf);
+        assert_eq!(buf.len(), 16);
+        assert_eq!(M127::read_canonical(&buf).unwrap(), x);
+        // p itself and 2^128 - 1 are not canonical.
+        let mut p = vec![0xffu8; 16];
+        p[15] = 0x7f;
+        assert_eq!(M127::read_canonical(&p), Err(FieldError::NonCanonical));
+        assert_eq!(
+            M127::read_canonical(&[0xff; 16]),
+            Err(FieldError::NonCanonical)
+        );
+        assert_eq!(
+            M127::read_canonical(&[0; 15]),
+            Err(FieldError::NonCanonical)
+        );
+        let y = -Bn254::from(7u64);
+        let mut buf = Vec::new();
+        y.write_canonical(&mut buf);
+        assert_eq!(buf.len(), 32);
+        assert_eq!(Bn254::read_canonical(&buf).unwrap(), y);
+        assert_eq!(
+            Bn254::read_canonical(&[0xff; 32]),
+            Err(FieldError::NonCanonical)
+        );
+    }
+
+    #[test]
+    fn field_ids() {
+        for f in FieldId::ALL {
+            assert_eq!(FieldId::from_byte(f.to_byte()), Some(f));
+            assert_eq!(f.name().parse::<FieldId>().unwrap(), f);
+        }
+        assert_eq!(FieldId::from_byte(0), None);
+        assert!(soundness_bits(FieldId::M127, 1000) > 117.0);
+    }
+}

@@ -1,0 +1,23 @@
+//! verinfer prover: parallel sumcheck kernels and the GKR prover.
+//!
+//! - [`sumcheck`]: the [`sumcheck::RoundProver`] trait (fold, then the round polynomial), the
+//!   fused product kernel, a generic sum-of-products kernel and the transcript driver.
+//! - [`gkr`]: the generic GKR prover for layered gate circuits (two-phase linear-time sumcheck).
+//!
+//! Proofs verify with `verinfer-verifier`, which replays the same transcript.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod gkr;
+pub mod sumcheck;
+
+use thiserror::Error;
+use verinfer_circuits::gates::CircuitError;
+
+/// Why a proof could not be produced.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum ProveError {
+    /// The circuit or its input is malformed.
+    #[error("invalid circuit or input: {0}")]
+    Circuit(#[from] CircuitError),
+}

@@ -1,0 +1,426 @@
+//! The proof and its binary format (DESIGN §8).
+//!
+//! A proof is a list of layer proofs, output layer first; each layer proof is a few sumcheck
+//! transcripts plus the claimed evaluations that hand the layer's claim down. The layer kind
+//! decides how many of each it needs; the container itself is kind-agnostic, so the decoder never
+//! needs to know the circuit, and the verifier checks every count against the circuit.
+//!
+//! Wire format, all integers little-endian:
+//!
+//! ```text
+//! magic        4 bytes  "vINF"
+//! version      u16      FORMAT_VERSION
+//! field id     u8       1 = Mersenne-127, 2 = BN254
+//! digest       32 bytes circuit digest
+//! output       u32 count, then count field elements (the claimed output)
+//! layers       u32 count, then for each layer:
+//!   kind       u8
+//!   sumchecks  u8 count, then for each: degree u8 (1..=MAX_DEGREE), rounds u8 (≤ 64),
+//!              rounds × degree field elements (round polynomial at 0, 2, 3, …, degree)
+//!   evals      u16 count, then count field elements
+//! ```
+//!
+//! Field elements are canonical and fixed width (16 bytes for Mersenne-127, 32 for BN254).
+//! Decoding is strict: wrong magic, version or field, a short or over-long buffer, a
+//! non-canonical element or an impossible count is a [`ProofError`], never a panic.
+
+use thiserror::Error;
+use verinfer_circuits::field::{FieldId, ProofField};
+
+/// First bytes of every proof file.
+pub const MAGIC: [u8; 4] = *b"vINF";
+/// Version of the binary format.
+pub const FORMAT_VERSION: u16 = 1;
+/// Largest round-polynomial degree a proof may carry.
+pub const MAX_DEGREE: usize = 8;
+/// Largest number of rounds of one sumcheck.
+pub const MAX_ROUNDS: usize = 64;
+/// Bytes before the first field element: magic, version, field, digest.
+pub const HEADER_BYTES: usize = 4 + 2 + 1 + 32;
+
+/// Errors of proof decoding.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum ProofError {
+    /// The buffer does not start with [`MAGIC`].
+    #[error("not a verinfer proof (bad magic bytes)")]
+    BadMagic,
+    /// A format version this build does not read.
+    #[error("unsupported proof format version {0} (this build reads version {FORMAT_VERSION})")]
+    UnsupportedVersion(u16),
+    /// An unknown field byte.
+    #[error("unknown field id {0}")]
+    UnknownField(u8),
+    /// The proof is over another field than the one asked for.
+    #[error("proof is over field {found}, expected {expected}")]
+    WrongField {
+        /// The field the caller decodes for.
+        expected: FieldId,
+        /// The field written in the proof.
+        found: FieldId,
+    },
+    /// The buffer ends before the structure does.
+    #[error("proof truncated: needed {needed} more bytes at offset {offset}")]
+    Truncated {
+        /// Where reading stopped.
+        offset: usize,
+        /// How many bytes were missing.
+        needed: usize,
+    },
+    /// Bytes remain after the structure.
+    #[error("{0} trailing bytes after the proof")]
+    TrailingBytes(usize),
+    /// An element that is not the canonical encoding of a field element.
+    #[error("non-canonical field element at offset {0}")]
+    NonCanonical(usize),
+    /// A count or degree outside the format's limits.
+    #[error("invalid {what} {value} at offset {offset}")]
+    BadCount {
+        /// Which count.
+        what: &'static str,
+        /// Its value.
+        value: usize,
+        /// Where it was read.
+        offset: usize,
+    },
+}
+
+/// A sumcheck transcript: for each round, the round polynomial at 0, 2, 3, …, degree.
+/// The value at 1 is implied by the running claim and is not sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SumcheckProof<F> {
+    /// Degree of every round polynomial.
+    pub degree: usize,
+    /// One entry per round, each of length `degree`.
+    pub rounds: Vec<Vec<F>>,
+}
+
+/// The proof of one layer: its sumchecks and the evaluations it hands to the layer below.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LayerProof<F> {
+    /// The kind of layer reduction (see `gkr::GATE_LAYER` and the structured layers).
+    pub kind: u8,
+    /// The layer's sumchecks, in protocol order.
+    pub sumchecks: Vec<SumcheckProof<F>>,
+    /// Claimed evaluations of the MLEs the sumchecks end on.
+    pub evals: Vec<F>,
+}
+
+/// A whole proof: the statement it is bound to (digest, claimed output) and its layer proofs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Proof<F> {
+    /// Digest of the circuit the proof is for.
+    pub digest: [u8; 32],
+    /// The claimed output, unpadded.
+    pub output: Vec<F>,
+    /// Layer proofs, output layer first.
+    pub layers: Vec<LayerProof<F>>,
+}
+
+/// The fixed-size start of a proof file, readable before the field is known.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProofHeader {
+    /// Format version.
+    pub version: u16,
+    /// Field of the proof.
+    pub field: FieldId,
+    /// Circuit digest.
+    pub digest: [u8; 32],
+}
+
+/// Reads the header of a proof, to dispatch on its field before decoding the body.
+pub fn read_header(bytes: &[u8]) -> Result<ProofHeader, ProofError> {
+    let mut r = Reader { bytes, pos: 0 };
+    let magic = r.take(4)?;
+    if magic != MAGIC {
+        return Err(ProofError::BadMagic);
+    }
+    let version = r.u16()?;
+    if version != FORMAT_VERSION {
+        return Err(ProofError::UnsupportedVersion(version));
+    }
+    let fb = r.u8()?;
+    let field = FieldId::from_byte(fb).ok_or(ProofError::UnknownField(fb))?;
+    let mut digest = [0u8; 32];
+    digest.copy_from_slice(r.take(32)?);
+    Ok(ProofHeader {
+        version,
+        field,
+        digest,
+    })
+}
+
+impl<F: ProofField> Proof<F> {
+    /// Number of bytes [`Proof::encode`] writes.
+    pub fn encoded_len(&self) -> usize {
+        let mut n = HEADER_BYTES + 4 + self.output.len() * F::BYTES + 4;
+        for l in &self.layers {
+            n += 1 + 1 + 2 + l.evals.len() * F::BYTES;
+            for s in &l.sumchecks {
+                n += 2 + s.rounds.len() * s.degree * F::BYTES;
+            }
+        }
+        n
+    }
+
+    /// Serialises the proof. Panics only on a proof that no prover of this crate builds (counts
+    /// beyond the format's limits), which is a programming error.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.encoded_len());
+        out.extend_from_slice(&MAGIC);
+        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        out.push(F::ID.to_byte());
+        out.extend_from_slice(&self.digest);
+        out.extend_from_slice(&(self.output.len() as u32).to_le_bytes());
+        for x in &self.output {
+            x.write_canonical(&mut out);
+        }
+        out.extend_from_slice(&(self.layers.len() as u32).to_le_bytes());
+        for l in &self.layers {
+            out.push(l.kind);
+            out.push(l.sumchecks.len() as u8);
+            for s in &l.sumchecks {
+                debug_assert!(s.degree >= 1 && s.degree <= MAX_DEGREE);
+                debug_assert!(s.rounds.len() <= MAX_ROUNDS);
+                out.push(s.degree as u8);
+                out.push(s.rounds.len() as u8);
+                for round in &s.rounds {
+                    debug_assert_eq!(round.len(), s.degree);
+                    for x in round {
+                        x.write_canonical(&mut out);
+                    }
+                }
+            }
+            out.extend_from_slice(&(l.evals.len() as u16).to_le_bytes());
+            for x in &l.evals {
+                x.write_canonical(&mut out);
+            }
+        }
+        out
+    }
+
+    /// Parses a proof over `F`, strictly (see the module docs).
+    pub fn decode(bytes: &[u8]) -> Result<Self, ProofError> {
+        let header = read_header(bytes)?;
+        if header.field != F::ID {
+            return Err(ProofError::WrongField {
+                expected: F::ID,
+                found: header.field,
+            });
+        }
+        let mut r = Reader {
+            bytes,
+            pos: HEADER_BYTES,
+        };
+        let n_out = r.count_u32("output length", F::BYTES)?;
+        let output = r.elements(n_out)?;
+        // Every layer takes at least 4 bytes, which bounds the count before we allocate.
+        let n_layers = r.count_u32("layer count", 4)?;
+        let mut layers = Vec::with_capacity(n_layers);
+        for _ in 0..n_layers {
+            let kind = r.u8()?;
+            let n_sc = r.u8()? as usize;
+            let mut sumchecks = Vec::with_capacity(n_sc);
+            for _ in 0..n_sc {
+                let at = r.pos;
+                let degree = r.u8()? as usize;
+                if degree == 0 || degree > MAX_DEGREE {
+                    return Err(ProofError::BadCount {
+                        what: "sumcheck degree",
+                        value: degree,
+                        offset: at,
+                    });
+                }
+                let at = r.pos;
+                let n_rounds = r.u8()? as usize;
+                if n_rounds > MAX_ROUNDS {
+                    return Err(ProofError::BadCount {
+                        what: "sumcheck round count",
+                        value: n_rounds,
+                        offset: at,
+                    });
+                }
+                let mut rounds = Vec::with_capacity(n_rounds);
+                for _ in 0..n_rounds {
+                    rounds.push(r.elements(degree)?);
+                }
+                sumchecks.push(SumcheckProof { degree, rounds });
+            }
+            let n_evals = r.u16()? as usize;
+            let evals = r.elements(n_evals)?;
+            layers.push(LayerProof {
+                kind,
+                sumchecks,
+                evals,
+            });
+        }
+        if r.pos != bytes.len() {
+            return Err(ProofError::TrailingBytes(bytes.len() - r.pos));
+        }
+        Ok(Proof {
+            digest: header.digest,
+            output,
+            layers,
+        })
+    }
+}
+
+/// A bounds-checked cursor; every read reports where it failed.
+struct Reader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], ProofError> {
+        let rest = self.bytes.len() - self.pos;
+        if n > rest {
+            return Err(ProofError::Truncated {
+                offset: self.pos,
+                needed: n - rest,
+            });
+        }
+        let s = &self.bytes[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(s)
+    }
+
+    fn u8(&mut self) -> Result<u8, ProofError> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn u16(&mut self) -> Result<u16, ProofError> {
+        let b = self.take(2)?;
+        Ok(u16::from_le_bytes([b[0], b[1]]))
+    }
+
+    fn u32(&mut self) -> Result<u32, ProofError> {
+        let b = self.take(4)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    /// A u32 count whose items take at least `min_item_bytes` each: a count the remaining bytes
+    /// cannot hold is refused before anything is allocated for it.
+    fn count_u32(
+        &mut self,
+        what: &'static str,
+        min_item_bytes: usize,
+    ) -> Result<usize, ProofError> {
+        let at = self.pos;
+        let n = self.u32()? as usize;
+        if n.saturating_mul(min_item_bytes) > self.bytes.len() - self.pos {
+            return Err(ProofError::BadCount {
+                what,
+                value: n,
+                offset: at,
+            });
+        }
+        Ok(n)
+    }
+
+    fn elements<F: ProofField>(&mut self, n: usize) -> Result<Vec<F>, ProofError> {
+        let needed = n.saturating_mul(F::BYTES);
+        let at = self.pos;
+        let bytes = self.take(needed)?;
+        bytes
+            .chunks_exact(F::BYTES)
+            .enumerate()
+            .map(|(i, c)| {
+                F::read_canonical(c).map_err(|_| ProofError::NonCanonical(at + i * F::BYTES))
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use verinfer_circuits::field::{Bn254, M127};
+
+    fn sample<F: ProofField>() -> Proof<F> {
+        let e = |v: u64| F::from(v);
+        Proof {
+            digest: [3u8; 32],
+            output: vec![e(1), -e(2)],
+            layers: vec![
+                LayerProof {
+                    kind: 1,
+                    sumchecks: vec![
+                        SumcheckProof {
+                            degree: 2,
+                            rounds: vec![vec![e(4), e(5)], vec![e(6), e(7)]],
+                        },
+                        SumcheckProof {
+                            degree: 3,
+                            rounds: vec![vec![e(8), e(9), e(10)]],
+                        },
+                    ],
+                    evals: vec![e(11), e(12)],
+                },
+                LayerProof {
+                    kind: 2,
+                    sumchecks: vec![],
+                    evals: vec![],
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        let p = sample::<M127>();
+        let bytes = p.encode();
+        assert_eq!(bytes.len(), p.encoded_len());
+        assert_eq!(Proof::<M127>::decode(&bytes).unwrap(), p);
+        let q = sample::<Bn254>();
+        assert_eq!(Proof::<Bn254>::decode(&q.encode()).unwrap(), q);
+        let h = read_header(&bytes).unwrap();
+        assert_eq!(h.field, FieldId::M127);
+        assert_eq!(h.digest, [3u8; 32]);
+    }
+
+    #[test]
+    fn strictness() {
+        let bytes = sample::<M127>().encode();
+        for cut in 0..bytes.len() {
+            assert!(
+                Proof::<M127>::decode(&bytes[..cut]).is_err(),
+                "prefix {cut}"
+            );
+        }
+        let mut long = bytes.clone();
+        long.push(0);
+        assert_eq!(
+            Proof::<M127>::decode(&long),
+            Err(ProofError::TrailingBytes(1))
+        );
+        let mut bad = bytes.clone();
+        bad[0] ^= 1;
+        assert_eq!(Proof::<M127>::decode(&bad), Err(ProofError::BadMagic));
+        let mut bad = bytes.clone();
+        bad[4] = 9;
+        assert_eq!(
+            Proof::<M127>::decode(&bad),
+            Err(ProofError::UnsupportedVersion(9))
+        );
+        assert!(matches!(
+            Proof::<Bn254>::decode(&bytes),
+            Err(ProofError::WrongField { .. })
+        ));
+        // The first output element, set to p = 2^127 − 1, is not canonical.
+        let mut bad = bytes.clone();
+        let off = HEADER_BYTES + 4;
+        bad[off..off + 16].copy_from_slice(&[0xff; 16]);
+        bad[off + 15] = 0x7f;
+        assert_eq!(
+            Proof::<M127>::decode(&bad),
+            Err(ProofError::NonCanonical(off))
+        );
+        // A huge output count is refused before allocation.
+        let mut bad = bytes.clone();
+        bad[HEADER_BYTES..HEADER_BYTES + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(matches!(
+            Proof::<M127>::decode(&bad),
+            Err(ProofError::BadCount { .. })
+        ));
+    }
+}

@@ -1,0 +1,134 @@
+//! Sumcheck verification.
+//!
+//! The claim is `Σ_{x ∈ {0,1}^n} f(x) = c` for a polynomial `f` of degree at most `d` in each
+//! variable. Round `j` binds variable `x_{n−1−j}` (the highest free one, see `mle`'s convention):
+//! the prover sends `g_j` at `0, 2, …, d`, the verifier sets `g_j(1) = c_j − g_j(0)`, absorbs the
+//! message, draws `r_j` and continues with `c_{j+1} = g_j(r_j)`. What remains is a claim
+//! `f(r) = c_n` that the caller must discharge; it is returned as a [`SumcheckClaim`] so that it
+//! cannot be forgotten silently. A false initial claim survives with probability at most `n·d/|F|`.
+//!
+//! Transcript order (shared with the prover's driver): the claimed sum, then for every round the
+//! round message followed by its challenge.
+
+use crate::proof::SumcheckProof;
+use crate::transcript::Transcript;
+use crate::VerifyError;
+use ark_ff::Field;
+use verinfer_circuits::field::ProofField;
+
+/// The claim a sumcheck reduces to: `f(point) = value`, with `point` in index-bit order
+/// (`point[k]` is the value of `x_k`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[must_use = "a sumcheck is only sound once its final claim is checked"]
+pub struct SumcheckClaim<F> {
+    /// The random point the sum was reduced to.
+    pub point: Vec<F>,
+    /// The value the prover's polynomial must take there.
+    pub value: F,
+}
+
+/// Interpolates a polynomial of degree `evals.len() − 1` given on `0, 1, …, d` and evaluates it at
+/// `r`. Costs O(d) multiplications plus one inversion.
+pub fn interpolate_at<F: Field>(evals: &[F], r: F) -> F {
+    let d = evals.len().saturating_sub(1);
+    // On a node the formula below divides by zero; return the node's value instead.
+    for (i, e) in evals.iter().enumerate() {
+        if r == F::from(i as u64) {
+            return *e;
+        }
+    }
+    // g(r) = Σ_i g(i) · Π_{j≠i}(r − j) / Π_{j≠i}(i − j)
+    //      = (Π_j (r − j)) · Σ_i g(i) · w_i / (r − i),  w_i = 1 / (i! (d−i)! (−1)^{d−i}).
+    // We scale by d! to keep the weights integral: d!·w_i = (−1)^{d−i} C(d, i).
+    let mut full = F::one();
+    for j in 0..=d {
+        full *= r - F::from(j as u64);
+    }
+    let mut denoms: Vec<F> = (0..=d).map(|i| r - F::from(i as u64)).collect();
+    let mut fact = F::one();
+    for k in 1..=d {
+        fact *= F::from(k as u64);
+    }
+    denoms.push(fact);
+    ark_ff::batch_inversion(&mut denoms);
+    let inv_fact = denoms[d + 1];
+    let mut binom: u64 = 1;
+    let mut acc = F::zero();
+    for (i, e) in evals.iter().enumerate() {
+        let term = *e * F::from(binom) * denoms[i];
+        if (d - i) % 2 == 0 {
+            acc += term;
+        } else {
+            acc -= term;
+        }
+        // C(d, i+1) = C(d, i)·(d − i)/(i + 1), exact in the integers.
+        binom = binom * (d - i) as u64 / (i + 1) as u64;
+    }
+    full * acc * inv_fact
+}
+
+/// Checks a sumcheck proof of `Σ f = claim` over `num_vars` variables with round degree
+/// `degree`, and returns the claim `f(point) = value` it reduces to.
+pub fn verify<F: ProofField>(
+    proof: &SumcheckProof<F>,
+    claim: F,
+    num_vars: usize,
+    degree: usize,
+    transcript: &mut Transcript,
+) -> Result<SumcheckClaim<F>, VerifyError> {
+    if proof.degree != degree || proof.rounds.len() != num_vars {
+        return Err(VerifyError::ProofShape(format!(
+            "sumcheck has {} rounds of degree {}, expected {num_vars} of degree {degree}",
+            proof.rounds.len(),
+            proof.degree
+        )));
+    }
+    transcript.append_scalar(b"sumcheck-claim", &claim);
+    let mut current = claim;
+    let mut challenges = Vec::with_capacity(num_vars);
+    let mut evals = vec![F::zero(); degree + 1];
+    for round in &proof.rounds {
+        if round.len() != degree {
+            return Err(VerifyError::ProofShape(format!(
+                "sumcheck round has {} values, expected {degree}",
+                round.len()
+            )));
+        }
+        transcript.append_scalars(b"sumcheck-round", round);
+        let r: F = transcript.challenge(b"sumcheck-challenge");
+        evals[0] = round[0];
+        evals[1] = current - round[0];
+        evals[2..].copy_from_slice(&round[1..]);
+        current = interpolate_at(&evals, r);
+        challenges.push(r);
+    }
+    challenges.reverse();
+    Ok(SumcheckClaim {
+        point: challenges,
+        value: current,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use verinfer_circuits::field::M127;
+
+    #[test]
+    fn interpolation_matches_direct_evaluation() {
+        // g(t) = 3t^3 − 2t^2 + 5t − 7
+        let g = |t: M127| {
+            M127::from(3u64) * t * t * t - M127::from(2u64) * t * t + M127::from(5u64) * t
+                - M127::from(7u64)
+        };
+        for d in 3..6 {
+            let evals: Vec<M127> = (0..=d).map(|i| g(M127::from(i as u64))).collect();
+            for r in [0u64, 1, 2, 3, 17, 123456789] {
+                let r = M127::from(r);
+                assert_eq!(interpolate_at(&evals, r), g(r), "degree {d}");
+            }
+        }
+        let lin = [M127::from(4u64), M127::from(9u64)];
+        assert_eq!(interpolate_at(&lin, M127::from(10u64)), M127::from(54u64));
+    }
+}

@@ -1,0 +1,106 @@
+//! The Fiat–Shamir transcript of DESIGN §7, over merlin.
+//!
+//! One transcript per proof. [`Transcript::new`] absorbs the whole statement (protocol version,
+//! field, circuit digest, input, claimed output) before anything else, so no challenge can be
+//! drawn before the statement is bound. Prover and verifier call the same methods in the same
+//! order; the sumcheck and GKR modules are the only callers.
+
+use ark_ff::PrimeField;
+use verinfer_circuits::field::ProofField;
+
+/// Domain label of every verinfer transcript.
+pub const PROTOCOL_LABEL: &[u8] = b"verinfer";
+/// Version of the protocol; bumped whenever the transcript or a layer proof changes.
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// A merlin transcript bound to one statement.
+pub struct Transcript {
+    inner: merlin::Transcript,
+}
+
+impl std::fmt::Debug for Transcript {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Transcript")
+    }
+}
+
+impl Transcript {
+    /// Starts the transcript of a proof that the circuit with `digest`, run on `input`, outputs
+    /// `output` over the field `F`.
+    pub fn new<F: ProofField>(digest: &[u8; 32], input: &[F], output: &[F]) -> Self {
+        let mut inner = merlin::Transcript::new(PROTOCOL_LABEL);
+        inner.append_message(b"protocol-version", &PROTOCOL_VERSION.to_le_bytes());
+        inner.append_message(b"field", &[F::ID.to_byte()]);
+        inner.append_message(b"circuit-digest", digest);
+        let mut t = Transcript { inner };
+        t.append_scalars(b"input", input);
+        t.append_scalars(b"output", output);
+        t
+    }
+
+    /// Absorbs one field element in its canonical encoding.
+    pub fn append_scalar<F: ProofField>(&mut self, label: &'static [u8], x: &F) {
+        let mut buf = Vec::with_capacity(F::BYTES);
+        x.write_canonical(&mut buf);
+        self.inner.append_message(label, &buf);
+    }
+
+    /// Absorbs a vector of field elements; merlin frames the message with its length, so vectors
+    /// of different lengths never collide.
+    pub fn append_scalars<F: ProofField>(&mut self, label: &'static [u8], xs: &[F]) {
+        let mut buf = Vec::with_capacity(F::BYTES * xs.len());
+        for x in xs {
+            x.write_canonical(&mut buf);
+        }
+        self.inner.append_message(label, &buf);
+    }
+
+    /// Absorbs raw bytes (tags, counts).
+    pub fn append_bytes(&mut self, label: &'static [u8], bytes: &[u8]) {
+        self.inner.append_message(label, bytes);
+    }
+
+    /// Draws a challenge: 64 transcript bytes reduced modulo p (bias below 2^−128).
+    pub fn challenge<F: PrimeField>(&mut self, label: &'static [u8]) -> F {
+        let mut buf = [0u8; 64];
+        self.inner.challenge_bytes(label, &mut buf);
+        F::from_le_bytes_mod_order(&buf)
+    }
+
+    /// Draws `n` challenges.
+    pub fn challenges<F: PrimeField>(&mut self, label: &'static [u8], n: usize) -> Vec<F> {
+        (0..n).map(|_| self.challenge(label)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use verinfer_circuits::field::{Bn254, M127};
+
+    fn first_challenge<F: ProofField>(d: [u8; 32], input: &[F], output: &[F]) -> F {
+        Transcript::new(&d, input, output).challenge(b"c")
+    }
+
+    #[test]
+    fn statement_binds_challenges() {
+        let d = [7u8; 32];
+        let x = [M127::from(1u64), M127::from(2u64)];
+        let y = [M127::from(3u64)];
+        let base = first_challenge(d, &x, &y);
+        assert_eq!(base, first_challenge(d, &x, &y));
+        assert_ne!(base, first_challenge([8u8; 32], &x, &y));
+        assert_ne!(base, first_challenge(d, &x[..1], &y));
+        assert_ne!(base, first_challenge(d, &x, &[M127::from(4u64)]));
+        // Moving an element from input to output changes the statement.
+        assert_ne!(
+            first_challenge(d, &x[..1], &[x[1], y[0]]),
+            first_challenge(d, &x, &y)
+        );
+        // The field is part of the statement.
+        let xb = [Bn254::from(1u64), Bn254::from(2u64)];
+        let yb = [Bn254::from(3u64)];
+        let cb: Bn254 = first_challenge(d, &xb, &yb);
+        assert_ne!(cb.into_bigint().as_ref()[0], base.into_bigint().as_ref()[0]);
+    }
+}
