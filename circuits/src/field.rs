@@ -3,17 +3,152 @@
 //! Every protocol routine is generic over [`ProofField`], a [`PrimeField`] that also carries a
 //! stable identifier (written into proofs and digests) and a fixed-width canonical byte encoding.
 
-use ark_ff::{BigInteger, Fp128, MontBackend, MontConfig, PrimeField};
+use ark_ff::{BigInt, BigInteger, Fp, Fp128, FpConfig, PrimeField, SqrtPrecomputation};
+use std::marker::PhantomData;
 use thiserror::Error;
 
-/// Montgomery parameters of the Mersenne prime p = 2^127 − 1 (43 generates its multiplicative group).
-#[derive(MontConfig, Debug)]
-#[modulus = "170141183460469231731687303715884105727"]
-#[generator = "43"]
-pub struct M127Config;
+/// Arithmetic of the Mersenne prime p = 2^127 − 1, plugged into arkworks' `Fp`.
+///
+/// Elements are stored as their canonical value in `[0, p)` (not in Montgomery form). Because
+/// 2^127 ≡ 1 (mod p), a 254-bit product reduces with shifts and adds: `x = hi·2^128 + lo ≡
+/// 2·hi + lo`. This is about twice as fast as arkworks' generic two-limb Montgomery multiplication,
+/// and the sumcheck kernels are bound by multiplications. Everything else (`Field`,
+/// `PrimeField`, serialization) comes from arkworks through [`FpConfig`].
+#[derive(Debug)]
+pub struct M127Backend;
 
 /// The default field: integers modulo the Mersenne prime 2^127 − 1.
-pub type M127 = Fp128<MontBackend<M127Config, 2>>;
+pub type M127 = Fp128<M127Backend>;
+
+const P127: u128 = (1u128 << 127) - 1;
+
+#[inline(always)]
+fn m127_val(a: &M127) -> u128 {
+    (a.0 .0[0] as u128) | ((a.0 .0[1] as u128) << 64)
+}
+
+#[inline(always)]
+const fn m127_elem(v: u128) -> M127 {
+    Fp(BigInt([v as u64, (v >> 64) as u64]), PhantomData)
+}
+
+/// `a·b mod p` for `a, b < p`.
+#[inline(always)]
+fn m127_mul(a: u128, b: u128) -> u128 {
+    let (a0, a1) = (a as u64 as u128, a >> 64);
+    let (b0, b1) = (b as u64 as u128, b >> 64);
+    let ll = a0 * b0;
+    // a1, b1 < 2^63, so the cross terms are below 2^127 each and their sum fits.
+    let mid = a0 * b1 + a1 * b0;
+    let (lo, carry) = ll.overflowing_add(mid << 64);
+    // The product is below 2^254, so its high half is below 2^126.
+    let hi = a1 * b1 + (mid >> 64) + carry as u128;
+    let lo = (lo & P127) + (lo >> 127);
+    let s = (hi << 1) + lo;
+    let s = (s & P127) + (s >> 127);
+    if s >= P127 {
+        s - P127
+    } else {
+        s
+    }
+}
+
+/// `s mod p` for `s < 2p`, without a data-dependent branch (sums of random elements exceed p
+/// half of the time, which a branch would mispredict).
+#[inline(always)]
+fn m127_reduce_once(s: u128) -> u128 {
+    let t = s.wrapping_sub(P127);
+    // All ones when s < p (t wrapped around), else zero.
+    let keep = ((t as i128) >> 127) as u128;
+    (t & !keep) | (s & keep)
+}
+
+#[inline(always)]
+fn m127_add(a: u128, b: u128) -> u128 {
+    m127_reduce_once(a + b)
+}
+
+impl FpConfig<2> for M127Backend {
+    const MODULUS: BigInt<2> = BigInt([u64::MAX, u64::MAX >> 1]);
+    const GENERATOR: M127 = m127_elem(43);
+    const ZERO: M127 = m127_elem(0);
+    const ONE: M127 = m127_elem(1);
+    // p − 1 = 2 · odd.
+    const TWO_ADICITY: u32 = 1;
+    const TWO_ADIC_ROOT_OF_UNITY: M127 = m127_elem(P127 - 1);
+    // p ≡ 3 (mod 4): a square root is a power (p + 1)/4 = 2^125.
+    const SQRT_PRECOMP: Option<SqrtPrecomputation<M127>> = Some(SqrtPrecomputation::Case3Mod4 {
+        modulus_plus_one_div_four: &[0, 1 << 61],
+    });
+
+    #[inline(always)]
+    fn add_assign(a: &mut M127, b: &M127) {
+        *a = m127_elem(m127_add(m127_val(a), m127_val(b)));
+    }
+
+    #[inline(always)]
+    fn sub_assign(a: &mut M127, b: &M127) {
+        let (x, y) = (m127_val(a), m127_val(b));
+        *a = m127_elem(m127_reduce_once(x + P127 - y));
+    }
+
+    #[inline(always)]
+    fn double_in_place(a: &mut M127) {
+        let x = m127_val(a);
+        *a = m127_elem(m127_add(x, x));
+    }
+
+    #[inline(always)]
+    fn neg_in_place(a: &mut M127) {
+        let x = m127_val(a);
+        *a = m127_elem(if x == 0 { 0 } else { P127 - x });
+    }
+
+    #[inline(always)]
+    fn mul_assign(a: &mut M127, b: &M127) {
+        *a = m127_elem(m127_mul(m127_val(a), m127_val(b)));
+    }
+
+    fn sum_of_products<const T: usize>(a: &[M127; T], b: &[M127; T]) -> M127 {
+        let mut acc = 0u128;
+        for (x, y) in a.iter().zip(b) {
+            acc = m127_add(acc, m127_mul(m127_val(x), m127_val(y)));
+        }
+        m127_elem(acc)
+    }
+
+    #[inline(always)]
+    fn square_in_place(a: &mut M127) {
+        let x = m127_val(a);
+        *a = m127_elem(m127_mul(x, x));
+    }
+
+    fn inverse(a: &M127) -> Option<M127> {
+        let x = m127_val(a);
+        if x == 0 {
+            return None;
+        }
+        // Fermat: x^(p−2), with p − 2 = 2^127 − 3 = 0b111…1101 (127 bits).
+        let mut acc = 1u128;
+        for bit in (0..127).rev() {
+            acc = m127_mul(acc, acc);
+            if bit != 1 {
+                acc = m127_mul(acc, x);
+            }
+        }
+        Some(m127_elem(acc))
+    }
+
+    fn from_bigint(other: BigInt<2>) -> Option<M127> {
+        let v = (other.0[0] as u128) | ((other.0[1] as u128) << 64);
+        (v < P127).then(|| m127_elem(v))
+    }
+
+    #[inline(always)]
+    fn into_bigint(other: M127) -> BigInt<2> {
+        other.0
+    }
+}
 
 /// The BN254 scalar field, for models whose values need up to 252 bits.
 pub type Bn254 = ark_bn254::Fr;
@@ -267,6 +402,54 @@ mod tests {
         assert_eq!(to_signed_decimal(p_minus_one), "-1");
         assert_eq!(M127::from(1u128 << 126).double(), M127::one());
         assert!(M127::from(43u64).pow([(u128::MAX >> 1) as u64]) != M127::zero());
+    }
+
+    /// The Mersenne backend against an independent double-and-add reference on u128.
+    #[test]
+    fn m127_backend_matches_reference() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+        let p = P127;
+        // Reference product mod p by double-and-add on u128 (slow, independent of m127_mul).
+        let mulmod = |a: u128, b: u128| {
+            let mut r = 0u128;
+            let mut x = a;
+            let mut y = b;
+            while y > 0 {
+                if y & 1 == 1 {
+                    r = (r + x) % p;
+                }
+                x = (x << 1) % p;
+                y >>= 1;
+            }
+            r
+        };
+        let mut edge: Vec<u128> = vec![0, 1, 2, p - 1, p - 2, 1 << 126, (1 << 126) - 1, u64::MAX as u128];
+        for _ in 0..200 {
+            edge.push(rng.gen::<u128>() % p);
+        }
+        for &a in &edge {
+            for &b in edge.iter().take(20) {
+                let (fa, fb) = (M127::from(a), M127::from(b));
+                let v = |f: M127| {
+                    let l = f.into_bigint().0;
+                    (l[0] as u128) | ((l[1] as u128) << 64)
+                };
+                assert_eq!(v(fa * fb), mulmod(a, b), "{a} * {b}");
+                assert_eq!(v(fa + fb), (a + b) % p);
+                assert_eq!(v(fa - fb), (a + p - b) % p);
+                assert_eq!(v(-fa), (p - a) % p);
+                assert_eq!(v(fa.square()), mulmod(a, a));
+                assert_eq!(v(fa.double()), (a + a) % p);
+            }
+            if a != 0 {
+                assert_eq!(M127::from(a).inverse().unwrap() * M127::from(a), M127::one());
+            }
+        }
+        assert!(M127::zero().inverse().is_none());
+        let four = M127::from(4u64);
+        assert_eq!(four.sqrt().map(|r| r.square()), Some(four));
+        assert_eq!(M127::from(u128::MAX), M127::from(1u64));
     }
 
     #[test]

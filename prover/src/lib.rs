@@ -21,3 +21,10 @@ pub enum ProveError {
     #[error("invalid circuit or input: {0}")]
     Circuit(#[from] CircuitError),
 }
+
+/// Sizes the global rayon pool the provers run on. Call once, before any proving.
+pub fn set_global_threads(n: usize) -> Result<(), rayon::ThreadPoolBuildError> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .build_global()
+}
