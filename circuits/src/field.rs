@@ -20,7 +20,8 @@ pub struct M127Backend;
 /// The default field: integers modulo the Mersenne prime 2^127 − 1.
 pub type M127 = Fp128<M127Backend>;
 
-const P127: u128 = (1u128 << 127) - 1;
+/// The modulus p = 2^127 − 1 as an integer.
+pub const P127: u128 = (1u128 << 127) - 1;
 
 #[inline(always)]
 fn m127_val(a: &M127) -> u128 {
@@ -32,9 +33,15 @@ const fn m127_elem(v: u128) -> M127 {
     Fp(BigInt([v as u64, (v >> 64) as u64]), PhantomData)
 }
 
-/// `a·b mod p` for `a, b < p`.
+/// The canonical value of an [`M127`] element as an integer in `[0, p)` (free: no conversion).
 #[inline(always)]
-fn m127_mul(a: u128, b: u128) -> u128 {
+pub fn m127_to_u128(a: M127) -> u128 {
+    m127_val(&a)
+}
+
+/// The full 254-bit product `a·b` of `a, b < 2^127`, as `(low, high)` 128-bit halves.
+#[inline(always)]
+fn m127_wide_mul(a: u128, b: u128) -> (u128, u128) {
     let (a0, a1) = (a as u64 as u128, a >> 64);
     let (b0, b1) = (b as u64 as u128, b >> 64);
     let ll = a0 * b0;
@@ -43,29 +50,119 @@ fn m127_mul(a: u128, b: u128) -> u128 {
     let (lo, carry) = ll.overflowing_add(mid << 64);
     // The product is below 2^254, so its high half is below 2^126.
     let hi = a1 * b1 + (mid >> 64) + carry as u128;
-    let lo = (lo & P127) + (lo >> 127);
-    let s = (hi << 1) + lo;
-    let s = (s & P127) + (s >> 127);
-    if s >= P127 {
-        s - P127
-    } else {
-        s
-    }
+    (lo, hi)
+}
+
+/// `x mod p` for `x = hi·2^128 + lo < p·(2^127 − 1)` (any product of two canonical elements plus
+/// a canonical element): one Mersenne fold (`2^127 ≡ 1`) and one conditional subtraction.
+#[inline(always)]
+fn m127_reduce_wide(lo: u128, hi: u128) -> u128 {
+    // x = top·2^127 + bottom with top < p − 1 (by the bound on x), so top + bottom < 2p.
+    let top = (hi << 1) | (lo >> 127);
+    m127_reduce_once(top + (lo & P127))
+}
+
+/// `a·b mod p` for `a, b < p`.
+#[inline(always)]
+fn m127_mul(a: u128, b: u128) -> u128 {
+    let (lo, hi) = m127_wide_mul(a, b);
+    m127_reduce_wide(lo, hi)
 }
 
 /// `s mod p` for `s < 2p`, without a data-dependent branch (sums of random elements exceed p
 /// half of the time, which a branch would mispredict).
 #[inline(always)]
 fn m127_reduce_once(s: u128) -> u128 {
-    let t = s.wrapping_sub(P127);
-    // All ones when s < p (t wrapped around), else zero.
-    let keep = ((t as i128) >> 127) as u128;
-    (t & !keep) | (s & keep)
+    // s ≥ p exactly when s + 1 reaches 2^127; then s − p = (s + 1) − 2^127.
+    let ge = (s + 1) >> 127;
+    (s + ge) & P127
 }
 
 #[inline(always)]
 fn m127_add(a: u128, b: u128) -> u128 {
     m127_reduce_once(a + b)
+}
+
+/// `a − b mod p` for `a, b < p`, branch-free: on a borrow, `a − b + 2^128 − 1 − 2^127` is the
+/// wrapped difference minus one with bit 127 cleared.
+#[inline(always)]
+fn m127_sub(a: u128, b: u128) -> u128 {
+    let (t, borrow) = a.overflowing_sub(b);
+    t.wrapping_sub(borrow as u128) & P127
+}
+
+/// `2a mod p` for `a < p`: a rotation of the 127-bit value by one (`2^127 ≡ 1`).
+#[inline(always)]
+fn m127_double(a: u128) -> u128 {
+    ((a << 1) & P127) | (a >> 126)
+}
+
+/// `a·b + c mod p` with a single reduction (the multilinear fold `lo + r·(hi − lo)`).
+#[inline(always)]
+pub fn m127_mul_add(a: M127, b: M127, c: M127) -> M127 {
+    let (lo, hi) = m127_wide_mul(m127_val(&a), m127_val(&b));
+    let (lo, carry) = lo.overflowing_add(m127_val(&c));
+    // (p − 1)² + (p − 1) = p·(p − 1), within the bound of `m127_reduce_wide`.
+    m127_elem(m127_reduce_wide(lo, hi + carry as u128))
+}
+
+/// A lazily reduced sum of products `Σ a_i·b_i` of [`M127`] elements: each product is folded to
+/// a 130-bit value and added to a 192-bit accumulator; the single reduction happens in
+/// [`M127Acc::reduce`]. Up to 2^62 products.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct M127Acc {
+    /// Low 128 bits of the (congruent) integer sum.
+    lo: u128,
+    /// Carries out of `lo`, each worth 2^128 ≡ 2.
+    carry: u64,
+}
+
+impl M127Acc {
+    /// An empty sum.
+    #[inline(always)]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    #[inline(always)]
+    fn add_u128(&mut self, x: u128) {
+        let (s, c) = self.lo.overflowing_add(x);
+        self.lo = s;
+        self.carry += c as u64;
+    }
+
+    /// Adds `a·b` (unreduced).
+    #[inline(always)]
+    pub fn mul_add(&mut self, a: M127, b: M127) {
+        let (a, b) = (m127_val(&a), m127_val(&b));
+        let (a0, a1) = (a as u64 as u128, a >> 64);
+        let (b0, b1) = (b as u64 as u128, b >> 64);
+        // a·b = a0b0 + mid·2^64 + a1b1·2^128 and mid·2^64 = mid_lo·2^64 + mid_hi·2^128, with
+        // 2^128 ≡ 2: a·b ≡ a0b0 + mid_lo·2^64 + 2·(a1b1 + mid_hi), three terms below 2^128.
+        let mid = a0 * b1 + a1 * b0;
+        let high = (a1 * b1 + (mid >> 64)) << 1;
+        self.add_u128(a0 * b0);
+        self.add_u128(mid << 64);
+        self.add_u128(high);
+    }
+
+    /// Adds another lazy sum.
+    #[inline(always)]
+    pub fn merge(&mut self, other: M127Acc) {
+        self.add_u128(other.lo);
+        self.carry += other.carry;
+    }
+
+    /// The sum, reduced to its canonical element.
+    #[inline]
+    pub fn reduce(self) -> M127 {
+        // carry·2^128 + lo ≡ 2·carry + lo.
+        let lo = self.lo;
+        let s = (lo & P127) + (lo >> 127) + ((self.carry as u128) << 1);
+        // s < 2^127 + 2^66, so one more fold leaves at most p.
+        let s = (s & P127) + (s >> 127);
+        m127_elem(m127_reduce_once(s))
+    }
 }
 
 impl FpConfig<2> for M127Backend {
@@ -88,14 +185,12 @@ impl FpConfig<2> for M127Backend {
 
     #[inline(always)]
     fn sub_assign(a: &mut M127, b: &M127) {
-        let (x, y) = (m127_val(a), m127_val(b));
-        *a = m127_elem(m127_reduce_once(x + P127 - y));
+        *a = m127_elem(m127_sub(m127_val(a), m127_val(b)));
     }
 
     #[inline(always)]
     fn double_in_place(a: &mut M127) {
-        let x = m127_val(a);
-        *a = m127_elem(m127_add(x, x));
+        *a = m127_elem(m127_double(m127_val(a)));
     }
 
     #[inline(always)]
@@ -110,11 +205,11 @@ impl FpConfig<2> for M127Backend {
     }
 
     fn sum_of_products<const T: usize>(a: &[M127; T], b: &[M127; T]) -> M127 {
-        let mut acc = 0u128;
+        let mut acc = M127Acc::new();
         for (x, y) in a.iter().zip(b) {
-            acc = m127_add(acc, m127_mul(m127_val(x), m127_val(y)));
+            acc.mul_add(*x, *y);
         }
-        m127_elem(acc)
+        acc.reduce()
     }
 
     #[inline(always)]
@@ -271,10 +366,33 @@ pub trait ProofField: PrimeField {
         }
         Self::from_bigint(big).ok_or(FieldError::NonCanonical)
     }
+
+    /// Kernel specialisation hook: the slice as [`M127`] elements when `Self` is [`M127`], else
+    /// `None`. Lets a generic kernel take an M127-specific path without `TypeId` or `unsafe`.
+    #[inline(always)]
+    fn as_m127(_s: &[Self]) -> Option<&[M127]> {
+        None
+    }
+
+    /// Mutable form of [`ProofField::as_m127`].
+    #[inline(always)]
+    fn as_m127_mut(_s: &mut [Self]) -> Option<&mut [M127]> {
+        None
+    }
 }
 
 impl ProofField for M127 {
     const ID: FieldId = FieldId::M127;
+
+    #[inline(always)]
+    fn as_m127(s: &[Self]) -> Option<&[M127]> {
+        Some(s)
+    }
+
+    #[inline(always)]
+    fn as_m127_mut(s: &mut [Self]) -> Option<&mut [M127]> {
+        Some(s)
+    }
 }
 
 impl ProofField for Bn254 {

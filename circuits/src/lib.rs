@@ -4,11 +4,23 @@
 //! - [`field`]: Mersenne-127 and BN254, the signed embedding and the canonical byte encoding.
 //! - [`mle`]: eq tables, multilinear evaluation and in-place folding (rayon above a threshold).
 //! - [`gates`]: layered circuits of fan-in-2 gates, the input of the generic GKR protocol.
+//! - [`model`]: the float model IR (JSON model files).
+//! - [`circuit`]: the compiled, quantized [`circuit::LayeredCircuit`] and its tensor layout.
+//! - [`quant`]: the quantization rules of DESIGN §3.
+//! - [`compile`]: model → layered circuit, with the exact worst-case bound analysis.
+//! - [`witness`]: integer inference and the field witness of every stage.
+//! - [`lower`]: the `gates` lowering, a layered circuit as plain fan-in-2 gates.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod circuit;
+pub mod compile;
 pub mod field;
 pub mod gates;
+pub mod lower;
 pub mod mle;
+pub mod model;
+pub mod quant;
+pub mod witness;
 
 pub use field::{Bn254, FieldId, ProofField, M127};

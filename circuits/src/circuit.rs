@@ -1,0 +1,386 @@
+//! The compiled, quantized model: a [`LayeredCircuit`] of structured layers over integer weights.
+//!
+//! Every layer maps one tensor of values to the next, and the value tensor of each stage is
+//! the multilinear extension the GKR protocol talks about.
+//!
+//! **Layout (DESIGN §4).** A tensor of a batch of `B` items with per-item real dims
+//! `d_0 × … × d_{k−1}` is stored zero-padded, every dim (and the batch) rounded up to a power of
+//! two, row-major: `index = ((b·D_0 + i_0)·D_1 + i_1)…`, with `D_j` the padded dims. The MLE
+//! variables are the index bits, lowest first: the last dim owns the lowest bits, the batch the
+//! highest. Flattening `[C, H, W]` to `[C·H·W]` is therefore free: a dense layer sees the
+//! per-item bits as one feature index whose real positions are the row-major real ones.
+//! Padding positions hold zero, and every layer's reduction proves that they stay zero.
+//!
+//! The digest covers everything the verifier relies on (ops, integer weights, scales, bounds,
+//! quantization parameters, field); it does not depend on the batch size, which the input
+//! carries.
+
+use crate::field::FieldId;
+use crate::gates::GateLayer;
+use crate::mle;
+use ark_ff::Field;
+use serde::{Deserialize, Serialize};
+
+/// How linear layers choose their weights' fractional bits (DESIGN §3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum WeightScale {
+    /// One `weight_bits` for every layer (the contract default).
+    #[default]
+    Uniform,
+    /// Each linear layer gets the most fractional bits that keep its largest |weight| within
+    /// `weight_bits` signed bits.
+    PerLayer,
+}
+
+/// Quantization parameters (DESIGN §3). Defaults: 8 fractional bits each, uniform weight scale.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuantParams {
+    /// Fractional bits of the input (`--input-bits`).
+    pub input_bits: u32,
+    /// Fractional bits of weights (`--weight-bits`); with `PerLayer`, the signed width.
+    pub weight_bits: u32,
+    /// Fractional bits of non-integer activation coefficients (`--coef-bits`).
+    pub coef_bits: u32,
+    /// Uniform or per-layer weight scale (`--weight-scale`).
+    pub weight_scale: WeightScale,
+}
+
+impl Default for QuantParams {
+    fn default() -> Self {
+        QuantParams {
+            input_bits: 8,
+            weight_bits: 8,
+            coef_bits: 8,
+            weight_scale: WeightScale::Uniform,
+        }
+    }
+}
+
+/// Which field to compile for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum FieldChoice {
+    /// The smallest shipped field whose signed capacity holds every value.
+    #[default]
+    Auto,
+    /// Mersenne-127.
+    M127,
+    /// BN254.
+    Bn254,
+}
+
+/// Per-item real dims of a tensor; see the module docs for the padded layout.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Layout {
+    /// Real dims, outermost first (`[C, H, W]` or `[F]`).
+    pub dims: Vec<usize>,
+}
+
+impl Layout {
+    /// A layout with the given real dims.
+    pub fn new(dims: Vec<usize>) -> Self {
+        Layout { dims }
+    }
+
+    /// Dims rounded up to powers of two.
+    pub fn padded_dims(&self) -> Vec<usize> {
+        self.dims.iter().map(|d| d.next_power_of_two()).collect()
+    }
+
+    /// Number of real values per item.
+    pub fn item_len(&self) -> usize {
+        self.dims.iter().product()
+    }
+
+    /// Number of padded positions per item (a power of two).
+    pub fn item_len_padded(&self) -> usize {
+        self.padded_dims().iter().product()
+    }
+
+    /// MLE variables per item.
+    pub fn item_vars(&self) -> usize {
+        self.item_len_padded().trailing_zeros() as usize
+    }
+
+    /// MLE variables of a batch of `batch` items.
+    pub fn vars(&self, batch: usize) -> usize {
+        self.item_vars() + batch_vars(batch)
+    }
+
+    /// Padded table length of a batch.
+    pub fn len_padded(&self, batch: usize) -> usize {
+        1 << self.vars(batch)
+    }
+
+    /// Variables of each dim, lowest bits first: `(dim index, first variable, count)`.
+    pub fn dim_vars(&self) -> Vec<(usize, usize, usize)> {
+        let mut out = Vec::with_capacity(self.dims.len());
+        let mut at = 0;
+        for (i, d) in self.padded_dims().iter().enumerate().rev() {
+            let n = d.trailing_zeros() as usize;
+            out.push((i, at, n));
+            at += n;
+        }
+        out
+    }
+
+    /// Padded per-item offset of the real per-item row-major index `real`.
+    pub fn padded_offset(&self, real: usize) -> usize {
+        let padded = self.padded_dims();
+        let mut rest = real;
+        let mut off = 0;
+        let mut stride = 1;
+        for (d, p) in self.dims.iter().zip(&padded).rev() {
+            off += (rest % d) * stride;
+            rest /= d;
+            stride *= p;
+        }
+        off
+    }
+
+    /// The padded per-item offset of every real position, in real row-major order.
+    pub fn padded_offsets(&self) -> Vec<usize> {
+        (0..self.item_len()).map(|i| self.padded_offset(i)).collect()
+    }
+
+    /// `Ĩ(point)`: the MLE of the indicator of real positions (item dims and batch), evaluated
+    /// in O(number of variables). Constants such as biases are added only where it is one.
+    pub fn real_indicator<F: Field>(&self, batch: usize, point: &[F]) -> F {
+        debug_assert_eq!(point.len(), self.vars(batch));
+        let mut acc = F::one();
+        for (i, first, n) in self.dim_vars() {
+            acc *= mle::less_than_eval(self.dims[i] as u64, &point[first..first + n]);
+        }
+        let iv = self.item_vars();
+        acc * mle::less_than_eval(batch as u64, &point[iv..])
+    }
+}
+
+/// MLE variables that index `batch` items.
+pub fn batch_vars(batch: usize) -> usize {
+    crate::gates::vars_for(batch)
+}
+
+/// A compiled layer operation over integers. Scales are already folded in: the operation is
+/// exact integer arithmetic on the stage values.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Op {
+    /// `Y[o,i,j] = Σ_{c,u,v} W[o,c,u,v]·X[c, s_h·i+u−p_h, s_w·j+v−p_w] + B[o]`.
+    Conv2d {
+        /// Input channels.
+        in_channels: usize,
+        /// Output channels.
+        out_channels: usize,
+        /// Kernel `[kh, kw]`.
+        kernel: [usize; 2],
+        /// Stride `[s_h, s_w]`.
+        stride: [usize; 2],
+        /// Zero padding `[p_h, p_w]`.
+        padding: [usize; 2],
+        /// Integer weights, row-major `[out, in, kh, kw]`.
+        weight: Vec<i64>,
+        /// Integer bias per output channel, at the output scale.
+        bias: Vec<i128>,
+    },
+    /// `Y[o] = Σ_k W[o,k]·X[k] + B[o]`, `k` over the input's real positions in row-major order.
+    Dense {
+        /// Real input features.
+        in_features: usize,
+        /// Outputs.
+        out_features: usize,
+        /// Integer weights, row-major `[out, in]`.
+        weight: Vec<i64>,
+        /// Integer bias per output, at the output scale.
+        bias: Vec<i128>,
+    },
+    /// `Y[c,i,j] = Σ_{u<k_h, v<k_w} X[c, s_h·i+u, s_w·j+v]`.
+    SumPool {
+        /// Window `[k_h, k_w]`.
+        window: [usize; 2],
+        /// Stride `[s_h, s_w]`.
+        stride: [usize; 2],
+    },
+    /// `Y = a·X² + b·X + c` element-wise on real positions (integers after DESIGN §3).
+    Activation {
+        /// Coefficient of X².
+        a: i128,
+        /// Coefficient of X.
+        b: i128,
+        /// Constant, added at real positions only.
+        c: i128,
+    },
+    /// Explicit gates, per item: wire `w` is the input's padded per-item offset `w`, gate `g`
+    /// the output's padded per-item offset `g`. The generic fallback (verifier cost grows with
+    /// the gate count).
+    Gates {
+        /// The gates of one item.
+        layer: GateLayer,
+    },
+}
+
+impl Op {
+    /// Short name of the operation.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Conv2d { .. } => "conv2d",
+            Op::Dense { .. } => "dense",
+            Op::SumPool { .. } => "sum_pool",
+            Op::Activation { .. } => "activation",
+            Op::Gates { .. } => "gates",
+        }
+    }
+
+    /// Multiply-accumulates per item.
+    pub fn macs(&self, output: &Layout) -> u64 {
+        match self {
+            Op::Conv2d {
+                in_channels,
+                kernel,
+                ..
+            } => (output.item_len() * in_channels * kernel[0] * kernel[1]) as u64,
+            Op::Dense {
+                in_features,
+                out_features,
+                ..
+            } => (in_features * out_features) as u64,
+            _ => 0,
+        }
+    }
+}
+
+/// One stage of the circuit.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CircuitLayer {
+    /// The operation.
+    pub op: Op,
+    /// Per-item layout of the input tensor.
+    pub input: Layout,
+    /// Per-item layout of the output tensor.
+    pub output: Layout,
+    /// Fractional bits of the output values.
+    pub scale_bits: u32,
+    /// Worst-case bits of |output value| (from the bound analysis).
+    pub bound_bits: u32,
+    /// Human-readable description for tables.
+    pub label: String,
+}
+
+/// A compiled model: structured layers over integer weights, for one field.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LayeredCircuit {
+    /// Model name.
+    pub name: String,
+    /// The field the circuit is compiled for.
+    pub field: FieldId,
+    /// Why that field (for `inspect`).
+    pub field_reason: String,
+    /// Quantization parameters used.
+    pub params: QuantParams,
+    /// Per-item input layout.
+    pub input: Layout,
+    /// Fractional bits of the input.
+    pub input_scale: u32,
+    /// Smallest quantized input value allowed (from the declared range).
+    pub input_min: i128,
+    /// Largest quantized input value allowed.
+    pub input_max: i128,
+    /// The stages.
+    pub layers: Vec<CircuitLayer>,
+}
+
+impl LayeredCircuit {
+    /// Per-item layout of the output.
+    pub fn output(&self) -> &Layout {
+        self.layers.last().map(|l| &l.output).unwrap_or(&self.input)
+    }
+
+    /// Fractional bits of the output.
+    pub fn output_scale(&self) -> u32 {
+        self.layers
+            .last()
+            .map(|l| l.scale_bits)
+            .unwrap_or(self.input_scale)
+    }
+
+    /// Layout of the input of layer `i` (0-based).
+    pub fn layer_input(&self, i: usize) -> &Layout {
+        &self.layers[i].input
+    }
+
+    /// Largest worst-case value bits over every stage.
+    pub fn max_bits(&self) -> u32 {
+        let in_bits = bits_of(self.input_min.unsigned_abs().max(self.input_max.unsigned_abs()));
+        self.layers
+            .iter()
+            .map(|l| l.bound_bits)
+            .max()
+            .unwrap_or(0)
+            .max(in_bits)
+    }
+
+    /// Multiply-accumulates per item.
+    pub fn macs_per_item(&self) -> u64 {
+        self.layers.iter().map(|l| l.op.macs(&l.output)).sum()
+    }
+
+    /// The circuit digest: a blake3 hash over a canonical encoding of everything above.
+    pub fn digest(&self) -> [u8; 32] {
+        let mut h = blake3::Hasher::new();
+        h.update(b"verinfer/layered-circuit/v1");
+        // serde_json of these plain types is deterministic (struct fields in declaration order,
+        // integers exact), which makes it a canonical encoding.
+        match serde_json::to_vec(self) {
+            Ok(bytes) => {
+                h.update(&(bytes.len() as u64).to_le_bytes());
+                h.update(&bytes);
+            }
+            Err(_) => {
+                h.update(b"unserialisable");
+            }
+        }
+        *h.finalize().as_bytes()
+    }
+}
+
+/// Bits needed for a magnitude (0 for 0).
+pub fn bits_of(m: u128) -> u32 {
+    128 - m.leading_zeros()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::field::M127;
+    use ark_ff::{One, UniformRand, Zero};
+    use rand::SeedableRng;
+
+    #[test]
+    fn padded_offsets_follow_row_major_padded_layout() {
+        let l = Layout::new(vec![3, 5, 7]);
+        assert_eq!(l.padded_dims(), vec![4, 8, 8]);
+        assert_eq!(l.item_vars(), 8);
+        // real (c=2, h=4, w=6) -> 2*35 + 4*7 + 6
+        assert_eq!(l.padded_offset(2 * 35 + 4 * 7 + 6), 2 * 64 + 4 * 8 + 6);
+        assert_eq!(l.dim_vars(), vec![(2, 0, 3), (1, 3, 3), (0, 6, 2)]);
+        assert_eq!(l.vars(3), 10);
+    }
+
+    #[test]
+    fn real_indicator_matches_table() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        let l = Layout::new(vec![3, 2, 5]);
+        let batch = 3;
+        let n = l.vars(batch);
+        let mut table = vec![M127::zero(); 1 << n];
+        let per = l.item_len_padded();
+        for b in 0..batch {
+            for off in l.padded_offsets() {
+                table[b * per + off] = M127::one();
+            }
+        }
+        let r: Vec<M127> = (0..n).map(|_| M127::rand(&mut rng)).collect();
+        assert_eq!(l.real_indicator(batch, &r), mle::evaluate(&table, &r));
+    }
+}

@@ -1,0 +1,407 @@
+//! The model IR: a sequence of CNN layers with float weights, as users write or import it.
+//!
+//! It is serialised as JSON (the "model file" of the README). Shapes are per item: the batch
+//! dimension is not part of the model, it comes with the input. Tensors are `[C, H, W]` for
+//! images and `[F]` for feature vectors; weights are row-major (`Conv2d`: `[out, in, kh, kw]`,
+//! `Dense`: `[out, in]`).
+//!
+//! A model is quantized and compiled by `compile` (DESIGN §3, §6).
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// A quadratic activation `a·x² + b·x + c`.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Activation {
+    /// `x²` (CryptoNets, SafetyNets).
+    Square,
+    /// `x² + x` (Ali et al.), a better quadratic stand-in for ReLU.
+    SquarePlusX,
+    /// `a·x² + b·x + c`.
+    Quadratic {
+        /// Coefficient of x².
+        a: f64,
+        /// Coefficient of x.
+        b: f64,
+        /// Constant term.
+        c: f64,
+    },
+}
+
+impl Activation {
+    /// The coefficients `(a, b, c)`.
+    pub fn coefficients(&self) -> (f64, f64, f64) {
+        match *self {
+            Activation::Square => (1.0, 0.0, 0.0),
+            Activation::SquarePlusX => (1.0, 1.0, 0.0),
+            Activation::Quadratic { a, b, c } => (a, b, c),
+        }
+    }
+
+    /// Short name for tables and reports.
+    pub fn name(&self) -> String {
+        match *self {
+            Activation::Square => "square".into(),
+            Activation::SquarePlusX => "square_plus_x".into(),
+            Activation::Quadratic { a, b, c } => format!("quadratic({a},{b},{c})"),
+        }
+    }
+}
+
+/// A 2-D convolution (group 1, dilation 1), zero padding on both sides.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Conv2d {
+    /// Input channels.
+    pub in_channels: usize,
+    /// Output channels.
+    pub out_channels: usize,
+    /// Kernel `[height, width]`.
+    pub kernel: [usize; 2],
+    /// Stride `[vertical, horizontal]`.
+    #[serde(default = "one_one")]
+    pub stride: [usize; 2],
+    /// Zero padding `[rows, cols]` added on each side.
+    #[serde(default)]
+    pub padding: [usize; 2],
+    /// Weights, row-major `[out, in, kh, kw]`.
+    pub weight: Vec<f64>,
+    /// One bias per output channel.
+    #[serde(default)]
+    pub bias: Option<Vec<f64>>,
+}
+
+/// A fully connected layer `y = W·x + b`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Dense {
+    /// Input features (the flattened size of the input).
+    pub in_features: usize,
+    /// Output features.
+    pub out_features: usize,
+    /// Weights, row-major `[out, in]`.
+    pub weight: Vec<f64>,
+    /// One bias per output.
+    #[serde(default)]
+    pub bias: Option<Vec<f64>>,
+}
+
+/// Sum-pooling: each output is the plain sum of its window (no division, no max).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SumPool {
+    /// Window `[height, width]`.
+    pub window: [usize; 2],
+    /// Stride `[vertical, horizontal]`; defaults to the window.
+    #[serde(default)]
+    pub stride: Option<[usize; 2]>,
+}
+
+impl SumPool {
+    /// The stride, defaulting to the window.
+    pub fn stride(&self) -> [usize; 2] {
+        self.stride.unwrap_or(self.window)
+    }
+}
+
+/// One layer of a model.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Layer {
+    /// 2-D convolution with optional bias.
+    Conv2d(Conv2d),
+    /// Fully connected layer with optional bias (flattens its input row-major).
+    Dense(Dense),
+    /// Sum-pooling over spatial windows.
+    SumPool(SumPool),
+    /// Row-major flattening of `[C, H, W]` to `[C·H·W]`.
+    Flatten,
+    /// Row-major relabelling to another shape of the same size.
+    Reshape {
+        /// The new per-item shape.
+        shape: Vec<usize>,
+    },
+    /// Element-wise quadratic activation.
+    Activation(Activation),
+}
+
+/// A model: input shape and range, and its layers in order.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Model {
+    /// A name for reports.
+    #[serde(default)]
+    pub name: String,
+    /// Per-item input shape, `[C, H, W]` or `[F]`.
+    pub input_shape: Vec<usize>,
+    /// Declared range of input values `[lo, hi]` (floats, before quantization). The bound
+    /// analysis relies on it; inputs outside it are refused.
+    #[serde(default = "default_range")]
+    pub input_range: [f64; 2],
+    /// Layers, input to output.
+    pub layers: Vec<Layer>,
+}
+
+fn one_one() -> [usize; 2] {
+    [1, 1]
+}
+
+fn default_range() -> [f64; 2] {
+    [-1.0, 1.0]
+}
+
+/// Largest total size of one tensor (per item) the compiler accepts.
+pub const MAX_TENSOR_ELEMS: usize = 1 << 26;
+
+/// Why a model is malformed.
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum ModelError {
+    /// A shape does not fit a layer.
+    #[error("layer {layer} ({op}): {msg}")]
+    Shape {
+        /// Index of the layer (0-based).
+        layer: usize,
+        /// The layer's operation.
+        op: &'static str,
+        /// What is wrong.
+        msg: String,
+    },
+    /// The input shape is unusable.
+    #[error("input shape {0:?}: expected [C, H, W] or [F] with every dimension ≥ 1")]
+    InputShape(Vec<usize>),
+    /// The declared input range is empty or not finite.
+    #[error("input range [{0}, {1}] is empty or not finite")]
+    InputRange(f64, f64),
+    /// A weight, bias or coefficient is NaN or infinite.
+    #[error("layer {0}: weights must be finite numbers")]
+    NonFinite(usize),
+    /// The model has no layers.
+    #[error("the model has no layers")]
+    Empty,
+    /// The JSON could not be parsed.
+    #[error("model file: {0}")]
+    Json(String),
+}
+
+impl Layer {
+    /// Short name of the operation.
+    pub fn op_name(&self) -> &'static str {
+        match self {
+            Layer::Conv2d(_) => "conv2d",
+            Layer::Dense(_) => "dense",
+            Layer::SumPool(_) => "sum_pool",
+            Layer::Flatten => "flatten",
+            Layer::Reshape { .. } => "reshape",
+            Layer::Activation(_) => "activation",
+        }
+    }
+}
+
+/// The per-item output shape of `layer` on an input of per-item shape `input`.
+pub fn output_shape(layer: &Layer, input: &[usize], index: usize) -> Result<Vec<usize>, ModelError> {
+    let op = layer.op_name();
+    let err = |msg: String| ModelError::Shape {
+        layer: index,
+        op,
+        msg,
+    };
+    let total: usize = input.iter().product();
+    match layer {
+        Layer::Conv2d(c) => {
+            let [ch, h, w] = <[usize; 3]>::try_from(input)
+                .map_err(|_| err(format!("needs a [C, H, W] input, got {input:?}")))?;
+            if ch != c.in_channels {
+                return Err(err(format!("expects {} input channels, got {ch}", c.in_channels)));
+            }
+            let [kh, kw] = c.kernel;
+            let [sh, sw] = c.stride;
+            let [ph, pw] = c.padding;
+            if kh == 0 || kw == 0 || sh == 0 || sw == 0 || c.out_channels == 0 {
+                return Err(err("kernel, stride and channels must be positive".into()));
+            }
+            if h + 2 * ph < kh || w + 2 * pw < kw {
+                return Err(err(format!("kernel {kh}x{kw} larger than padded input {h}x{w}")));
+            }
+            if ph >= kh || pw >= kw {
+                return Err(err("padding must be smaller than the kernel".into()));
+            }
+            let expect = c.out_channels * ch * kh * kw;
+            if c.weight.len() != expect {
+                return Err(err(format!("weight has {} values, expected {expect}", c.weight.len())));
+            }
+            if let Some(b) = &c.bias {
+                if b.len() != c.out_channels {
+                    return Err(err(format!("bias has {} values, expected {}", b.len(), c.out_channels)));
+                }
+            }
+            Ok(vec![
+                c.out_channels,
+                (h + 2 * ph - kh) / sh + 1,
+                (w + 2 * pw - kw) / sw + 1,
+            ])
+        }
+        Layer::Dense(d) => {
+            if total != d.in_features {
+                return Err(err(format!(
+                    "expects {} input features, got {total} (shape {input:?})",
+                    d.in_features
+                )));
+            }
+            if d.out_features == 0 {
+                return Err(err("needs at least one output".into()));
+            }
+            let expect = d.out_features * d.in_features;
+            if d.weight.len() != expect {
+                return Err(err(format!("weight has {} values, expected {expect}", d.weight.len())));
+            }
+            if let Some(b) = &d.bias {
+                if b.len() != d.out_features {
+                    return Err(err(format!("bias has {} values, expected {}", b.len(), d.out_features)));
+                }
+            }
+            Ok(vec![d.out_features])
+        }
+        Layer::SumPool(p) => {
+            let [ch, h, w] = <[usize; 3]>::try_from(input)
+                .map_err(|_| err(format!("needs a [C, H, W] input, got {input:?}")))?;
+            let [kh, kw] = p.window;
+            let [sh, sw] = p.stride();
+            if kh == 0 || kw == 0 || sh == 0 || sw == 0 {
+                return Err(err("window and stride must be positive".into()));
+            }
+            if kh > h || kw > w {
+                return Err(err(format!("window {kh}x{kw} larger than input {h}x{w}")));
+            }
+            Ok(vec![ch, (h - kh) / sh + 1, (w - kw) / sw + 1])
+        }
+        Layer::Flatten => Ok(vec![total]),
+        Layer::Reshape { shape } => {
+            let n: usize = shape.iter().product();
+            if n != total || shape.is_empty() || shape.len() > 3 {
+                return Err(err(format!("cannot reshape {input:?} to {shape:?}")));
+            }
+            Ok(shape.clone())
+        }
+        Layer::Activation(_) => Ok(input.to_vec()),
+    }
+}
+
+impl Model {
+    /// Parses a model from JSON and validates it.
+    pub fn from_json(text: &str) -> Result<Self, ModelError> {
+        let m: Model = serde_json::from_str(text).map_err(|e| ModelError::Json(e.to_string()))?;
+        m.validate()?;
+        Ok(m)
+    }
+
+    /// Serialises the model as pretty JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// Checks shapes, sizes and numbers; returns the per-item shape after every layer
+    /// (`shapes[0]` is the input, `shapes[i + 1]` the output of layer `i`).
+    pub fn validate(&self) -> Result<Vec<Vec<usize>>, ModelError> {
+        let s = &self.input_shape;
+        if !(s.len() == 1 || s.len() == 3) || s.contains(&0) {
+            return Err(ModelError::InputShape(s.clone()));
+        }
+        let [lo, hi] = self.input_range;
+        if !(lo.is_finite() && hi.is_finite() && lo <= hi) {
+            return Err(ModelError::InputRange(lo, hi));
+        }
+        if self.layers.is_empty() {
+            return Err(ModelError::Empty);
+        }
+        let mut shapes = vec![s.clone()];
+        for (i, layer) in self.layers.iter().enumerate() {
+            let finite = |v: &[f64]| v.iter().all(|x| x.is_finite());
+            let ok = match layer {
+                Layer::Conv2d(c) => finite(&c.weight) && c.bias.as_deref().is_none_or(finite),
+                Layer::Dense(d) => finite(&d.weight) && d.bias.as_deref().is_none_or(finite),
+                Layer::Activation(a) => {
+                    let (a, b, c) = a.coefficients();
+                    finite(&[a, b, c])
+                }
+                _ => true,
+            };
+            if !ok {
+                return Err(ModelError::NonFinite(i));
+            }
+            let prev = shapes.last().map(Vec::as_slice).unwrap_or(&[]);
+            let out = output_shape(layer, prev, i)?;
+            if out.contains(&0) || out.iter().product::<usize>() > MAX_TENSOR_ELEMS {
+                return Err(ModelError::Shape {
+                    layer: i,
+                    op: layer.op_name(),
+                    msg: format!("output shape {out:?} is empty or too large"),
+                });
+            }
+            shapes.push(out);
+        }
+        Ok(shapes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny() -> Model {
+        Model {
+            name: "tiny".into(),
+            input_shape: vec![1, 5, 7],
+            input_range: [0.0, 1.0],
+            layers: vec![
+                Layer::Conv2d(Conv2d {
+                    in_channels: 1,
+                    out_channels: 2,
+                    kernel: [3, 2],
+                    stride: [2, 1],
+                    padding: [1, 1],
+                    weight: vec![0.5; 12],
+                    bias: Some(vec![0.1, -0.1]),
+                }),
+                Layer::Activation(Activation::SquarePlusX),
+                Layer::SumPool(SumPool {
+                    window: [2, 2],
+                    stride: None,
+                }),
+                Layer::Flatten,
+                Layer::Dense(Dense {
+                    in_features: 8,
+                    out_features: 3,
+                    weight: vec![0.25; 24],
+                    bias: None,
+                }),
+            ],
+        }
+    }
+
+    #[test]
+    fn shapes_and_json_round_trip() {
+        let m = tiny();
+        let shapes = m.validate().unwrap();
+        assert_eq!(shapes[1], vec![2, 3, 8]);
+        assert_eq!(shapes[3], vec![2, 1, 4]);
+        assert_eq!(shapes[5], vec![3]);
+        let back = Model::from_json(&m.to_json()).unwrap();
+        assert_eq!(back, m);
+    }
+
+    #[test]
+    fn bad_models_are_refused() {
+        let mut m = tiny();
+        m.layers[4] = Layer::Dense(Dense {
+            in_features: 9,
+            out_features: 3,
+            weight: vec![0.0; 27],
+            bias: None,
+        });
+        assert!(matches!(m.validate(), Err(ModelError::Shape { layer: 4, .. })));
+        let mut m = tiny();
+        if let Layer::Conv2d(c) = &mut m.layers[0] {
+            c.weight[0] = f64::NAN;
+        }
+        assert_eq!(m.validate(), Err(ModelError::NonFinite(0)));
+        assert!(Model::from_json("{\"input_shape\": [3]}").is_err());
+        assert!(Model::from_json("not json").is_err());
+    }
+}
