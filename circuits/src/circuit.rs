@@ -141,7 +141,25 @@ impl Layout {
 
     /// The padded per-item offset of every real position, in real row-major order.
     pub fn padded_offsets(&self) -> Vec<usize> {
-        (0..self.item_len()).map(|i| self.padded_offset(i)).collect()
+        (0..self.item_len())
+            .map(|i| self.padded_offset(i))
+            .collect()
+    }
+
+    /// Scatters real values (batch-major, row-major per item) into the zero-padded table of a
+    /// batch of `batch` items.
+    pub fn scatter<T: Copy + Default>(&self, batch: usize, real: &[T]) -> Vec<T> {
+        let per = self.item_len_padded();
+        let n = self.item_len();
+        let mut table = vec![T::default(); self.len_padded(batch)];
+        let offsets = self.padded_offsets();
+        for (b, item) in real.chunks(n.max(1)).take(batch).enumerate() {
+            let base = b * per;
+            for (v, off) in item.iter().zip(&offsets) {
+                table[base + off] = *v;
+            }
+        }
+        table
     }
 
     /// `Ĩ(point)`: the MLE of the indicator of real positions (item dims and batch), evaluated
@@ -267,6 +285,98 @@ pub struct CircuitLayer {
     pub label: String,
 }
 
+impl CircuitLayer {
+    /// Checks that the op, its weights and the two layouts agree. Prover and verifier index
+    /// tables by these shapes, so a circuit must pass this before either uses it.
+    pub fn check(&self) -> Result<(), String> {
+        let (i, o) = (&self.input.dims, &self.output.dims);
+        if i.is_empty() || o.is_empty() || i.contains(&0) || o.contains(&0) {
+            return Err("empty tensor".into());
+        }
+        if self.input.item_vars() > MAX_ITEM_VARS || self.output.item_vars() > MAX_ITEM_VARS {
+            return Err(format!("tensor larger than 2^{MAX_ITEM_VARS} positions"));
+        }
+        let windowed = |k: [usize; 2],
+                        s: [usize; 2],
+                        p: [usize; 2],
+                        ch_in: usize,
+                        ch_out: usize| {
+            if i.len() != 3 || o.len() != 3 {
+                return Err("needs [C, H, W] tensors".to_string());
+            }
+            if k.contains(&0) || s.contains(&0) || i[1] + 2 * p[0] < k[0] || i[2] + 2 * p[1] < k[1]
+            {
+                return Err("bad kernel, stride or padding".into());
+            }
+            let want = [
+                ch_out,
+                (i[1] + 2 * p[0] - k[0]) / s[0] + 1,
+                (i[2] + 2 * p[1] - k[1]) / s[1] + 1,
+            ];
+            if i[0] != ch_in || o.as_slice() != want {
+                return Err(format!(
+                    "layouts {i:?} -> {o:?} do not fit the op (expected -> {want:?})"
+                ));
+            }
+            Ok(())
+        };
+        match &self.op {
+            Op::Conv2d {
+                in_channels,
+                out_channels,
+                kernel,
+                stride,
+                padding,
+                weight,
+                bias,
+            } => {
+                windowed(*kernel, *stride, *padding, *in_channels, *out_channels)?;
+                if weight.len() != out_channels * in_channels * kernel[0] * kernel[1]
+                    || bias.len() != *out_channels
+                {
+                    return Err("weight or bias length does not fit the op".into());
+                }
+                Ok(())
+            }
+            Op::Dense {
+                in_features,
+                out_features,
+                weight,
+                bias,
+            } => {
+                if self.input.item_len() != *in_features
+                    || o.as_slice() != [*out_features]
+                    || weight.len() != in_features * out_features
+                    || bias.len() != *out_features
+                {
+                    return Err("dense layouts, weight or bias do not fit the op".into());
+                }
+                Ok(())
+            }
+            Op::SumPool { window, stride } => windowed(*window, *stride, [0, 0], i[0], i[0]),
+            Op::Activation { .. } => {
+                if i != o {
+                    return Err("activation changes the shape".into());
+                }
+                Ok(())
+            }
+            Op::Gates { layer } => {
+                if layer.gates.len() > self.output.item_len_padded()
+                    || layer
+                        .max_wire()
+                        .is_some_and(|w| w as usize >= self.input.item_len_padded())
+                {
+                    return Err("gate wires out of range".into());
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Largest number of MLE variables per item of any tensor.
+pub const MAX_ITEM_VARS: usize = 28;
+
 /// A compiled model: structured layers over integer weights, for one field.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LayeredCircuit {
@@ -291,6 +401,26 @@ pub struct LayeredCircuit {
 }
 
 impl LayeredCircuit {
+    /// Checks every layer and that each layer's input is the previous layer's output.
+    pub fn check(&self) -> Result<(), String> {
+        if self.layers.is_empty() {
+            return Err("the circuit has no layers".into());
+        }
+        let mut prev = &self.input;
+        for (k, layer) in self.layers.iter().enumerate() {
+            if &layer.input != prev {
+                return Err(format!(
+                    "layer {k}: input layout does not match the previous output"
+                ));
+            }
+            layer
+                .check()
+                .map_err(|e| format!("layer {k} ({}): {e}", layer.op.name()))?;
+            prev = &layer.output;
+        }
+        Ok(())
+    }
+
     /// Per-item layout of the output.
     pub fn output(&self) -> &Layout {
         self.layers.last().map(|l| &l.output).unwrap_or(&self.input)
@@ -311,7 +441,11 @@ impl LayeredCircuit {
 
     /// Largest worst-case value bits over every stage.
     pub fn max_bits(&self) -> u32 {
-        let in_bits = bits_of(self.input_min.unsigned_abs().max(self.input_max.unsigned_abs()));
+        let in_bits = bits_of(
+            self.input_min
+                .unsigned_abs()
+                .max(self.input_max.unsigned_abs()),
+        );
         self.layers
             .iter()
             .map(|l| l.bound_bits)

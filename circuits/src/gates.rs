@@ -54,6 +54,63 @@ pub struct GateLayer {
     pub gates: Vec<Gate>,
 }
 
+impl GateLayer {
+    /// The layer as terms over the field, repeated for `copies` independent items: copy `b`
+    /// reads wires shifted by `b·in_stride` and writes gates shifted by `b·out_stride` (a
+    /// per-item layer applied to a whole batch).
+    pub fn terms<F: ProofField>(
+        &self,
+        copies: usize,
+        in_stride: usize,
+        out_stride: usize,
+    ) -> Result<LayerTerms<F>, CircuitError> {
+        let mut t = LayerTerms {
+            mul: Vec::new(),
+            lin: Vec::new(),
+            cst: Vec::new(),
+        };
+        let one = F::one();
+        for copy in 0..copies.max(1) {
+            let (wi, wo) = ((copy * in_stride) as u32, (copy * out_stride) as u32);
+            for (g, gate) in self.gates.iter().enumerate() {
+                let g = g as u32 + wo;
+                match *gate {
+                    Gate::Add(a, b) => {
+                        t.lin.push((g, a + wi, one));
+                        t.lin.push((g, b + wi, one));
+                    }
+                    Gate::Sub(a, b) => {
+                        t.lin.push((g, a + wi, one));
+                        t.lin.push((g, b + wi, -one));
+                    }
+                    Gate::Mul(a, b) => t.mul.push((g, a + wi, b + wi, one)),
+                    Gate::Scale(a, c) => t.lin.push((g, a + wi, from_i128(c)?)),
+                    Gate::AddConst(a, c) => {
+                        t.lin.push((g, a + wi, one));
+                        t.cst.push((g, from_i128(c)?));
+                    }
+                    Gate::Relay(a) => t.lin.push((g, a + wi, one)),
+                    Gate::Const(c) => t.cst.push((g, from_i128(c)?)),
+                }
+            }
+        }
+        Ok(t)
+    }
+
+    /// Whether any gate multiplies two wires.
+    pub fn has_mul(&self) -> bool {
+        self.gates.iter().any(|g| matches!(g, Gate::Mul(..)))
+    }
+
+    /// Largest wire index read, if any.
+    pub fn max_wire(&self) -> Option<u32> {
+        self.gates
+            .iter()
+            .flat_map(|g| g.inputs().into_iter().flatten())
+            .max()
+    }
+}
+
 /// A layered circuit: `input_size` input wires, then the layers in evaluation order.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GateCircuit {
@@ -232,42 +289,12 @@ impl GateCircuit {
 
     /// Layer `i ≥ 1` as terms over the field.
     pub fn terms<F: ProofField>(&self, i: usize) -> Result<LayerTerms<F>, CircuitError> {
-        let mut t = LayerTerms {
-            mul: Vec::new(),
-            lin: Vec::new(),
-            cst: Vec::new(),
-        };
-        let one = F::one();
-        for (g, gate) in self.layers[i - 1].gates.iter().enumerate() {
-            let g = g as u32;
-            match *gate {
-                Gate::Add(a, b) => {
-                    t.lin.push((g, a, one));
-                    t.lin.push((g, b, one));
-                }
-                Gate::Sub(a, b) => {
-                    t.lin.push((g, a, one));
-                    t.lin.push((g, b, -one));
-                }
-                Gate::Mul(a, b) => t.mul.push((g, a, b, one)),
-                Gate::Scale(a, c) => t.lin.push((g, a, from_i128(c)?)),
-                Gate::AddConst(a, c) => {
-                    t.lin.push((g, a, one));
-                    t.cst.push((g, from_i128(c)?));
-                }
-                Gate::Relay(a) => t.lin.push((g, a, one)),
-                Gate::Const(c) => t.cst.push((g, from_i128(c)?)),
-            }
-        }
-        Ok(t)
+        self.layers[i - 1].terms(1, 0, 0)
     }
 
     /// Whether layer `i ≥ 1` has product gates (the GKR layer proof then needs its second phase).
     pub fn has_mul(&self, i: usize) -> bool {
-        self.layers[i - 1]
-            .gates
-            .iter()
-            .any(|g| matches!(g, Gate::Mul(..)))
+        self.layers[i - 1].has_mul()
     }
 
     /// Σ of the degrees of every round and extra check of the GKR proof of this circuit: the

@@ -6,6 +6,7 @@
 //! - [`gates`]: layered circuits of fan-in-2 gates, the input of the generic GKR protocol.
 //! - [`model`]: the float model IR (JSON model files).
 //! - [`circuit`]: the compiled, quantized [`circuit::LayeredCircuit`] and its tensor layout.
+//! - [`predicates`]: wiring predicates (window tables) shared by prover and verifier.
 //! - [`quant`]: the quantization rules of DESIGN §3.
 //! - [`compile`]: model → layered circuit, with the exact worst-case bound analysis.
 //! - [`witness`]: integer inference and the field witness of every stage.
@@ -20,6 +21,7 @@ pub mod gates;
 pub mod lower;
 pub mod mle;
 pub mod model;
+pub mod predicates;
 pub mod quant;
 pub mod witness;
 

@@ -50,53 +50,92 @@ pub fn prove_as_subprotocol<F: ProofField>(
     for i in (1..=depth).rev() {
         let terms = circuit.terms::<F>(i)?;
         let below = padded(&values[i - 1], circuit.layer_vars(i - 1));
-        let weighted: Vec<(F, &[F])> = points.iter().map(|(c, p)| (*c, p.as_slice())).collect();
-        let eq_z = mle::eq_table_combined(&weighted);
-
-        let a = phase1_table(&terms, &eq_z, &below);
-        let mut p1 = ProductProver::new(below.clone(), a);
-        let out1 = prove_sumcheck(&mut p1, claim - terms.cst_at(&eq_z), transcript);
-        let v_u = out1.finals[0];
-        transcript.append_scalar(b"gkr-eval-u", &v_u);
-
-        if !circuit.has_mul(i) {
-            proofs.push(LayerProof {
-                kind: GATE_LAYER,
-                sumchecks: vec![out1.proof],
-                evals: vec![v_u],
-            });
-            claim = v_u;
-            points = vec![(F::one(), out1.point)];
-            continue;
-        }
-        let eq_u = mle::eq_table(&out1.point);
-        let m = phase2_table(&terms, &eq_z, &eq_u, v_u, below.len());
-        let claim2 = dot(&m, &below);
-        let mut p2 = ProductProver::new(m, below);
-        let out2 = prove_sumcheck(&mut p2, claim2, transcript);
-        let v_v = out2.finals[1];
-        transcript.append_scalar(b"gkr-eval-v", &v_v);
-        let alpha: F = transcript.challenge(b"gkr-combine");
+        let step = prove_gate_terms(
+            &terms,
+            circuit.has_mul(i),
+            below,
+            &points,
+            claim,
+            transcript,
+        );
         proofs.push(LayerProof {
             kind: GATE_LAYER,
-            sumchecks: vec![out1.proof, out2.proof],
-            evals: vec![v_u, v_v],
+            sumchecks: step.sumchecks,
+            evals: step.evals,
         });
-        claim = v_u + alpha * v_v;
-        points = vec![(F::one(), out1.point), (alpha, out2.point)];
+        claim = step.claim;
+        points = step.points;
     }
     Ok(proofs)
 }
 
+/// What one gate layer's proof produced: its messages and the claim handed down.
+#[derive(Clone, Debug)]
+pub struct GateStep<F> {
+    /// Phase-1 (and phase-2) sumcheck transcripts.
+    pub sumchecks: Vec<verinfer_verifier::SumcheckProof<F>>,
+    /// `Ṽ(u)` (and `Ṽ(v)`).
+    pub evals: Vec<F>,
+    /// Value of the claim on the layer below.
+    pub claim: F,
+    /// Weighted points of that claim.
+    pub points: Vec<(F, Vec<F>)>,
+}
+
+/// Proves one gate layer given as terms over `below` (the padded values of the layer below),
+/// for the claim `Σ_k c_k·Ṽ(z_k) = claim` with `points = [(c_k, z_k)]`. Mirrors
+/// `verinfer_verifier::gkr::verify_gate_terms`.
+pub fn prove_gate_terms<F: ProofField>(
+    terms: &LayerTerms<F>,
+    has_mul: bool,
+    below: Vec<F>,
+    points: &[(F, Vec<F>)],
+    claim: F,
+    transcript: &mut Transcript,
+) -> GateStep<F> {
+    let weighted: Vec<(F, &[F])> = points.iter().map(|(c, p)| (*c, p.as_slice())).collect();
+    let eq_z = mle::eq_table_combined(&weighted);
+
+    let a = phase1_table(terms, &eq_z, &below);
+    let mut p1 = ProductProver::new(below.clone(), a);
+    let out1 = prove_sumcheck(&mut p1, claim - terms.cst_at(&eq_z), transcript);
+    let v_u = out1.finals[0];
+    transcript.append_scalar(b"gkr-eval-u", &v_u);
+
+    if !has_mul {
+        return GateStep {
+            sumchecks: vec![out1.proof],
+            evals: vec![v_u],
+            claim: v_u,
+            points: vec![(F::one(), out1.point)],
+        };
+    }
+    let eq_u = mle::eq_table(&out1.point);
+    let m = phase2_table(terms, &eq_z, &eq_u, v_u, below.len());
+    let claim2 = dot(&m, &below);
+    let mut p2 = ProductProver::new(m, below);
+    let out2 = prove_sumcheck(&mut p2, claim2, transcript);
+    let v_v = out2.finals[1];
+    transcript.append_scalar(b"gkr-eval-v", &v_v);
+    let alpha: F = transcript.challenge(b"gkr-combine");
+    GateStep {
+        sumchecks: vec![out1.proof, out2.proof],
+        evals: vec![v_u, v_v],
+        claim: v_u + alpha * v_v,
+        points: vec![(F::one(), out1.point), (alpha, out2.point)],
+    }
+}
+
 /// A copy of `v` zero-padded to 2^vars entries.
-fn padded<F: Field>(v: &[F], vars: usize) -> Vec<F> {
+pub fn padded<F: Field>(v: &[F], vars: usize) -> Vec<F> {
     let mut t = Vec::with_capacity(1 << vars);
     t.extend_from_slice(v);
     t.resize(1 << vars, F::zero());
     t
 }
 
-fn dot<F: Field>(a: &[F], b: &[F]) -> F {
+/// `Σ a[i]·b[i]`, parallel above the threshold.
+pub fn dot<F: Field>(a: &[F], b: &[F]) -> F {
     if a.len() >= PAR_THRESHOLD {
         a.par_iter().zip(b.par_iter()).map(|(x, y)| *x * y).sum()
     } else {

@@ -18,12 +18,12 @@
 //! in the layer's gates: this is the generic fallback; the CNN layers have structured proofs
 //! whose verifier never touches a gate list.
 
-use crate::proof::{LayerProof, Proof};
+use crate::proof::{LayerProof, Proof, SumcheckProof};
 use crate::sumcheck;
 use crate::transcript::Transcript;
 use crate::VerifyError;
 use verinfer_circuits::field::{soundness_bits, ProofField};
-use verinfer_circuits::gates::GateCircuit;
+use verinfer_circuits::gates::{GateCircuit, LayerTerms};
 use verinfer_circuits::mle;
 
 /// Layer-proof kind of a generic gate layer.
@@ -111,8 +111,9 @@ pub fn verify_as_subprotocol<F: ProofField>(
     Ok(())
 }
 
-/// The claim handed to the layer below: its value and the weighted points it is made on.
-type Handoff<F> = (F, Vec<(F, Vec<F>)>);
+/// The claim handed to the layer below: its value and the weighted points it is made on
+/// (`Σ_k c_k·Ṽ(p_k) = value`).
+pub type Handoff<F> = (F, Vec<(F, Vec<F>)>);
 
 fn verify_gate_layer<F: ProofField>(
     circuit: &GateCircuit,
@@ -122,51 +123,82 @@ fn verify_gate_layer<F: ProofField>(
     points: &[(F, Vec<F>)],
     transcript: &mut Transcript,
 ) -> Result<Handoff<F>, VerifyError> {
-    let has_mul = circuit.has_mul(i);
-    let phases = if has_mul { 2 } else { 1 };
-    if lp.kind != GATE_LAYER || lp.sumchecks.len() != phases || lp.evals.len() != phases {
+    if lp.kind != GATE_LAYER {
         return Err(VerifyError::ProofShape(format!(
-            "layer {i}: expected a gate-layer proof with {phases} sumchecks and {phases} evaluations"
+            "layer {i}: expected a gate-layer proof"
         )));
     }
     let terms = circuit.terms::<F>(i)?;
-    let below = circuit.layer_vars(i - 1);
+    verify_gate_terms(
+        &terms,
+        circuit.has_mul(i),
+        circuit.layer_vars(i - 1),
+        &lp.sumchecks,
+        &lp.evals,
+        claim,
+        points,
+        transcript,
+        i,
+    )
+}
+
+/// One gate layer given as terms: checks phase 1 (and phase 2 when `has_mul`) and returns the
+/// claim on the layer below (one point, or two combined with a random `α`). `sumchecks` and
+/// `evals` must hold exactly one entry per phase. `layer` only labels errors.
+#[allow(clippy::too_many_arguments)]
+pub fn verify_gate_terms<F: ProofField>(
+    terms: &LayerTerms<F>,
+    has_mul: bool,
+    below: usize,
+    sumchecks: &[SumcheckProof<F>],
+    evals: &[F],
+    claim: F,
+    points: &[(F, Vec<F>)],
+    transcript: &mut Transcript,
+    layer: usize,
+) -> Result<Handoff<F>, VerifyError> {
+    let phases = if has_mul { 2 } else { 1 };
+    if sumchecks.len() != phases || evals.len() != phases {
+        return Err(VerifyError::ProofShape(format!(
+            "layer {layer}: expected a gate-layer proof with {phases} sumchecks and {phases} evaluations"
+        )));
+    }
     let weighted: Vec<(F, &[F])> = points.iter().map(|(c, p)| (*c, p.as_slice())).collect();
     let eq_z = mle::eq_table_combined(&weighted);
 
     let phase1 = sumcheck::verify(
-        &lp.sumchecks[0],
+        &sumchecks[0],
         claim - terms.cst_at(&eq_z),
         below,
         2,
         transcript,
     )?;
-    let v_u = lp.evals[0];
+    let v_u = evals[0];
     transcript.append_scalar(b"gkr-eval-u", &v_u);
     let eq_u = mle::eq_table(&phase1.point);
     let lin = terms.lin_at(&eq_z, &eq_u);
     if !has_mul {
         if phase1.value != v_u * lin {
             return Err(VerifyError::LayerCheck {
-                layer: i,
+                layer,
                 what: "phase-1 final evaluation",
             });
         }
         return Ok((v_u, vec![(F::one(), phase1.point)]));
     }
     let phase2 = sumcheck::verify(
-        &lp.sumchecks[1],
+        &sumchecks[1],
         phase1.value - v_u * lin,
         below,
         2,
         transcript,
     )?;
-    let v_v = lp.evals[1];
+    let v_v = evals[1];
     transcript.append_scalar(b"gkr-eval-v", &v_v);
     let eq_v = mle::eq_table(&phase2.point);
     if phase2.value != v_u * terms.mul_at(&eq_z, &eq_u, &eq_v) * v_v {
         return Err(VerifyError::LayerCheck {
-            layer: i,
+            layer,
             what: "phase-2 final evaluation",
         });
     }

@@ -8,10 +8,14 @@
 //! - [`proof`]: proof types and the strict binary format of DESIGN §8.
 //! - [`sumcheck`]: sumcheck verification, ending in a [`sumcheck::SumcheckClaim`].
 //! - [`gkr`]: the generic GKR verifier for layered gate circuits.
+//! - [`layers`]: the structured layer reductions (activation, sum-pool, dense, conv2d, gates).
+//! - [`inference`]: verification of a whole compiled model's inference.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod gkr;
+pub mod inference;
+pub mod layers;
 pub mod proof;
 pub mod sumcheck;
 pub mod transcript;
@@ -51,6 +55,20 @@ pub enum VerifyError {
     /// The circuit itself is malformed.
     #[error("invalid circuit: {0}")]
     Circuit(#[from] CircuitError),
+    /// A compiled circuit is inconsistent (layouts, weights and ops disagree).
+    #[error("invalid circuit: {0}")]
+    BadCircuit(String),
+    /// The proof is over another field than the circuit.
+    #[error("the proof is over {proof}, the circuit is compiled for {circuit}")]
+    FieldMismatch {
+        /// Field of the proof.
+        proof: verinfer_circuits::FieldId,
+        /// Field of the circuit.
+        circuit: verinfer_circuits::FieldId,
+    },
+    /// The input is not a valid input of the circuit (length, range).
+    #[error("invalid input: {0}")]
+    Input(String),
     /// The proof bytes are malformed.
     #[error("malformed proof: {0}")]
     Decode(#[from] ProofError),

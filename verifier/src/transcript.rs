@@ -54,7 +54,8 @@ impl Transcript {
             }
             h.update(&buf);
         }
-        self.inner.append_message(label, &(xs.len() as u64).to_le_bytes());
+        self.inner
+            .append_message(label, &(xs.len() as u64).to_le_bytes());
         self.inner.append_message(label, h.finalize().as_bytes());
     }
 

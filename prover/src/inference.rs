@@ -1,0 +1,114 @@
+//! Proving one inference of a compiled model: the witness, then a layer proof per stage, output
+//! first. Mirrors `verinfer_verifier::inference`.
+
+use crate::layers::prove_layer;
+use crate::ProveError;
+use std::time::Instant;
+use verinfer_circuits::circuit::LayeredCircuit;
+use verinfer_circuits::field::{from_i128, ProofField};
+use verinfer_circuits::mle;
+use verinfer_circuits::witness::{witness, Witness};
+use verinfer_verifier::layers::Claim;
+use verinfer_verifier::proof::Proof;
+use verinfer_verifier::Transcript;
+
+/// Where the prover's time went, in milliseconds.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ProveReport {
+    /// Integer inference plus conversion of every stage to field elements.
+    pub witness_ms: f64,
+    /// Per layer, in circuit order (layer 0 first).
+    pub layers_ms: Vec<f64>,
+    /// Everything, witness included.
+    pub total_ms: f64,
+}
+
+/// Runs the model on `input` (integers at the input scale, batch-major) and proves the result.
+/// Returns the output integers, the proof (which carries the output) and the timings.
+pub fn prove<F: ProofField>(
+    circuit: &LayeredCircuit,
+    input: &[i128],
+) -> Result<(Vec<i128>, Proof<F>, ProveReport), ProveError> {
+    let start = Instant::now();
+    check_field::<F>(circuit)?;
+    circuit.check().map_err(ProveError::Layer)?;
+    let per = circuit.input.item_len();
+    if input.is_empty() || input.len() % per != 0 {
+        return Err(ProveError::Input(format!(
+            "{} input values is not a whole number of items of {per}",
+            input.len()
+        )));
+    }
+    let batch = input.len() / per;
+    let w: Witness<F> =
+        witness(circuit, batch, input).map_err(|e| ProveError::Input(e.to_string()))?;
+    let witness_ms = start.elapsed().as_secs_f64() * 1e3;
+    let (proof, layers_ms) = prove_witness(circuit, input, &w)?;
+    Ok((
+        w.output,
+        proof,
+        ProveReport {
+            witness_ms,
+            layers_ms,
+            total_ms: start.elapsed().as_secs_f64() * 1e3,
+        },
+    ))
+}
+
+fn check_field<F: ProofField>(circuit: &LayeredCircuit) -> Result<(), ProveError> {
+    if F::ID != circuit.field {
+        return Err(ProveError::Input(format!(
+            "the circuit is compiled for {}, not {}",
+            circuit.field,
+            F::ID
+        )));
+    }
+    Ok(())
+}
+
+fn to_field<F: ProofField>(v: &[i128]) -> Result<Vec<F>, ProveError> {
+    v.iter()
+        .map(|x| from_i128(*x).map_err(|e| ProveError::Input(e.to_string())))
+        .collect()
+}
+
+/// Proves a computed witness. Returns the proof and the per-layer proving times (ms).
+pub fn prove_witness<F: ProofField>(
+    circuit: &LayeredCircuit,
+    input: &[i128],
+    w: &Witness<F>,
+) -> Result<(Proof<F>, Vec<f64>), ProveError> {
+    check_field::<F>(circuit)?;
+    let batch = w.batch;
+    if w.layers.len() != circuit.layers.len() + 1 {
+        return Err(ProveError::Layer(
+            "witness does not match the circuit".into(),
+        ));
+    }
+    let digest = circuit.digest();
+    let input_f: Vec<F> = to_field(input)?;
+    let output_f: Vec<F> = to_field(&w.output)?;
+    let mut transcript = Transcript::new(&digest, &input_f, &output_f);
+    let out_layout = circuit.output();
+    let r: Vec<F> = transcript.challenges(b"output-point", out_layout.vars(batch));
+    let top = w.layers.last().map(Vec::as_slice).unwrap_or(&[]);
+    let value = mle::evaluate(top, &r);
+    let mut claim = Claim { point: r, value };
+    let mut layers = Vec::with_capacity(circuit.layers.len());
+    let mut times = vec![0.0; circuit.layers.len()];
+    for (i, layer) in circuit.layers.iter().enumerate().rev() {
+        let t = Instant::now();
+        let (lp, next) = prove_layer(layer, batch, &w.layers[i], &claim, &mut transcript)?;
+        layers.push(lp);
+        claim = next;
+        times[i] = t.elapsed().as_secs_f64() * 1e3;
+    }
+    Ok((
+        Proof {
+            digest,
+            output: output_f,
+            layers,
+        },
+        times,
+    ))
+}

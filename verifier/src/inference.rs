@@ -1,0 +1,186 @@
+//! Verification of one inference of a compiled model (the SafetyNets-style check).
+//!
+//! The verifier knows the circuit (model) and the input, reads the claimed output and the proof,
+//! and accepts or rejects:
+//! 1. the proof's field and digest must be the circuit's, and it must carry the claimed output;
+//! 2. the input must be in the circuit's declared range (the bound analysis that rules out
+//!    wrap-around assumes it);
+//! 3. the transcript absorbs the statement; a random point `r` is drawn and the verifier
+//!    evaluates the output MLE there itself;
+//! 4. each layer, output first, reduces the claim to one on its input (`layers`);
+//! 5. the verifier evaluates the input MLE at the last point itself.
+//!
+//! Its work is the input, the output, the weights, and O(k·n + variables) per layer; it never
+//! grows with the number of multiply-accumulates.
+
+use crate::layers::{verify_layer, Claim};
+use crate::proof::Proof;
+use crate::transcript::Transcript;
+use crate::VerifyError;
+use verinfer_circuits::circuit::LayeredCircuit;
+use verinfer_circuits::field::{from_i128, soundness_bits, ProofField};
+use verinfer_circuits::mle;
+
+/// Wall-clock time of a verification step, where the platform has a clock.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Millis(pub f64);
+
+#[cfg(not(target_arch = "wasm32"))]
+struct Clock(std::time::Instant);
+#[cfg(not(target_arch = "wasm32"))]
+impl Clock {
+    fn start() -> Self {
+        Clock(std::time::Instant::now())
+    }
+    fn lap(&mut self) -> Millis {
+        let now = std::time::Instant::now();
+        let ms = now.duration_since(self.0).as_secs_f64() * 1e3;
+        self.0 = now;
+        Millis(ms)
+    }
+}
+// wasm32 has no monotonic clock without JS bindings: timings read zero there.
+#[cfg(target_arch = "wasm32")]
+struct Clock;
+#[cfg(target_arch = "wasm32")]
+impl Clock {
+    fn start() -> Self {
+        Clock
+    }
+    fn lap(&mut self) -> Millis {
+        Millis(0.0)
+    }
+}
+
+/// What a successful verification establishes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VerifiedReport {
+    /// Items in the batch.
+    pub batch: usize,
+    /// −log2 of the probability that a false output passed.
+    pub soundness_bits: f64,
+    /// Time to check the statement and evaluate the output MLE.
+    pub setup: Millis,
+    /// Time per layer, in circuit order (layer 0 first).
+    pub layers: Vec<Millis>,
+    /// Time to evaluate the input MLE.
+    pub input: Millis,
+}
+
+impl VerifiedReport {
+    /// Total verification time.
+    pub fn total_ms(&self) -> f64 {
+        self.setup.0 + self.input.0 + self.layers.iter().map(|m| m.0).sum::<f64>()
+    }
+}
+
+/// Converts integers to field elements, refusing values that would wrap.
+fn to_field<F: ProofField>(v: &[i128], what: &str) -> Result<Vec<F>, VerifyError> {
+    v.iter()
+        .enumerate()
+        .map(|(i, x)| {
+            from_i128(*x).map_err(|_| {
+                VerifyError::Input(format!(
+                    "{what} value {x} at index {i} does not fit the field"
+                ))
+            })
+        })
+        .collect()
+}
+
+/// Checks the statement's shape and range and returns the batch size.
+pub fn check_statement(
+    circuit: &LayeredCircuit,
+    input: &[i128],
+    output: &[i128],
+) -> Result<usize, VerifyError> {
+    circuit.check().map_err(VerifyError::BadCircuit)?;
+    let per_in = circuit.input.item_len();
+    if input.is_empty() || input.len() % per_in != 0 {
+        return Err(VerifyError::Input(format!(
+            "{} input values is not a whole number of items of {per_in}",
+            input.len()
+        )));
+    }
+    let batch = input.len() / per_in;
+    if let Some((i, v)) = input
+        .iter()
+        .enumerate()
+        .find(|(_, v)| **v < circuit.input_min || **v > circuit.input_max)
+    {
+        return Err(VerifyError::Input(format!(
+            "input value {v} at index {i} is outside the declared range [{}, {}]",
+            circuit.input_min, circuit.input_max
+        )));
+    }
+    let per_out = circuit.output().item_len();
+    if output.len() != batch * per_out {
+        return Err(VerifyError::Shape(format!(
+            "output has {} values, expected {} for a batch of {batch}",
+            output.len(),
+            batch * per_out
+        )));
+    }
+    Ok(batch)
+}
+
+/// Checks that `proof` shows `circuit` maps `input` to `output` (integers at the circuit's
+/// scales, batch-major, row-major per item).
+pub fn verify<F: ProofField>(
+    circuit: &LayeredCircuit,
+    input: &[i128],
+    output: &[i128],
+    proof: &Proof<F>,
+) -> Result<VerifiedReport, VerifyError> {
+    let mut clock = Clock::start();
+    if F::ID != circuit.field {
+        return Err(VerifyError::FieldMismatch {
+            proof: F::ID,
+            circuit: circuit.field,
+        });
+    }
+    let batch = check_statement(circuit, input, output)?;
+    let digest = circuit.digest();
+    if proof.digest != digest {
+        return Err(VerifyError::DigestMismatch);
+    }
+    let input_f: Vec<F> = to_field(input, "input")?;
+    let output_f: Vec<F> = to_field(output, "output")?;
+    if proof.output != output_f {
+        return Err(VerifyError::OutputMismatch);
+    }
+    if proof.layers.len() != circuit.layers.len() {
+        return Err(VerifyError::ProofShape(format!(
+            "{} layer proofs for {} layers",
+            proof.layers.len(),
+            circuit.layers.len()
+        )));
+    }
+    let mut transcript = Transcript::new(&digest, &input_f, &output_f);
+    let out_layout = circuit.output();
+    let r: Vec<F> = transcript.challenges(b"output-point", out_layout.vars(batch));
+    let value = mle::evaluate(&out_layout.scatter(batch, &output_f), &r);
+    let mut claim = Claim { point: r, value };
+    let mut degree_sum = out_layout.vars(batch) as u64;
+    let setup = clock.lap();
+
+    let mut times = vec![Millis::default(); circuit.layers.len()];
+    // Layer proofs are stored output layer first.
+    for ((i, layer), lp) in circuit.layers.iter().enumerate().rev().zip(&proof.layers) {
+        let out = verify_layer(layer, batch, &claim, lp, &mut transcript, i)?;
+        claim = out.claim;
+        degree_sum += out.degree_sum;
+        times[i] = clock.lap();
+    }
+    let at_input = mle::evaluate(&circuit.input.scatter(batch, &input_f), &claim.point);
+    if at_input != claim.value {
+        return Err(VerifyError::InputCheck);
+    }
+    Ok(VerifiedReport {
+        batch,
+        soundness_bits: soundness_bits(F::ID, degree_sum),
+        setup,
+        layers: times,
+        input: clock.lap(),
+    })
+}

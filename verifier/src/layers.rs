@@ -1,0 +1,416 @@
+//! Verification of the structured layer reductions (DESIGN §5).
+//!
+//! Each function takes a claim `Ỹ(r) = y` on a layer's output MLE and the layer's proof, and
+//! returns a claim `X̃(p) = χ` on its input MLE. Together they never touch a value per
+//! multiply-accumulate: the verifier's work per layer is its weights, its bias, O(k·n) for the
+//! window predicates of a convolution or pooling, and O(number of variables) otherwise.
+//!
+//! | kind | reduction | sumchecks (degree) | evals |
+//! |---|---|---|---|
+//! | activation `Y = aX² + bX + c` | `y − c·Ĩ(r) = Σ_x eq(r,x)(aX² + bX)` | 1 (3) | `X̃(p)` |
+//! | sum-pool | `y = Σ_x G(x)X(x)`, `G = eq_b ⊗ eq_c ⊗ S_row ⊗ S_col` | 1 (2) | `X̃(p)` |
+//! | dense | `y − B̃(r_o)Ĩ(r_b) = Σ_k W̃(r_o,k)·X̃(k, r_b)` | 1 (2) | `X̃(t, r_b)` |
+//! | conv2d | (1) `y − B̃Ĩ = Σ_{c,u,v} W̃(r_o,c,u,v)·T(c,u,v)`; (2) `T̃(t) = Σ_x G(x)X(x)` | 2 (2, 2) | `T̃(t)`, `X̃(p)` |
+//! | gates | two-phase GKR layer, then one merge sumcheck to a single point | 1–3 (2) | 1–3 |
+//!
+//! `S_row(row) = Σ_{u,i: s·i+u−p=row} κ(u)·eq(r_i,i)` is the window table of
+//! `verinfer_circuits::predicates`, with `κ(u) = eq(t_u,u)` for a convolution and 1 for pooling.
+
+use crate::gkr::verify_gate_terms;
+use crate::proof::LayerProof;
+use crate::sumcheck;
+use crate::transcript::Transcript;
+use crate::VerifyError;
+use verinfer_circuits::circuit::{CircuitLayer, Layout, Op};
+use verinfer_circuits::field::{from_i128, from_i64, ProofField};
+use verinfer_circuits::mle;
+use verinfer_circuits::predicates::{mle_at, split_point, window_table, Axis};
+
+/// Layer-proof kind of an activation layer.
+pub const ACTIVATION_LAYER: u8 = 2;
+/// Layer-proof kind of a sum-pooling layer.
+pub const SUMPOOL_LAYER: u8 = 3;
+/// Layer-proof kind of a dense layer.
+pub const DENSE_LAYER: u8 = 4;
+/// Layer-proof kind of a convolution.
+pub const CONV_LAYER: u8 = 5;
+/// Layer-proof kind of a structured circuit's gate layer (GKR phases plus a merge).
+pub const GATES_LAYER: u8 = 6;
+
+/// A claim `Ṽ(point) = value` on one stage's MLE (point in index-bit order).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Claim<F> {
+    /// The point.
+    pub point: Vec<F>,
+    /// The claimed value.
+    pub value: F,
+}
+
+/// The kind byte a layer's proof must carry.
+pub fn kind_of(op: &Op) -> u8 {
+    match op {
+        Op::Activation { .. } => ACTIVATION_LAYER,
+        Op::SumPool { .. } => SUMPOOL_LAYER,
+        Op::Dense { .. } => DENSE_LAYER,
+        Op::Conv2d { .. } => CONV_LAYER,
+        Op::Gates { .. } => GATES_LAYER,
+    }
+}
+
+/// The axes of a windowed op (rows, then columns) from its layouts.
+pub fn axes(
+    input: &Layout,
+    output: &Layout,
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    padding: [usize; 2],
+) -> [Axis; 2] {
+    let d = |l: &Layout, i: usize| l.dims.get(i).copied().unwrap_or(1);
+    [
+        Axis {
+            input: d(input, 1),
+            output: d(output, 1),
+            window: kernel[0],
+            stride: stride[0],
+            padding: padding[0],
+        },
+        Axis {
+            input: d(input, 2),
+            output: d(output, 2),
+            window: kernel[1],
+            stride: stride[1],
+            padding: padding[1],
+        },
+    ]
+}
+
+fn shape_err(layer: usize, msg: &str) -> VerifyError {
+    VerifyError::ProofShape(format!("layer {layer}: {msg}"))
+}
+
+fn field_const<F: ProofField>(v: i128) -> Result<F, VerifyError> {
+    from_i128(v).map_err(|e| VerifyError::Circuit(e.into()))
+}
+
+/// `Σ_o eq_o[o]·B[o]`: the bias MLE at `r_o`.
+pub fn bias_at<F: ProofField>(bias: &[i128], eq_o: &[F]) -> Result<F, VerifyError> {
+    let mut acc = F::zero();
+    for (b, e) in bias.iter().zip(eq_o) {
+        if *b != 0 {
+            acc += field_const::<F>(*b)? * e;
+        }
+    }
+    Ok(acc)
+}
+
+/// Checks that a proof has the right kind and counts before any of it is read.
+fn expect_shape<F>(
+    proof: &LayerProof<F>,
+    kind: u8,
+    sumchecks: usize,
+    evals: usize,
+    layer: usize,
+) -> Result<(), VerifyError> {
+    if proof.kind != kind || proof.sumchecks.len() != sumchecks || proof.evals.len() != evals {
+        return Err(shape_err(
+            layer,
+            &format!(
+                "expected proof kind {kind} with {sumchecks} sumchecks and {evals} evaluations"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// What a verified layer hands down: the claim on its input and the degree sum its checks add
+/// to the soundness error.
+#[derive(Clone, Debug)]
+pub struct LayerOutcome<F> {
+    /// Claim on the layer's input MLE.
+    pub claim: Claim<F>,
+    /// Σ of round degrees plus final checks of this layer.
+    pub degree_sum: u64,
+}
+
+/// Reduces a claim on `layer`'s output to a claim on its input, checking `proof`.
+/// `index` labels errors (0-based layer index).
+pub fn verify_layer<F: ProofField>(
+    layer: &CircuitLayer,
+    batch: usize,
+    claim: &Claim<F>,
+    proof: &LayerProof<F>,
+    transcript: &mut Transcript,
+    index: usize,
+) -> Result<LayerOutcome<F>, VerifyError> {
+    if claim.point.len() != layer.output.vars(batch) {
+        return Err(shape_err(
+            index,
+            "claim point has the wrong number of variables",
+        ));
+    }
+    match &layer.op {
+        Op::Activation { a, b, c } => {
+            expect_shape(proof, ACTIVATION_LAYER, 1, 1, index)?;
+            let (a, b, c) = (
+                field_const::<F>(*a)?,
+                field_const::<F>(*b)?,
+                field_const::<F>(*c)?,
+            );
+            let n = layer.input.vars(batch);
+            let target = claim.value - c * layer.output.real_indicator(batch, &claim.point);
+            let sc = sumcheck::verify(&proof.sumchecks[0], target, n, 3, transcript)?;
+            let chi = proof.evals[0];
+            transcript.append_scalar(b"layer-eval", &chi);
+            let e = mle::eq_eval(&claim.point, &sc.point);
+            if sc.value != e * (a * chi * chi + b * chi) {
+                return Err(VerifyError::LayerCheck {
+                    layer: index + 1,
+                    what: "activation final evaluation",
+                });
+            }
+            Ok(LayerOutcome {
+                degree_sum: 3 * n as u64 + 1,
+                claim: Claim {
+                    point: sc.point,
+                    value: chi,
+                },
+            })
+        }
+        Op::SumPool { window, stride } => {
+            expect_shape(proof, SUMPOOL_LAYER, 1, 1, index)?;
+            let n = layer.input.vars(batch);
+            let sc = sumcheck::verify(&proof.sumchecks[0], claim.value, n, 2, transcript)?;
+            let chi = proof.evals[0];
+            transcript.append_scalar(b"layer-eval", &chi);
+            let (r, r_b) = split_point(&layer.output, &claim.point);
+            let (p, p_b) = split_point(&layer.input, &sc.point);
+            let [ah, aw] = axes(&layer.input, &layer.output, *window, *stride, [0, 0]);
+            let g = window_product(
+                &layer.input,
+                (r_b, p_b),
+                (r[0], p[0]),
+                (ah, r[1], p[1], None),
+                (aw, r[2], p[2], None),
+            );
+            if sc.value != g * chi {
+                return Err(VerifyError::LayerCheck {
+                    layer: index + 1,
+                    what: "sum-pool final evaluation",
+                });
+            }
+            Ok(LayerOutcome {
+                degree_sum: 2 * n as u64 + 1,
+                claim: Claim {
+                    point: sc.point,
+                    value: chi,
+                },
+            })
+        }
+        Op::Dense {
+            in_features,
+            out_features,
+            weight,
+            bias,
+        } => {
+            expect_shape(proof, DENSE_LAYER, 1, 1, index)?;
+            if layer.input.item_len() != *in_features
+                || weight.len() != in_features * out_features
+                || bias.len() != *out_features
+            {
+                return Err(VerifyError::BadCircuit(format!(
+                    "layer {index}: weights do not fit"
+                )));
+            }
+            let (r, r_b) = split_point(&layer.output, &claim.point);
+            let eq_o = mle::eq_table(r[0]);
+            let ind_b = mle::less_than_eval(batch as u64, r_b);
+            let target = claim.value - bias_at(bias, &eq_o)? * ind_b;
+            let k_vars = layer.input.item_vars();
+            let sc = sumcheck::verify(&proof.sumchecks[0], target, k_vars, 2, transcript)?;
+            let chi = proof.evals[0];
+            transcript.append_scalar(b"layer-eval", &chi);
+            let eq_t = mle::eq_table(&sc.point);
+            let offsets = layer.input.padded_offsets();
+            let mut w_at = F::zero();
+            for (o, row) in weight.chunks(*in_features).enumerate() {
+                let mut acc = F::zero();
+                for (w, off) in row.iter().zip(&offsets) {
+                    if *w != 0 {
+                        acc += eq_t[*off] * from_i64::<F>(*w);
+                    }
+                }
+                w_at += eq_o[o] * acc;
+            }
+            if sc.value != w_at * chi {
+                return Err(VerifyError::LayerCheck {
+                    layer: index + 1,
+                    what: "dense final evaluation",
+                });
+            }
+            let mut point = sc.point;
+            point.extend_from_slice(r_b);
+            Ok(LayerOutcome {
+                degree_sum: 2 * k_vars as u64 + 1,
+                claim: Claim { point, value: chi },
+            })
+        }
+        Op::Conv2d {
+            in_channels,
+            out_channels,
+            kernel,
+            stride,
+            padding,
+            weight,
+            bias,
+        } => {
+            expect_shape(proof, CONV_LAYER, 2, 2, index)?;
+            let (c_n, o_n) = (*in_channels, *out_channels);
+            let [kh, kw] = *kernel;
+            if weight.len() != o_n * c_n * kh * kw || bias.len() != o_n {
+                return Err(VerifyError::BadCircuit(format!(
+                    "layer {index}: weights do not fit"
+                )));
+            }
+            let (r, r_b) = split_point(&layer.output, &claim.point);
+            let (r_o, r_i, r_j) = (r[0], r[1], r[2]);
+            let eq_o = mle::eq_table(r_o);
+            let od = &layer.output.dims;
+            let ind = mle::less_than_eval(od[1] as u64, r_i)
+                * mle::less_than_eval(od[2] as u64, r_j)
+                * mle::less_than_eval(batch as u64, r_b);
+            let target1 = claim.value - bias_at(bias, &eq_o)? * ind;
+            let (cv, uv, vv) = conv_kernel_vars(c_n, kh, kw);
+            let sc1 = sumcheck::verify(&proof.sumchecks[0], target1, cv + uv + vv, 2, transcript)?;
+            let tau = proof.evals[0];
+            transcript.append_scalar(b"layer-eval", &tau);
+            let (t_v, rest) = sc1.point.split_at(vv);
+            let (t_u, t_c) = rest.split_at(uv);
+            let (eq_c, eq_u, eq_v) = (mle::eq_table(t_c), mle::eq_table(t_u), mle::eq_table(t_v));
+            let mut w_at = F::zero();
+            let mut idx = 0;
+            for eo in eq_o.iter().take(o_n) {
+                let mut acc_o = F::zero();
+                for ec in eq_c.iter().take(c_n) {
+                    let mut acc_c = F::zero();
+                    for eu in eq_u.iter().take(kh) {
+                        let mut acc_u = F::zero();
+                        for ev in eq_v.iter().take(kw) {
+                            let w = weight[idx];
+                            idx += 1;
+                            if w != 0 {
+                                acc_u += *ev * from_i64::<F>(w);
+                            }
+                        }
+                        acc_c += *eu * acc_u;
+                    }
+                    acc_o += *ec * acc_c;
+                }
+                w_at += *eo * acc_o;
+            }
+            if sc1.value != w_at * tau {
+                return Err(VerifyError::LayerCheck {
+                    layer: index + 1,
+                    what: "convolution kernel evaluation",
+                });
+            }
+            let n = layer.input.vars(batch);
+            let sc2 = sumcheck::verify(&proof.sumchecks[1], tau, n, 2, transcript)?;
+            let chi = proof.evals[1];
+            transcript.append_scalar(b"layer-eval", &chi);
+            let (p, p_b) = split_point(&layer.input, &sc2.point);
+            let [ah, aw] = axes(&layer.input, &layer.output, *kernel, *stride, *padding);
+            let g = window_product(
+                &layer.input,
+                (r_b, p_b),
+                (t_c, p[0]),
+                (ah, r_i, p[1], Some(&eq_u)),
+                (aw, r_j, p[2], Some(&eq_v)),
+            );
+            if sc2.value != g * chi {
+                return Err(VerifyError::LayerCheck {
+                    layer: index + 1,
+                    what: "convolution window evaluation",
+                });
+            }
+            Ok(LayerOutcome {
+                degree_sum: 2 * (cv + uv + vv + n) as u64 + 2,
+                claim: Claim {
+                    point: sc2.point,
+                    value: chi,
+                },
+            })
+        }
+        Op::Gates { layer: gl } => {
+            let has_mul = gl.has_mul();
+            let phases = if has_mul { 3 } else { 1 };
+            expect_shape(proof, GATES_LAYER, phases, phases, index)?;
+            let in_per = layer.input.item_len_padded();
+            let out_per = layer.output.item_len_padded();
+            if gl.gates.len() > out_per || gl.max_wire().is_some_and(|w| w as usize >= in_per) {
+                return Err(VerifyError::BadCircuit(format!(
+                    "layer {index}: gate wires out of range"
+                )));
+            }
+            let terms = gl.terms::<F>(batch, in_per, out_per)?;
+            let n = layer.input.vars(batch);
+            let gk = if has_mul { 2 } else { 1 };
+            let (value, points) = verify_gate_terms(
+                &terms,
+                has_mul,
+                n,
+                &proof.sumchecks[..gk],
+                &proof.evals[..gk],
+                claim.value,
+                &[(F::one(), claim.point.clone())],
+                transcript,
+                index + 1,
+            )?;
+            let mut degree_sum = 2 * gk as u64 * n as u64 + 1;
+            let claim = if has_mul {
+                let sc = sumcheck::verify(&proof.sumchecks[2], value, n, 2, transcript)?;
+                let vq = proof.evals[2];
+                transcript.append_scalar(b"layer-eval", &vq);
+                let e: F = points
+                    .iter()
+                    .map(|(c, p)| *c * mle::eq_eval(p, &sc.point))
+                    .sum();
+                if sc.value != e * vq {
+                    return Err(VerifyError::LayerCheck {
+                        layer: index + 1,
+                        what: "gate-layer merge evaluation",
+                    });
+                }
+                degree_sum += 2 * n as u64 + 1;
+                Claim {
+                    point: sc.point,
+                    value: vq,
+                }
+            } else {
+                let (_, point) = points.into_iter().next().unwrap_or_default();
+                Claim { point, value }
+            };
+            Ok(LayerOutcome { claim, degree_sum })
+        }
+    }
+}
+
+/// Variables of a convolution's kernel sumcheck: (channels, kernel rows, kernel cols).
+pub fn conv_kernel_vars(channels: usize, kh: usize, kw: usize) -> (usize, usize, usize) {
+    let v = |n: usize| n.next_power_of_two().trailing_zeros() as usize;
+    (v(channels), v(kh), v(kw))
+}
+
+/// `G̃(p)` for `G = eq(r_b,·) ⊗ eq(r_c,·) ⊗ S_row ⊗ S_col` over `input`'s padded layout.
+/// Each pair is (the output-side point, the input-side point) of one factor.
+fn window_product<F: ProofField>(
+    input: &Layout,
+    (r_b, p_b): (&[F], &[F]),
+    (r_c, p_c): (&[F], &[F]),
+    (ah, r_i, p_h, kh): (Axis, &[F], &[F], Option<&[F]>),
+    (aw, r_j, p_w, kw): (Axis, &[F], &[F], Option<&[F]>),
+) -> F {
+    let padded = input.padded_dims();
+    let s_row = window_table(ah, padded[1], kh, &mle::eq_table(r_i));
+    let s_col = window_table(aw, padded[2], kw, &mle::eq_table(r_j));
+    mle::eq_eval(r_b, p_b) * mle::eq_eval(r_c, p_c) * mle_at(&s_row, p_h) * mle_at(&s_col, p_w)
+}
