@@ -368,6 +368,19 @@ impl CircuitLayer {
                 {
                     return Err("gate wires out of range".into());
                 }
+                // Padding positions must stay zero: only a zero constant may sit there.
+                let mut real = vec![false; self.output.item_len_padded()];
+                for off in self.output.padded_offsets() {
+                    real[off] = true;
+                }
+                let bad = layer
+                    .gates
+                    .iter()
+                    .zip(&real)
+                    .position(|(g, r)| !r && *g != crate::gates::Gate::Const(0));
+                if let Some(g) = bad {
+                    return Err(format!("gate {g} writes a padding position"));
+                }
                 Ok(())
             }
         }
