@@ -38,6 +38,19 @@ pub enum Gate {
 }
 
 impl Gate {
+    /// `(tag, first wire, second wire, constant)`: a canonical flat form for digests.
+    pub fn encode(&self) -> (u8, u32, u32, i128) {
+        match *self {
+            Gate::Add(a, b) => (1, a, b, 0),
+            Gate::Sub(a, b) => (2, a, b, 0),
+            Gate::Mul(a, b) => (3, a, b, 0),
+            Gate::Scale(a, c) => (4, a, 0, c),
+            Gate::AddConst(a, c) => (5, a, 0, c),
+            Gate::Relay(a) => (6, a, 0, 0),
+            Gate::Const(c) => (7, 0, 0, c),
+        }
+    }
+
     fn inputs(&self) -> [Option<u32>; 2] {
         match *self {
             Gate::Add(a, b) | Gate::Sub(a, b) | Gate::Mul(a, b) => [Some(a), Some(b)],
@@ -321,15 +334,7 @@ impl GateCircuit {
         for layer in &self.layers {
             h.update(&(layer.gates.len() as u64).to_le_bytes());
             for gate in &layer.gates {
-                let (tag, a, b, c): (u8, u32, u32, i128) = match *gate {
-                    Gate::Add(a, b) => (1, a, b, 0),
-                    Gate::Sub(a, b) => (2, a, b, 0),
-                    Gate::Mul(a, b) => (3, a, b, 0),
-                    Gate::Scale(a, c) => (4, a, 0, c),
-                    Gate::AddConst(a, c) => (5, a, 0, c),
-                    Gate::Relay(a) => (6, a, 0, 0),
-                    Gate::Const(c) => (7, 0, 0, c),
-                };
+                let (tag, a, b, c) = gate.encode();
                 h.update(&[tag]);
                 h.update(&a.to_le_bytes());
                 h.update(&b.to_le_bytes());

@@ -10,6 +10,7 @@
 //! - [`quant`]: the quantization rules of DESIGN §3.
 //! - [`compile`]: model → layered circuit, with the exact worst-case bound analysis.
 //! - [`witness`]: integer inference and the field witness of every stage.
+//! - [`zoo`]: built-in architectures (CIFAR-sized CNN, TIMIT-shaped dense net) for benchmarks.
 //! - [`lower`]: the `gates` lowering, a layered circuit as plain fan-in-2 gates.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -24,5 +25,6 @@ pub mod model;
 pub mod predicates;
 pub mod quant;
 pub mod witness;
+pub mod zoo;
 
 pub use field::{Bn254, FieldId, ProofField, M127};

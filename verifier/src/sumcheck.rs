@@ -27,44 +27,63 @@ pub struct SumcheckClaim<F> {
     pub value: F,
 }
 
+/// Evaluation of polynomials given by their values on the nodes `0, 1, …, d`.
+///
+/// The barycentric weights `w_i = 1/Π_{j≠i}(i − j) = (−1)^{d−i}/(i!(d−i)!)` depend only on `d`,
+/// so they cost one inversion when the interpolator is built and none per round.
+#[derive(Clone, Debug)]
+pub struct Lagrange<F> {
+    weights: Vec<F>,
+}
+
+impl<F: Field> Lagrange<F> {
+    /// Weights for degree `d` (at most a few dozen; the format caps it at 8).
+    pub fn new(d: usize) -> Self {
+        let mut fact = vec![F::one(); d + 1];
+        for k in 1..=d {
+            fact[k] = fact[k - 1] * F::from(k as u64);
+        }
+        let inv_d = fact[d].inverse().unwrap_or_default();
+        // 1/(i!(d−i)!) = C(d, i)/d!
+        let mut binom: u64 = 1;
+        let weights = (0..=d)
+            .map(|i| {
+                let w = F::from(binom) * inv_d;
+                binom = binom * (d - i) as u64 / (i + 1) as u64;
+                if (d - i) % 2 == 0 {
+                    w
+                } else {
+                    -w
+                }
+            })
+            .collect();
+        Lagrange { weights }
+    }
+
+    /// `g(r)` for the polynomial with `g(i) = evals[i]`, `i = 0..=d`; O(d) multiplications.
+    pub fn eval(&self, evals: &[F], r: F) -> F {
+        let d = self.weights.len() - 1;
+        debug_assert_eq!(evals.len(), d + 1);
+        // g(r) = Σ_i evals[i]·w_i·Π_{j≠i}(r − j), with prefix and suffix products of (r − j).
+        let diffs: Vec<F> = (0..=d).map(|j| r - F::from(j as u64)).collect();
+        let mut suffix = vec![F::one(); d + 2];
+        for j in (0..=d).rev() {
+            suffix[j] = suffix[j + 1] * diffs[j];
+        }
+        let mut prefix = F::one();
+        let mut acc = F::zero();
+        for i in 0..=d {
+            acc += evals[i] * self.weights[i] * prefix * suffix[i + 1];
+            prefix *= diffs[i];
+        }
+        acc
+    }
+}
+
 /// Interpolates a polynomial of degree `evals.len() − 1` given on `0, 1, …, d` and evaluates it at
-/// `r`. Costs O(d) multiplications plus one inversion.
+/// `r` (one-off use; [`Lagrange`] amortises the weights).
 pub fn interpolate_at<F: Field>(evals: &[F], r: F) -> F {
-    let d = evals.len().saturating_sub(1);
-    // On a node the formula below divides by zero; return the node's value instead.
-    for (i, e) in evals.iter().enumerate() {
-        if r == F::from(i as u64) {
-            return *e;
-        }
-    }
-    // g(r) = Σ_i g(i) · Π_{j≠i}(r − j) / Π_{j≠i}(i − j)
-    //      = (Π_j (r − j)) · Σ_i g(i) · w_i / (r − i),  w_i = 1 / (i! (d−i)! (−1)^{d−i}).
-    // We scale by d! to keep the weights integral: d!·w_i = (−1)^{d−i} C(d, i).
-    let mut full = F::one();
-    for j in 0..=d {
-        full *= r - F::from(j as u64);
-    }
-    let mut denoms: Vec<F> = (0..=d).map(|i| r - F::from(i as u64)).collect();
-    let mut fact = F::one();
-    for k in 1..=d {
-        fact *= F::from(k as u64);
-    }
-    denoms.push(fact);
-    ark_ff::batch_inversion(&mut denoms);
-    let inv_fact = denoms[d + 1];
-    let mut binom: u64 = 1;
-    let mut acc = F::zero();
-    for (i, e) in evals.iter().enumerate() {
-        let term = *e * F::from(binom) * denoms[i];
-        if (d - i) % 2 == 0 {
-            acc += term;
-        } else {
-            acc -= term;
-        }
-        // C(d, i+1) = C(d, i)·(d − i)/(i + 1), exact in the integers.
-        binom = binom * (d - i) as u64 / (i + 1) as u64;
-    }
-    full * acc * inv_fact
+    Lagrange::new(evals.len().saturating_sub(1)).eval(evals, r)
 }
 
 /// Checks a sumcheck proof of `Σ f = claim` over `num_vars` variables with round degree
@@ -87,6 +106,7 @@ pub fn verify<F: ProofField>(
     let mut current = claim;
     let mut challenges = Vec::with_capacity(num_vars);
     let mut evals = vec![F::zero(); degree + 1];
+    let lagrange = Lagrange::new(degree);
     for round in &proof.rounds {
         if round.len() != degree {
             return Err(VerifyError::ProofShape(format!(
@@ -99,7 +119,7 @@ pub fn verify<F: ProofField>(
         evals[0] = round[0];
         evals[1] = current - round[0];
         evals[2..].copy_from_slice(&round[1..]);
-        current = interpolate_at(&evals, r);
+        current = lagrange.eval(&evals, r);
         challenges.push(r);
     }
     challenges.reverse();
