@@ -7,7 +7,8 @@
 //! channels and the kernel width).
 
 use crate::gkr::prove_gate_terms;
-use crate::sumcheck::{prove as prove_sumcheck, ProductProver, ProductSumProver};
+use crate::eq_kernel::EqQuadProver;
+use crate::sumcheck::{prove as prove_sumcheck, ProductProver};
 use crate::ProveError;
 use ark_ff::Field;
 use rayon::prelude::*;
@@ -39,11 +40,7 @@ pub fn prove_layer<F: ProofField>(
         Op::Activation { a, b, c } => {
             let (a, b, c) = (konst::<F>(*a)?, konst::<F>(*b)?, konst::<F>(*c)?);
             let target = claim.value - c * layer.output.real_indicator(batch, &claim.point);
-            let eq = mle::eq_table(&claim.point);
-            let mut p = ProductSumProver::new(
-                vec![eq, input.to_vec()],
-                vec![(a, vec![0, 1, 1]), (b, vec![0, 1])],
-            );
+            let mut p = EqQuadProver::new(&claim.point, input.to_vec(), a, b, target);
             let out = prove_sumcheck(&mut p, target, transcript);
             let chi = out.finals[1];
             transcript.append_scalar(b"layer-eval", &chi);

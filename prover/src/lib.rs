@@ -2,6 +2,7 @@
 //!
 //! - [`sumcheck`]: the [`sumcheck::RoundProver`] trait (fold, then the round polynomial), the
 //!   fused product kernel, a generic sum-of-products kernel and the transcript driver.
+//! - [`eq_kernel`]: the activation sumcheck with the eq factor taken out of the round polynomial.
 //! - [`gkr`]: the generic GKR prover for layered gate circuits (two-phase linear-time sumcheck).
 //! - [`layers`]: provers of the structured layer reductions (activation, sum-pool, dense, conv2d).
 //! - [`inference`]: witness plus layer proofs for one inference of a compiled model.
@@ -10,6 +11,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod eq_kernel;
 pub mod gkr;
 pub mod inference;
 pub mod layers;

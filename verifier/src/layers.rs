@@ -230,17 +230,8 @@ pub fn verify_layer<F: ProofField>(
             let chi = proof.evals[0];
             transcript.append_scalar(b"layer-eval", &chi);
             let eq_t = mle::eq_table(&sc.point);
-            let offsets = layer.input.padded_offsets();
-            let mut w_at = F::zero();
-            for (o, row) in weight.chunks(*in_features).enumerate() {
-                let mut acc = F::zero();
-                for (w, off) in row.iter().zip(&offsets) {
-                    if *w != 0 {
-                        acc += eq_t[*off] * from_i64::<F>(*w);
-                    }
-                }
-                w_at += eq_o[o] * acc;
-            }
+            let g: Vec<F> = layer.input.padded_offsets().iter().map(|o| eq_t[*o]).collect();
+            let w_at = weight_mle(weight, *in_features, &g, &eq_o);
             if sc.value != w_at * chi {
                 return Err(VerifyError::LayerCheck {
                     layer: index + 1,
@@ -286,27 +277,15 @@ pub fn verify_layer<F: ProofField>(
             let (t_v, rest) = sc1.point.split_at(vv);
             let (t_u, t_c) = rest.split_at(uv);
             let (eq_c, eq_u, eq_v) = (mle::eq_table(t_c), mle::eq_table(t_u), mle::eq_table(t_v));
-            let mut w_at = F::zero();
-            let mut idx = 0;
-            for eo in eq_o.iter().take(o_n) {
-                let mut acc_o = F::zero();
-                for ec in eq_c.iter().take(c_n) {
-                    let mut acc_c = F::zero();
-                    for eu in eq_u.iter().take(kh) {
-                        let mut acc_u = F::zero();
-                        for ev in eq_v.iter().take(kw) {
-                            let w = weight[idx];
-                            idx += 1;
-                            if w != 0 {
-                                acc_u += *ev * from_i64::<F>(w);
-                            }
-                        }
-                        acc_c += *eu * acc_u;
-                    }
-                    acc_o += *ec * acc_c;
+            // g[c,u,v] = eq(t_c,c)·eq(t_u,u)·eq(t_v,v) over the real kernel positions.
+            let mut g = Vec::with_capacity(c_n * kh * kw);
+            for ec in eq_c.iter().take(c_n) {
+                for eu in eq_u.iter().take(kh) {
+                    let ecu = *ec * eu;
+                    g.extend(eq_v.iter().take(kw).map(|ev| ecu * ev));
                 }
-                w_at += *eo * acc_o;
             }
+            let w_at = weight_mle(weight, c_n * kh * kw, &g, &eq_o);
             if sc1.value != w_at * tau {
                 return Err(VerifyError::LayerCheck {
                     layer: index + 1,
@@ -394,6 +373,52 @@ pub fn verify_layer<F: ProofField>(
     }
 }
 
+/// `Σ_o eq_o[o]·Σ_k W[o,k]·g[k]`: a weight matrix's MLE at a point, given the eq weights of the
+/// output rows and of the (real) input positions.
+///
+/// Weights are small integers, so when rows are long compared with the weights' range, each row
+/// is summed into one bucket per weight value with additions only and the buckets are weighted
+/// once: `Σ_k W[k]·g[k] = Σ_v v·(Σ_{W[k]=v} g[k])`. Otherwise each term is one multiplication.
+pub fn weight_mle<F: ProofField>(weight: &[i64], row_len: usize, g: &[F], eq_o: &[F]) -> F {
+    if row_len == 0 {
+        return F::zero();
+    }
+    let (lo, hi) = weight
+        .iter()
+        .fold((0i64, 0i64), |(lo, hi), w| (lo.min(*w), hi.max(*w)));
+    let span = (hi as i128 - lo as i128 + 1) as usize;
+    let use_buckets = span <= 1024 && row_len >= 4 * span;
+    let values: Vec<F> = if use_buckets {
+        (lo..=hi).map(from_i64::<F>).collect()
+    } else {
+        Vec::new()
+    };
+    let mut buckets = vec![F::zero(); if use_buckets { span } else { 0 }];
+    let mut acc = F::zero();
+    for (row, e) in weight.chunks(row_len).zip(eq_o) {
+        let dot = if use_buckets {
+            buckets.iter_mut().for_each(|b| *b = F::zero());
+            for (w, gk) in row.iter().zip(g) {
+                buckets[(*w - lo) as usize] += gk;
+            }
+            buckets
+                .iter()
+                .zip(&values)
+                .filter(|(_, v)| !v.is_zero())
+                .map(|(b, v)| *b * v)
+                .sum()
+        } else {
+            row.iter()
+                .zip(g)
+                .filter(|(w, _)| **w != 0)
+                .map(|(w, gk)| *gk * from_i64::<F>(*w))
+                .sum::<F>()
+        };
+        acc += *e * dot;
+    }
+    acc
+}
+
 /// Variables of a convolution's kernel sumcheck: (channels, kernel rows, kernel cols).
 pub fn conv_kernel_vars(channels: usize, kh: usize, kw: usize) -> (usize, usize, usize) {
     let v = |n: usize| n.next_power_of_two().trailing_zeros() as usize;
@@ -413,4 +438,30 @@ fn window_product<F: ProofField>(
     let s_row = window_table(ah, padded[1], kh, &mle::eq_table(r_i));
     let s_col = window_table(aw, padded[2], kw, &mle::eq_table(r_j));
     mle::eq_eval(r_b, p_b) * mle::eq_eval(r_c, p_c) * mle_at(&s_row, p_h) * mle_at(&s_col, p_w)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ark_ff::UniformRand;
+    use rand::{Rng, SeedableRng};
+    use verinfer_circuits::field::M127;
+
+    #[test]
+    fn weight_mle_matches_naive_sum() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(4);
+        // Short rows of wide weights (multiplications) and long rows of small ones (buckets).
+        for (rows, len, range) in [(3usize, 5usize, 1000i64), (4, 300, 3), (2, 64, 16), (5, 40, 128)] {
+            let w: Vec<i64> = (0..rows * len).map(|_| rng.gen_range(-range..range)).collect();
+            let g: Vec<M127> = (0..len).map(|_| M127::rand(&mut rng)).collect();
+            let e: Vec<M127> = (0..rows).map(|_| M127::rand(&mut rng)).collect();
+            let mut want = M127::zero();
+            for o in 0..rows {
+                for k in 0..len {
+                    want += e[o] * g[k] * from_i64::<M127>(w[o * len + k]);
+                }
+            }
+            assert_eq!(weight_mle(&w, len, &g, &e), want, "{rows}x{len} ±{range}");
+        }
+    }
 }
