@@ -443,7 +443,7 @@ fn window_product<F: ProofField>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ark_ff::UniformRand;
+    use ark_ff::{UniformRand, Zero};
     use rand::{Rng, SeedableRng};
     use verinfer_circuits::field::M127;
 
