@@ -1,1 +1,1136 @@
-//! (in progress)
+//! The `gates` lowering: a compiled [`LayeredCircuit`] as a plain layered circuit of fan-in-2
+//! gates ([`GateCircuit`]), proved with the generic GKR protocol.
+//!
+//! It is the plain-GKR baseline that shows what the structured sumchecks save, built to be a
+//! reasonable gate circuit rather than an artificially bad one:
+//!
+//! - **Wires.** The input layer is the real input values of the batch, batch-major, row-major per
+//!   item (no padding). Every model stage ends on a gate layer that holds its real output values
+//!   in the same order; the last one is the circuit's output.
+//! - **Linear stages** (Conv2d, Dense, SumPool). One *leaf* layer with a gate per nonzero
+//!   weight×input term (`Scale`, or `Relay` for weight 1; zero weights are skipped), then a
+//!   pairwise `Add` tree per output (`Relay` for an odd element). The bias rides on the first
+//!   `Relay` of the tree as an `AddConst`, so it costs no gate; a tree always has such a slot
+//!   because its depth counts the bias as one more leaf. An output without terms is
+//!   `Const(bias)`. When every nonzero coefficient of a stage is 1 (sum-pooling, 0/1 weights) the
+//!   leaf layer is skipped and the tree adds the stage's input wires directly. Shallower trees
+//!   (border outputs of a padded convolution) are carried up with `Relay`s, so every output of a
+//!   stage arrives on the same layer.
+//! - **Activation** `a·X² + b·X + c`, per element: `X²` is one `Mul` layer; `X² + b·X` is
+//!   `[Mul(x,x), Scale(x,b)]` then `Add` (two layers); the general case is
+//!   `[Mul(x,x), Scale(x,b)]`, `[Scale(m,a), AddConst(s,c)]`, `Add` (three layers). The other
+//!   special cases (`b = 0`, `c = 0`, `b = 1`, `a = 0`) take one to three layers.
+//! - **Gates** stages: one gate layer per stage, the per-item gates replicated over the batch,
+//!   wires remapped from padded per-item offsets to real indices. A wire at a padding position
+//!   reads zero, and the gate is simplified accordingly (`Add(x, pad)` is `Relay(x)`, …). Gates
+//!   at padding output positions are dropped; real output positions beyond the layer's gate list
+//!   are zero.
+//!
+//! Sizes are analysed before anything is built ([`lowered_stats`]): a lowering whose gate layer or
+//! total gate count exceeds [`GateLimits`] is refused with [`LowerError::TooLarge`], never an
+//! out-of-memory abort.
+
+use crate::circuit::{CircuitLayer, LayeredCircuit, Layout, Op};
+use crate::gates::{Gate, GateCircuit, GateLayer, MAX_LAYER_VARS};
+use std::collections::BTreeMap;
+use thiserror::Error;
+
+/// Default largest number of gates in one gate layer of a lowering: 2^26.
+pub const MAX_LAYER_GATES: usize = 1 << 26;
+
+/// Default largest number of gates of a whole lowering: 2^27 (a gate takes 32 bytes in memory).
+pub const MAX_TOTAL_GATES: usize = 1 << 27;
+
+/// Size limits of a lowering.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GateLimits {
+    /// Largest number of gates (or input wires) in one layer; capped at `2^MAX_LAYER_VARS`.
+    pub max_layer_gates: usize,
+    /// Largest number of gates over all layers.
+    pub max_total_gates: usize,
+}
+
+impl Default for GateLimits {
+    fn default() -> Self {
+        GateLimits {
+            max_layer_gates: MAX_LAYER_GATES,
+            max_total_gates: MAX_TOTAL_GATES,
+        }
+    }
+}
+
+/// Why a circuit could not be lowered to gates.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum LowerError {
+    /// The batch is empty.
+    #[error("the batch size must be at least 1")]
+    EmptyBatch,
+    /// A stage's shapes, weights or wiring are inconsistent.
+    #[error("{at}: {reason}")]
+    Shape {
+        /// Where (`"layer 3 (conv2d \"conv2\")"` or `"the input"`).
+        at: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The lowering would exceed a size limit.
+    #[error(
+        "{at}: the gates lowering needs {gates} gates {what}, over the limit of {limit}; \
+         use the structured lowering or a smaller batch"
+    )]
+    TooLarge {
+        /// Where (`"layer 3 (conv2d \"conv2\")"`, `"the input"` or `"the circuit"`).
+        at: String,
+        /// `"in one gate layer"` or `"in total"`.
+        what: &'static str,
+        /// Gates needed (saturated at `u64::MAX`).
+        gates: u64,
+        /// The limit in force.
+        limit: u64,
+    },
+    /// The lowering disagrees with its own size analysis (a bug, reported instead of a panic).
+    #[error("internal error in the gates lowering: {0}")]
+    Internal(String),
+}
+
+/// How one model stage lowers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StageStats {
+    /// The stage's operation (`"conv2d"`, …).
+    pub op: &'static str,
+    /// The stage's label.
+    pub label: String,
+    /// Gate layers the stage lowers to.
+    pub layers: usize,
+    /// Gates over those layers.
+    pub gates: usize,
+    /// Gates of its largest layer.
+    pub max_layer: usize,
+}
+
+/// The size of a gates lowering, computed without building it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoweredStats {
+    /// Input wires (batch × real input values).
+    pub input_size: usize,
+    /// Gates of every gate layer, from the first computed one to the output layer.
+    pub layer_sizes: Vec<usize>,
+    /// Per model stage, in order (an empty circuit lowers to one `Relay` layer, not listed).
+    pub stages: Vec<StageStats>,
+}
+
+impl LoweredStats {
+    /// Total number of gates (excluding the input wires).
+    pub fn gate_count(&self) -> usize {
+        self.layer_sizes.iter().sum()
+    }
+
+    /// Number of gate layers (excluding the input).
+    pub fn depth(&self) -> usize {
+        self.layer_sizes.len()
+    }
+
+    /// Gates of the largest layer.
+    pub fn max_layer(&self) -> usize {
+        self.layer_sizes.iter().copied().max().unwrap_or(0)
+    }
+}
+
+/// Lowers `circuit`, for a batch of `batch` items, to fan-in-2 gates under the default
+/// [`GateLimits`]. Input: `batch · input.item_len()` real values, batch-major; output: the real
+/// output values in the same order.
+pub fn lower_to_gates(circuit: &LayeredCircuit, batch: usize) -> Result<GateCircuit, LowerError> {
+    lower_to_gates_with_limits(circuit, batch, &GateLimits::default())
+}
+
+/// [`lower_to_gates`] under explicit size limits.
+pub fn lower_to_gates_with_limits(
+    circuit: &LayeredCircuit,
+    batch: usize,
+    limits: &GateLimits,
+) -> Result<GateCircuit, LowerError> {
+    let (plans, stats) = analyse(circuit, batch, limits)?;
+    let mut layers: Vec<GateLayer> = Vec::with_capacity(stats.depth());
+    let mut in_len = circuit.input.item_len();
+    let mut at = 0;
+    for (index, (layer, plan)) in circuit.layers.iter().zip(&plans).enumerate() {
+        let sizes = stats.layer_sizes.get(at..).unwrap_or(&[]);
+        let built = match plan {
+            Plan::Linear(p) => build_linear(layer, p, batch, index, sizes)?,
+            Plan::Elementwise(t) => build_elementwise(t, batch * in_len),
+            Plan::Gates => vec![build_gates(layer, batch)?],
+        };
+        at += built.len();
+        layers.extend(built.into_iter().map(|gates| GateLayer { gates }));
+        in_len = layer.output.item_len();
+    }
+    if circuit.layers.is_empty() {
+        let n = batch * in_len;
+        layers.push(GateLayer {
+            gates: (0..n as u32).map(Gate::Relay).collect(),
+        });
+    }
+    let sizes: Vec<usize> = layers.iter().map(|l| l.gates.len()).collect();
+    if sizes != stats.layer_sizes {
+        return Err(LowerError::Internal(format!(
+            "built layer sizes {sizes:?} differ from the analysed {:?}",
+            stats.layer_sizes
+        )));
+    }
+    Ok(GateCircuit {
+        input_size: stats.input_size,
+        layers,
+    })
+}
+
+/// The size of the gates lowering of `circuit` at `batch` items (gate count per layer, depth,
+/// per-stage figures), in time about linear in the weights and the stage sizes, without building
+/// it. Fails like [`lower_to_gates`] (shapes, default limits).
+pub fn lowered_stats(circuit: &LayeredCircuit, batch: usize) -> Result<LoweredStats, LowerError> {
+    lowered_stats_with_limits(circuit, batch, &GateLimits::default())
+}
+
+/// [`lowered_stats`] under explicit size limits.
+pub fn lowered_stats_with_limits(
+    circuit: &LayeredCircuit,
+    batch: usize,
+    limits: &GateLimits,
+) -> Result<LoweredStats, LowerError> {
+    analyse(circuit, batch, limits).map(|(_, s)| s)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Analysis
+
+/// Outputs of a linear stage that have the same number of terms and bias presence.
+#[derive(Clone, Copy, Debug)]
+struct Bucket {
+    /// Nonzero terms of each output.
+    terms: usize,
+    /// Whether the bias is nonzero.
+    bias: bool,
+    /// How many outputs (over the batch) are like this.
+    count: usize,
+}
+
+#[derive(Clone, Debug)]
+struct LinearPlan {
+    /// Leaf layer skipped: every nonzero coefficient is 1.
+    skip_leaf: bool,
+    /// Levels of the add tree.
+    tree_levels: usize,
+}
+
+#[derive(Clone, Debug)]
+enum Plan {
+    Linear(LinearPlan),
+    /// Per-element gate templates, one list per layer; wires are slots of the previous layer's
+    /// templates of the same element (slot 0 of the stage input is the element itself).
+    Elementwise(Vec<Vec<Gate>>),
+    Gates,
+}
+
+fn where_(index: usize, layer: &CircuitLayer) -> String {
+    format!("layer {index} ({} {:?})", layer.op.name(), layer.label)
+}
+
+fn shape_err(at: &str, reason: impl Into<String>) -> LowerError {
+    LowerError::Shape {
+        at: at.to_string(),
+        reason: reason.into(),
+    }
+}
+
+fn too_large(at: &str, what: &'static str, gates: usize, limit: usize) -> LowerError {
+    LowerError::TooLarge {
+        at: at.to_string(),
+        what,
+        gates: gates as u64,
+        limit: limit as u64,
+    }
+}
+
+/// Real and padded per-item lengths, checked (dims must be nonzero, products must not overflow).
+fn checked_lens(layout: &Layout, at: &str, which: &str) -> Result<(usize, usize), LowerError> {
+    if layout.dims.is_empty() {
+        return Err(shape_err(at, format!("{which} layout has no dimension")));
+    }
+    let mut real: usize = 1;
+    let mut padded: usize = 1;
+    for &d in &layout.dims {
+        if d == 0 {
+            return Err(shape_err(
+                at,
+                format!("{which} layout {:?} has an empty dimension", layout.dims),
+            ));
+        }
+        let p = d.checked_next_power_of_two();
+        match (real.checked_mul(d), p.and_then(|p| padded.checked_mul(p))) {
+            (Some(r), Some(q)) => {
+                real = r;
+                padded = q;
+            }
+            _ => {
+                return Err(too_large(at, "in one gate layer", usize::MAX, usize::MAX));
+            }
+        }
+    }
+    Ok((real, padded))
+}
+
+fn analyse(
+    circuit: &LayeredCircuit,
+    batch: usize,
+    limits: &GateLimits,
+) -> Result<(Vec<Plan>, LoweredStats), LowerError> {
+    if batch == 0 {
+        return Err(LowerError::EmptyBatch);
+    }
+    let layer_limit = limits.max_layer_gates.min(1 << MAX_LAYER_VARS);
+    let check_layer = |at: &str, n: usize| {
+        if n > layer_limit {
+            Err(too_large(at, "in one gate layer", n, layer_limit))
+        } else {
+            Ok(())
+        }
+    };
+    let (in_len, _) = checked_lens(&circuit.input, "the input", "input")?;
+    let input_size = in_len.saturating_mul(batch);
+    check_layer("the input", input_size)?;
+
+    let mut plans = Vec::with_capacity(circuit.layers.len());
+    let mut layer_sizes = Vec::new();
+    let mut stages = Vec::with_capacity(circuit.layers.len());
+    let mut prev_len = in_len;
+    for (index, layer) in circuit.layers.iter().enumerate() {
+        let at = where_(index, layer);
+        let (lin, _) = checked_lens(&layer.input, &at, "input")?;
+        let (lout, _) = checked_lens(&layer.output, &at, "output")?;
+        if lin != prev_len {
+            return Err(shape_err(
+                &at,
+                format!(
+                    "input layout {:?} has {lin} values but the previous stage gives {prev_len}",
+                    layer.input.dims
+                ),
+            ));
+        }
+        // Every stage ends on a layer of exactly batch·out values: bounds the analysis below.
+        check_layer(&at, lout.saturating_mul(batch))?;
+        let (plan, sizes) = plan_stage(layer, batch, &at)?;
+        for &n in &sizes {
+            check_layer(&at, n)?;
+        }
+        stages.push(StageStats {
+            op: layer.op.name(),
+            label: layer.label.clone(),
+            layers: sizes.len(),
+            gates: sizes.iter().fold(0usize, |a, &n| a.saturating_add(n)),
+            max_layer: sizes.iter().copied().max().unwrap_or(0),
+        });
+        layer_sizes.extend(sizes);
+        plans.push(plan);
+        prev_len = lout;
+    }
+    if circuit.layers.is_empty() {
+        layer_sizes.push(input_size);
+    }
+    let total = layer_sizes.iter().fold(0usize, |a, &n| a.saturating_add(n));
+    if total > limits.max_total_gates {
+        return Err(too_large(
+            "the circuit",
+            "in total",
+            total,
+            limits.max_total_gates,
+        ));
+    }
+    Ok((
+        plans,
+        LoweredStats {
+            input_size,
+            layer_sizes,
+            stages,
+        },
+    ))
+}
+
+/// The plan of one stage and the gate counts of its layers (saturating).
+fn plan_stage(
+    layer: &CircuitLayer,
+    batch: usize,
+    at: &str,
+) -> Result<(Plan, Vec<usize>), LowerError> {
+    let in_dims = &layer.input.dims;
+    let out_dims = &layer.output.dims;
+    let lin = layer.input.item_len();
+    let lout = layer.output.item_len();
+    match &layer.op {
+        Op::Conv2d {
+            in_channels,
+            out_channels,
+            kernel,
+            stride,
+            padding,
+            weight,
+            bias,
+        } => {
+            let g = conv_geometry(
+                in_dims,
+                out_dims,
+                *in_channels,
+                *out_channels,
+                *kernel,
+                *stride,
+                *padding,
+                at,
+            )?;
+            let expected =
+                g.c.checked_mul(g.kh)
+                    .and_then(|n| n.checked_mul(g.kw))
+                    .and_then(|n| n.checked_mul(*out_channels));
+            if Some(weight.len()) != expected {
+                return Err(shape_err(
+                    at,
+                    format!(
+                        "{} weights for {out_channels}×{}×{}×{}",
+                        weight.len(),
+                        g.c,
+                        g.kh,
+                        g.kw
+                    ),
+                ));
+            }
+            check_bias(bias.len(), *out_channels, at)?;
+            let rows = axis_groups(g.ho, g.h, g.kh, g.sh, g.ph);
+            let cols = axis_groups(g.wo, g.w, g.kw, g.sw, g.pw);
+            let mut buckets = Vec::new();
+            // prefix[(u)*(kw+1)+v]: nonzero weights of output channel o with kernel row < u and
+            // column < v, over the input channels.
+            let stride_p = g.kw + 1;
+            let mut prefix = vec![0usize; (g.kh + 1) * stride_p];
+            for o in 0..*out_channels {
+                prefix.iter_mut().for_each(|x| *x = 0);
+                for c in 0..g.c {
+                    for u in 0..g.kh {
+                        for v in 0..g.kw {
+                            if weight[((o * g.c + c) * g.kh + u) * g.kw + v] != 0 {
+                                prefix[(u + 1) * stride_p + v + 1] += 1;
+                            }
+                        }
+                    }
+                }
+                for u in 1..=g.kh {
+                    for v in 1..=g.kw {
+                        prefix[u * stride_p + v] += prefix[(u - 1) * stride_p + v]
+                            + prefix[u * stride_p + v - 1]
+                            - prefix[(u - 1) * stride_p + v - 1];
+                    }
+                }
+                let rect = |u0: usize, u1: usize, v0: usize, v1: usize| {
+                    prefix[u1 * stride_p + v1] + prefix[u0 * stride_p + v0]
+                        - prefix[u0 * stride_p + v1]
+                        - prefix[u1 * stride_p + v0]
+                };
+                for &(u0, u1, nr) in &rows {
+                    for &(v0, v1, nc) in &cols {
+                        buckets.push(Bucket {
+                            terms: rect(u0, u1, v0, v1),
+                            bias: bias[o] != 0,
+                            count: nr.saturating_mul(nc).saturating_mul(batch),
+                        });
+                    }
+                }
+            }
+            let skip = weight.iter().all(|&w| w == 0 || w == 1);
+            Ok(linear_plan(&buckets, skip))
+        }
+        Op::Dense {
+            in_features,
+            out_features,
+            weight,
+            bias,
+        } => {
+            if *in_features != lin {
+                return Err(shape_err(
+                    at,
+                    format!("in_features {in_features} but the input has {lin} values"),
+                ));
+            }
+            if *out_features != lout {
+                return Err(shape_err(
+                    at,
+                    format!("out_features {out_features} but the output has {lout} values"),
+                ));
+            }
+            if Some(weight.len()) != out_features.checked_mul(*in_features) {
+                return Err(shape_err(
+                    at,
+                    format!("{} weights for {out_features}×{in_features}", weight.len()),
+                ));
+            }
+            check_bias(bias.len(), *out_features, at)?;
+            let buckets: Vec<Bucket> = (0..*out_features)
+                .map(|o| Bucket {
+                    terms: weight[o * in_features..(o + 1) * in_features]
+                        .iter()
+                        .filter(|&&w| w != 0)
+                        .count(),
+                    bias: bias[o] != 0,
+                    count: batch,
+                })
+                .collect();
+            let skip = weight.iter().all(|&w| w == 0 || w == 1);
+            Ok(linear_plan(&buckets, skip))
+        }
+        Op::SumPool { window, stride } => {
+            let g = pool_geometry(in_dims, out_dims, *window, *stride, at)?;
+            let rows = axis_groups(g.ho, g.h, g.kh, g.sh, 0);
+            let cols = axis_groups(g.wo, g.w, g.kw, g.sw, 0);
+            let mut buckets = Vec::new();
+            for &(u0, u1, nr) in &rows {
+                for &(v0, v1, nc) in &cols {
+                    buckets.push(Bucket {
+                        terms: (u1 - u0) * (v1 - v0),
+                        bias: false,
+                        count: nr
+                            .saturating_mul(nc)
+                            .saturating_mul(g.c)
+                            .saturating_mul(batch),
+                    });
+                }
+            }
+            Ok(linear_plan(&buckets, true))
+        }
+        Op::Activation { a, b, c } => {
+            if lin != lout {
+                return Err(shape_err(
+                    at,
+                    format!("activation maps {lin} values to {lout}"),
+                ));
+            }
+            let templates = activation_templates(*a, *b, *c);
+            let n = lin.saturating_mul(batch);
+            let sizes = templates
+                .iter()
+                .map(|t| t.len().saturating_mul(n))
+                .collect();
+            Ok((Plan::Elementwise(templates), sizes))
+        }
+        Op::Gates { layer: gl } => {
+            let in_padded = layer.input.item_len_padded();
+            let out_padded = layer.output.item_len_padded();
+            if in_padded > 1 << MAX_LAYER_VARS {
+                return Err(too_large(
+                    at,
+                    "in one gate layer",
+                    in_padded,
+                    1 << MAX_LAYER_VARS,
+                ));
+            }
+            if gl.gates.len() > out_padded {
+                return Err(shape_err(
+                    at,
+                    format!(
+                        "{} gates per item but the padded output has {out_padded} positions",
+                        gl.gates.len()
+                    ),
+                ));
+            }
+            for (gi, gate) in gl.gates.iter().enumerate() {
+                for w in gate_wires(gate).into_iter().flatten() {
+                    if w as usize >= in_padded {
+                        return Err(shape_err(
+                            at,
+                            format!(
+                                "gate {gi} reads wire {w}, the padded input has {in_padded} \
+                                 positions"
+                            ),
+                        ));
+                    }
+                }
+            }
+            Ok((Plan::Gates, vec![lout.saturating_mul(batch)]))
+        }
+    }
+}
+
+fn check_bias(len: usize, outs: usize, at: &str) -> Result<(), LowerError> {
+    if len != outs {
+        return Err(shape_err(at, format!("{len} biases for {outs} outputs")));
+    }
+    Ok(())
+}
+
+/// Shapes of a 2-D window op, validated.
+#[derive(Clone, Copy, Debug)]
+struct Geometry {
+    c: usize,
+    h: usize,
+    w: usize,
+    ho: usize,
+    wo: usize,
+    kh: usize,
+    kw: usize,
+    sh: usize,
+    sw: usize,
+    ph: usize,
+    pw: usize,
+}
+
+fn dims3(dims: &[usize], which: &str, at: &str) -> Result<[usize; 3], LowerError> {
+    match dims {
+        &[c, h, w] => Ok([c, h, w]),
+        _ => Err(shape_err(
+            at,
+            format!("{which} layout {dims:?} is not [channels, height, width]"),
+        )),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn conv_geometry(
+    in_dims: &[usize],
+    out_dims: &[usize],
+    in_channels: usize,
+    out_channels: usize,
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    padding: [usize; 2],
+    at: &str,
+) -> Result<Geometry, LowerError> {
+    let [c, h, w] = dims3(in_dims, "input", at)?;
+    let [o, ho, wo] = dims3(out_dims, "output", at)?;
+    if c != in_channels || o != out_channels {
+        return Err(shape_err(
+            at,
+            format!("{in_channels}→{out_channels} channels but layouts {in_dims:?} → {out_dims:?}"),
+        ));
+    }
+    let [kh, kw] = kernel;
+    let [sh, sw] = stride;
+    let [ph, pw] = padding;
+    if kh == 0 || kw == 0 || sh == 0 || sw == 0 {
+        return Err(shape_err(at, "kernel and stride must be positive"));
+    }
+    let out_len = |n: usize, k: usize, s: usize, p: usize| {
+        n.checked_add(p.checked_mul(2)?)?
+            .checked_sub(k)
+            .map(|r| r / s + 1)
+    };
+    if out_len(h, kh, sh, ph) != Some(ho) || out_len(w, kw, sw, pw) != Some(wo) {
+        return Err(shape_err(
+            at,
+            format!(
+                "output {out_dims:?} does not match input {in_dims:?}, kernel {kernel:?}, \
+                 stride {stride:?}, padding {padding:?}"
+            ),
+        ));
+    }
+    Ok(Geometry {
+        c,
+        h,
+        w,
+        ho,
+        wo,
+        kh,
+        kw,
+        sh,
+        sw,
+        ph,
+        pw,
+    })
+}
+
+fn pool_geometry(
+    in_dims: &[usize],
+    out_dims: &[usize],
+    window: [usize; 2],
+    stride: [usize; 2],
+    at: &str,
+) -> Result<Geometry, LowerError> {
+    let [c, h, w] = dims3(in_dims, "input", at)?;
+    let [co, ho, wo] = dims3(out_dims, "output", at)?;
+    let [kh, kw] = window;
+    let [sh, sw] = stride;
+    if kh == 0 || kw == 0 || sh == 0 || sw == 0 {
+        return Err(shape_err(at, "window and stride must be positive"));
+    }
+    // Every window must start inside the input; positions past its end read zero.
+    let starts_inside = |n_out: usize, n_in: usize, s: usize| {
+        (n_out - 1).checked_mul(s).is_some_and(|last| last < n_in)
+    };
+    if co != c || !starts_inside(ho, h, sh) || !starts_inside(wo, w, sw) {
+        return Err(shape_err(
+            at,
+            format!(
+                "output {out_dims:?} does not match input {in_dims:?}, window {window:?}, \
+                 stride {stride:?}"
+            ),
+        ));
+    }
+    Ok(Geometry {
+        c,
+        h,
+        w,
+        ho,
+        wo,
+        kh,
+        kw,
+        sh,
+        sw,
+        ph: 0,
+        pw: 0,
+    })
+}
+
+/// Kernel offsets `k0..k1` whose input position `s·i + k − p` lies in `0..n_in`, for output
+/// position `i`.
+fn tap_range(i: usize, n_in: usize, k: usize, s: usize, p: usize) -> (usize, usize) {
+    let base = s.saturating_mul(i);
+    let lo = p.saturating_sub(base).min(k);
+    let hi = n_in.saturating_add(p).saturating_sub(base).min(k);
+    (lo, hi.max(lo))
+}
+
+/// Output positions along one axis grouped by their in-range kernel offsets:
+/// `(k0, k1, how many positions)`.
+fn axis_groups(
+    n_out: usize,
+    n_in: usize,
+    k: usize,
+    s: usize,
+    p: usize,
+) -> Vec<(usize, usize, usize)> {
+    let mut groups: BTreeMap<(usize, usize), usize> = BTreeMap::new();
+    for i in 0..n_out {
+        *groups.entry(tap_range(i, n_in, k, s, p)).or_insert(0) += 1;
+    }
+    groups.into_iter().map(|((a, b), n)| (a, b, n)).collect()
+}
+
+/// `⌈log2 n⌉` for `n ≥ 1`.
+fn ceil_log2(n: usize) -> usize {
+    if n <= 1 {
+        0
+    } else {
+        (usize::BITS - (n - 1).leading_zeros()) as usize
+    }
+}
+
+/// `⌈n / 2^k⌉`.
+fn ceil_shift(n: usize, k: usize) -> usize {
+    if k >= usize::BITS as usize {
+        usize::from(n > 0)
+    } else {
+        (n >> k) + usize::from(n & ((1usize << k) - 1) != 0)
+    }
+}
+
+/// Layer sizes of a linear stage from its buckets (see the module docs for the tree shape).
+fn linear_plan(buckets: &[Bucket], skip_leaf: bool) -> (Plan, Vec<usize>) {
+    // An output's tree needs ⌈log2(terms + bias)⌉ levels; a term-less output is one Const leaf.
+    let levels_of = |b: &Bucket| {
+        if b.terms == 0 {
+            0
+        } else {
+            ceil_log2(b.terms.saturating_add(usize::from(b.bias)))
+        }
+    };
+    let mut tree_levels = buckets.iter().map(levels_of).max().unwrap_or(0);
+    let mut sizes = Vec::new();
+    if skip_leaf {
+        tree_levels = tree_levels.max(1);
+    } else {
+        sizes.push(buckets.iter().fold(0usize, |a, b| {
+            a.saturating_add(b.count.saturating_mul(b.terms.max(1)))
+        }));
+    }
+    for k in 1..=tree_levels {
+        sizes.push(buckets.iter().fold(0usize, |a, b| {
+            a.saturating_add(b.count.saturating_mul(ceil_shift(b.terms, k).max(1)))
+        }));
+    }
+    (
+        Plan::Linear(LinearPlan {
+            skip_leaf,
+            tree_levels,
+        }),
+        sizes,
+    )
+}
+
+/// The per-element layers of `a·x² + b·x + c`; see [`Plan::Elementwise`].
+fn activation_templates(a: i128, b: i128, c: i128) -> Vec<Vec<Gate>> {
+    let scale = |w: u32, k: i128| {
+        if k == 1 {
+            Gate::Relay(w)
+        } else {
+            Gate::Scale(w, k)
+        }
+    };
+    if a == 0 {
+        return match (b, c) {
+            (0, _) => vec![vec![Gate::Const(c)]],
+            (1, 0) => vec![vec![Gate::Relay(0)]],
+            (1, _) => vec![vec![Gate::AddConst(0, c)]],
+            (_, 0) => vec![vec![Gate::Scale(0, b)]],
+            _ => vec![vec![Gate::Scale(0, b)], vec![Gate::AddConst(0, c)]],
+        };
+    }
+    let mut layers = Vec::new();
+    if b == 0 {
+        layers.push(vec![Gate::Mul(0, 0)]);
+        if a != 1 {
+            layers.push(vec![Gate::Scale(0, a)]);
+        }
+        if c != 0 {
+            layers.push(vec![Gate::AddConst(0, c)]);
+        }
+        return layers;
+    }
+    // b ≠ 0: x² and the linear part side by side, then one Add.
+    let absorbed = b == 1 && c != 0;
+    let linear = if absorbed {
+        Gate::AddConst(0, c)
+    } else {
+        scale(0, b)
+    };
+    layers.push(vec![Gate::Mul(0, 0), linear]);
+    let c_left = c != 0 && !absorbed;
+    if a == 1 {
+        layers.push(vec![Gate::Add(0, 1)]);
+        if c_left {
+            layers.push(vec![Gate::AddConst(0, c)]);
+        }
+    } else {
+        let lin = if c_left {
+            Gate::AddConst(1, c)
+        } else {
+            Gate::Relay(1)
+        };
+        layers.push(vec![Gate::Scale(0, a), lin]);
+        layers.push(vec![Gate::Add(0, 1)]);
+    }
+    layers
+}
+
+fn gate_wires(g: &Gate) -> [Option<u32>; 2] {
+    match *g {
+        Gate::Add(a, b) | Gate::Sub(a, b) | Gate::Mul(a, b) => [Some(a), Some(b)],
+        Gate::Scale(a, _) | Gate::AddConst(a, _) | Gate::Relay(a) => [Some(a), None],
+        Gate::Const(_) => [None, None],
+    }
+}
+
+/// `g` with every wire shifted by `base`.
+fn shift(g: Gate, base: u32) -> Gate {
+    match g {
+        Gate::Add(a, b) => Gate::Add(a + base, b + base),
+        Gate::Sub(a, b) => Gate::Sub(a + base, b + base),
+        Gate::Mul(a, b) => Gate::Mul(a + base, b + base),
+        Gate::Scale(a, c) => Gate::Scale(a + base, c),
+        Gate::AddConst(a, c) => Gate::AddConst(a + base, c),
+        Gate::Relay(a) => Gate::Relay(a + base),
+        Gate::Const(c) => Gate::Const(c),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Building
+
+/// Builds the add trees of a linear stage, one output at a time.
+struct TreeBuilder {
+    /// The leaf layer (unless skipped), then the tree levels.
+    levels: Vec<Vec<Gate>>,
+    skip_leaf: bool,
+    nodes: Vec<u32>,
+    next: Vec<u32>,
+}
+
+impl TreeBuilder {
+    fn new(plan: &LinearPlan, capacities: &[usize]) -> Self {
+        let n = plan.tree_levels + usize::from(!plan.skip_leaf);
+        TreeBuilder {
+            levels: (0..n)
+                .map(|i| Vec::with_capacity(capacities.get(i).copied().unwrap_or(0)))
+                .collect(),
+            skip_leaf: plan.skip_leaf,
+            nodes: Vec::new(),
+            next: Vec::new(),
+        }
+    }
+
+    /// Appends the tree of one output: `Σ coef·V(wire) + bias`, wires of the stage input.
+    fn push(&mut self, leaves: &[(u32, i128)], bias: i128) -> Result<(), LowerError> {
+        let mut pending = (bias != 0).then_some(bias);
+        self.nodes.clear();
+        let mut levels = self.levels.iter_mut();
+        if self.skip_leaf {
+            self.nodes.extend(leaves.iter().map(|&(w, _)| w));
+        } else {
+            let leaf = levels
+                .next()
+                .ok_or_else(|| LowerError::Internal("no leaf layer".into()))?;
+            if leaves.is_empty() {
+                self.nodes.push(leaf.len() as u32);
+                leaf.push(Gate::Const(bias));
+                pending = None;
+            }
+            for &(w, c) in leaves {
+                self.nodes.push(leaf.len() as u32);
+                leaf.push(if c == 1 {
+                    Gate::Relay(w)
+                } else {
+                    Gate::Scale(w, c)
+                });
+            }
+        }
+        for level in levels {
+            self.next.clear();
+            if self.nodes.is_empty() {
+                self.next.push(level.len() as u32);
+                level.push(Gate::Const(pending.take().unwrap_or(0)));
+            }
+            for pair in self.nodes.chunks(2) {
+                self.next.push(level.len() as u32);
+                level.push(match *pair {
+                    [x, y] => Gate::Add(x, y),
+                    [x] => match pending.take() {
+                        Some(c) => Gate::AddConst(x, c),
+                        None => Gate::Relay(x),
+                    },
+                    _ => return Err(LowerError::Internal("empty chunk".into())),
+                });
+            }
+            std::mem::swap(&mut self.nodes, &mut self.next);
+        }
+        if self.nodes.len() != 1 || pending.is_some() {
+            return Err(LowerError::Internal(format!(
+                "an add tree ended with {} nodes{}",
+                self.nodes.len(),
+                if pending.is_some() {
+                    " and its bias unplaced"
+                } else {
+                    ""
+                }
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn build_linear(
+    layer: &CircuitLayer,
+    plan: &LinearPlan,
+    batch: usize,
+    index: usize,
+    capacities: &[usize],
+) -> Result<Vec<Vec<Gate>>, LowerError> {
+    let lin = layer.input.item_len();
+    let mut tree = TreeBuilder::new(plan, capacities);
+    let mut leaves: Vec<(u32, i128)> = Vec::new();
+    match &layer.op {
+        Op::Conv2d {
+            in_channels,
+            out_channels,
+            kernel,
+            stride,
+            padding,
+            weight,
+            bias,
+        } => {
+            let at = where_(index, layer);
+            let g = conv_geometry(
+                &layer.input.dims,
+                &layer.output.dims,
+                *in_channels,
+                *out_channels,
+                *kernel,
+                *stride,
+                *padding,
+                &at,
+            )?;
+            for b in 0..batch {
+                let base = b * lin;
+                for o in 0..*out_channels {
+                    for i in 0..g.ho {
+                        let (u0, u1) = tap_range(i, g.h, g.kh, g.sh, g.ph);
+                        for j in 0..g.wo {
+                            let (v0, v1) = tap_range(j, g.w, g.kw, g.sw, g.pw);
+                            leaves.clear();
+                            for c in 0..g.c {
+                                for u in u0..u1 {
+                                    let row = g.sh * i + u - g.ph;
+                                    for v in v0..v1 {
+                                        let wt = weight[((o * g.c + c) * g.kh + u) * g.kw + v];
+                                        if wt != 0 {
+                                            let col = g.sw * j + v - g.pw;
+                                            let wire = base + (c * g.h + row) * g.w + col;
+                                            leaves.push((wire as u32, i128::from(wt)));
+                                        }
+                                    }
+                                }
+                            }
+                            tree.push(&leaves, bias[o])?;
+                        }
+                    }
+                }
+            }
+        }
+        Op::Dense {
+            in_features,
+            out_features,
+            weight,
+            bias,
+        } => {
+            for b in 0..batch {
+                let base = b * lin;
+                for o in 0..*out_features {
+                    leaves.clear();
+                    let row = &weight[o * in_features..(o + 1) * in_features];
+                    for (k, &wt) in row.iter().enumerate() {
+                        if wt != 0 {
+                            leaves.push(((base + k) as u32, i128::from(wt)));
+                        }
+                    }
+                    tree.push(&leaves, bias[o])?;
+                }
+            }
+        }
+        Op::SumPool { window, stride } => {
+            let at = where_(index, layer);
+            let g = pool_geometry(&layer.input.dims, &layer.output.dims, *window, *stride, &at)?;
+            for b in 0..batch {
+                let base = b * lin;
+                for c in 0..g.c {
+                    for i in 0..g.ho {
+                        let (u0, u1) = tap_range(i, g.h, g.kh, g.sh, 0);
+                        for j in 0..g.wo {
+                            let (v0, v1) = tap_range(j, g.w, g.kw, g.sw, 0);
+                            leaves.clear();
+                            for u in u0..u1 {
+                                for v in v0..v1 {
+                                    let wire = base + (c * g.h + g.sh * i + u) * g.w + g.sw * j + v;
+                                    leaves.push((wire as u32, 1));
+                                }
+                            }
+                            tree.push(&leaves, 0)?;
+                        }
+                    }
+                }
+            }
+        }
+        _ => return Err(LowerError::Internal("not a linear stage".into())),
+    }
+    Ok(tree.levels)
+}
+
+fn build_elementwise(templates: &[Vec<Gate>], n: usize) -> Vec<Vec<Gate>> {
+    let mut prev_slots = 1u32;
+    let mut out = Vec::with_capacity(templates.len());
+    for t in templates {
+        let mut gates = Vec::with_capacity(n * t.len());
+        for e in 0..n as u32 {
+            gates.extend(t.iter().map(|&g| shift(g, e * prev_slots)));
+        }
+        out.push(gates);
+        prev_slots = t.len() as u32;
+    }
+    out
+}
+
+fn build_gates(layer: &CircuitLayer, batch: usize) -> Result<Vec<Gate>, LowerError> {
+    let Op::Gates { layer: gl } = &layer.op else {
+        return Err(LowerError::Internal("not a gates stage".into()));
+    };
+    let lin = layer.input.item_len();
+    // Real index of every padded input offset (u32::MAX at padding).
+    let mut real_of = vec![u32::MAX; layer.input.item_len_padded()];
+    for (r, off) in layer.input.padded_offsets().into_iter().enumerate() {
+        real_of[off] = r as u32;
+    }
+    let out_offsets = layer.output.padded_offsets();
+    let mut gates = Vec::with_capacity(batch * out_offsets.len());
+    for b in 0..batch {
+        let base = (b * lin) as u32;
+        let wire = |w: u32| {
+            real_of
+                .get(w as usize)
+                .copied()
+                .filter(|&r| r != u32::MAX)
+                .map(|r| r + base)
+        };
+        for &off in &out_offsets {
+            let Some(&g) = gl.gates.get(off) else {
+                gates.push(Gate::Const(0));
+                continue;
+            };
+            gates.push(match g {
+                Gate::Add(x, y) => match (wire(x), wire(y)) {
+                    (Some(x), Some(y)) => Gate::Add(x, y),
+                    (Some(z), None) | (None, Some(z)) => Gate::Relay(z),
+                    (None, None) => Gate::Const(0),
+                },
+                Gate::Sub(x, y) => match (wire(x), wire(y)) {
+                    (Some(x), Some(y)) => Gate::Sub(x, y),
+                    (Some(x), None) => Gate::Relay(x),
+                    (None, Some(y)) => Gate::Scale(y, -1),
+                    (None, None) => Gate::Const(0),
+                },
+                Gate::Mul(x, y) => match (wire(x), wire(y)) {
+                    (Some(x), Some(y)) => Gate::Mul(x, y),
+                    _ => Gate::Const(0),
+                },
+                Gate::Scale(x, c) => wire(x).map_or(Gate::Const(0), |x| Gate::Scale(x, c)),
+                Gate::AddConst(x, c) => wire(x).map_or(Gate::Const(c), |x| Gate::AddConst(x, c)),
+                Gate::Relay(x) => wire(x).map_or(Gate::Const(0), Gate::Relay),
+                Gate::Const(c) => Gate::Const(c),
+            });
+        }
+    }
+    Ok(gates)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ceil_helpers() {
+        assert_eq!(
+            (1..=9).map(ceil_log2).collect::<Vec<_>>(),
+            vec![0, 1, 2, 2, 3, 3, 3, 3, 4]
+        );
+        assert_eq!(ceil_shift(5, 1), 3);
+        assert_eq!(ceil_shift(4, 2), 1);
+        assert_eq!(ceil_shift(0, 3), 0);
+        assert_eq!(ceil_shift(7, 200), 1);
+    }
+
+    #[test]
+    fn axis_groups_match_direct_count() {
+        for (n_in, k, s, p) in [(5, 3, 1, 1), (7, 2, 2, 1), (5, 3, 2, 0), (4, 4, 1, 3)] {
+            let n_out = (n_in + 2 * p - k) / s + 1;
+            let groups = axis_groups(n_out, n_in, k, s, p);
+            assert_eq!(groups.iter().map(|g| g.2).sum::<usize>(), n_out);
+            for i in 0..n_out {
+                let (lo, hi) = tap_range(i, n_in, k, s, p);
+                let direct: Vec<usize> = (0..k)
+                    .filter(|&u| {
+                        let pos = (s * i + u) as isize - p as isize;
+                        pos >= 0 && (pos as usize) < n_in
+                    })
+                    .collect();
+                assert_eq!((lo..hi).collect::<Vec<_>>(), direct);
+            }
+        }
+    }
+
+    #[test]
+    fn activation_templates_are_short() {
+        assert_eq!(activation_templates(1, 0, 0).len(), 1);
+        assert_eq!(activation_templates(1, 256, 0).len(), 2);
+        assert_eq!(activation_templates(3, 5, -7).len(), 3);
+        assert_eq!(activation_templates(0, 0, 4).len(), 1);
+    }
+}
