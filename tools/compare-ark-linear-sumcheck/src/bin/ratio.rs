@@ -77,18 +77,18 @@ fn main() {
 
     println!("criterion results under {}\n", root.display());
     println!(
-        "{:<22} {:<12} {:<28} {:>12} {:>12}",
+        "{:<34} {:<12} {:<28} {:>12} {:>12}",
         "group", "threads", "contender", "median", "min"
     );
     for ((g, f, v), s) in &all {
-        println!("{g:<22} {v:<12} {f:<28} {} {}", ms(s.median_ns), ms(s.min_ns));
+        println!("{g:<34} {v:<12} {f:<28} {} {}", ms(s.median_ns), ms(s.min_ns));
     }
 
     println!(
         "\nspeed-up = time(ark-linear-sumcheck) / time(verinfer); target >= {TARGET_SPEEDUP}\n"
     );
     println!(
-        "{:<22} {:<12} {:>14} {:>14} {:>22}  {}",
+        "{:<34} {:<12} {:>14} {:>14} {:>22}  {}",
         "group", "threads", "median ratio", "min ratio", "median ratio (noclone)", "target"
     );
     let groups: Vec<(String, String)> = all
@@ -109,7 +109,7 @@ fn main() {
             .map(|n| format!("{:.2}x", n.median_ns / vi.median_ns))
             .unwrap_or_else(|| "-".into());
         let ok = if med >= TARGET_SPEEDUP { "PASS" } else { "FAIL" };
-        println!("{g:<22} {v:<12} {:>13.2}x {:>13.2}x {nc:>22}  {ok}", med, min);
+        println!("{g:<34} {v:<12} {:>13.2}x {:>13.2}x {nc:>22}  {ok}", med, min);
     }
     if let (Some(a), Some(b)) = (
         all.get(&(
