@@ -279,7 +279,11 @@ pub struct CircuitLayer {
     pub output: Layout,
     /// Fractional bits of the output values.
     pub scale_bits: u32,
-    /// Worst-case bits of |output value| (from the bound analysis).
+    /// Worst-case bits `b` with `|v| < 2^b` (from `compile::bound_analysis`) over the layer's
+    /// outputs *and* the intermediate magnitudes an integer evaluation passes through: partial
+    /// sums of linear layers (`Σ|W|·max|X| + |B|`), of pooling windows (`Σ max|X|`), and the
+    /// `|a|·X²`, `|b|·|X|` terms of an activation (`|a|·M² + |b|·M + |c|`), which can exceed the
+    /// result through cancellation. Values beyond `i128` are bounded through `f64` with a margin.
     pub bound_bits: u32,
     /// Human-readable description for tables.
     pub label: String,

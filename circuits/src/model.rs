@@ -164,7 +164,7 @@ pub enum ModelError {
         msg: String,
     },
     /// The input shape is unusable.
-    #[error("input shape {0:?}: expected [C, H, W] or [F] with every dimension ≥ 1")]
+    #[error("input shape {0:?}: expected [C, H, W] or [F] with every dimension ≥ 1 and at most 2^26 values")]
     InputShape(Vec<usize>),
     /// The declared input range is empty or not finite.
     #[error("input range [{0}, {1}] is empty or not finite")]
@@ -194,6 +194,11 @@ impl Layer {
     }
 }
 
+/// The product of `dims`, or `None` on overflow.
+fn checked_product(dims: &[usize]) -> Option<usize> {
+    dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d))
+}
+
 /// The per-item output shape of `layer` on an input of per-item shape `input`.
 pub fn output_shape(layer: &Layer, input: &[usize], index: usize) -> Result<Vec<usize>, ModelError> {
     let op = layer.op_name();
@@ -202,7 +207,9 @@ pub fn output_shape(layer: &Layer, input: &[usize], index: usize) -> Result<Vec<
         op,
         msg,
     };
-    let total: usize = input.iter().product();
+    let total = checked_product(input).ok_or_else(|| err(format!("input shape {input:?} is too large")))?;
+    // n + 2p, saturating (an absurd padding then fails the weight-count check).
+    let span = |n: usize, p: usize| p.checked_mul(2).and_then(|p| p.checked_add(n)).unwrap_or(usize::MAX);
     match layer {
         Layer::Conv2d(c) => {
             let [ch, h, w] = <[usize; 3]>::try_from(input)
@@ -216,13 +223,13 @@ pub fn output_shape(layer: &Layer, input: &[usize], index: usize) -> Result<Vec<
             if kh == 0 || kw == 0 || sh == 0 || sw == 0 || c.out_channels == 0 {
                 return Err(err("kernel, stride and channels must be positive".into()));
             }
-            if h + 2 * ph < kh || w + 2 * pw < kw {
+            if span(h, ph) < kh || span(w, pw) < kw {
                 return Err(err(format!("kernel {kh}x{kw} larger than padded input {h}x{w}")));
             }
             if ph >= kh || pw >= kw {
                 return Err(err("padding must be smaller than the kernel".into()));
             }
-            let expect = c.out_channels * ch * kh * kw;
+            let expect = checked_product(&[c.out_channels, ch, kh, kw]).unwrap_or(usize::MAX);
             if c.weight.len() != expect {
                 return Err(err(format!("weight has {} values, expected {expect}", c.weight.len())));
             }
@@ -233,8 +240,8 @@ pub fn output_shape(layer: &Layer, input: &[usize], index: usize) -> Result<Vec<
             }
             Ok(vec![
                 c.out_channels,
-                (h + 2 * ph - kh) / sh + 1,
-                (w + 2 * pw - kw) / sw + 1,
+                (span(h, ph) - kh) / sh + 1,
+                (span(w, pw) - kw) / sw + 1,
             ])
         }
         Layer::Dense(d) => {
@@ -247,7 +254,7 @@ pub fn output_shape(layer: &Layer, input: &[usize], index: usize) -> Result<Vec<
             if d.out_features == 0 {
                 return Err(err("needs at least one output".into()));
             }
-            let expect = d.out_features * d.in_features;
+            let expect = d.out_features.saturating_mul(d.in_features);
             if d.weight.len() != expect {
                 return Err(err(format!("weight has {} values, expected {expect}", d.weight.len())));
             }
@@ -273,8 +280,7 @@ pub fn output_shape(layer: &Layer, input: &[usize], index: usize) -> Result<Vec<
         }
         Layer::Flatten => Ok(vec![total]),
         Layer::Reshape { shape } => {
-            let n: usize = shape.iter().product();
-            if n != total || shape.is_empty() || shape.len() > 3 {
+            if checked_product(shape) != Some(total) || shape.is_empty() || shape.len() > 3 {
                 return Err(err(format!("cannot reshape {input:?} to {shape:?}")));
             }
             Ok(shape.clone())
@@ -300,7 +306,7 @@ impl Model {
     /// (`shapes[0]` is the input, `shapes[i + 1]` the output of layer `i`).
     pub fn validate(&self) -> Result<Vec<Vec<usize>>, ModelError> {
         let s = &self.input_shape;
-        if !(s.len() == 1 || s.len() == 3) || s.contains(&0) {
+        if !(s.len() == 1 || s.len() == 3) || s.contains(&0) || checked_product(s).is_none_or(|n| n > MAX_TENSOR_ELEMS) {
             return Err(ModelError::InputShape(s.clone()));
         }
         let [lo, hi] = self.input_range;
@@ -327,7 +333,7 @@ impl Model {
             }
             let prev = shapes.last().map(Vec::as_slice).unwrap_or(&[]);
             let out = output_shape(layer, prev, i)?;
-            if out.contains(&0) || out.iter().product::<usize>() > MAX_TENSOR_ELEMS {
+            if out.contains(&0) || checked_product(&out).is_none_or(|n| n > MAX_TENSOR_ELEMS) {
                 return Err(ModelError::Shape {
                     layer: i,
                     op: layer.op_name(),
