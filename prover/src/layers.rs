@@ -6,8 +6,8 @@
 //! convolution, `C·H·W·k` for the kernel table (the inference cost divided by the output
 //! channels and the kernel width).
 
-use crate::gkr::prove_gate_terms;
 use crate::eq_kernel::EqQuadProver;
+use crate::gkr::prove_gate_terms;
 use crate::sumcheck::{prove as prove_sumcheck, ProductProver};
 use crate::ProveError;
 use ark_ff::Field;
@@ -17,8 +17,8 @@ use verinfer_circuits::field::{from_i128, from_i64, ProofField};
 use verinfer_circuits::mle::{self, PAR_THRESHOLD};
 use verinfer_circuits::predicates::{split_point, window_table};
 use verinfer_verifier::layers::{
-    axes, bias_at, conv_kernel_vars, Claim, ACTIVATION_LAYER, CONV_LAYER, DENSE_LAYER, GATES_LAYER,
-    SUMPOOL_LAYER,
+    aligned_pool, aligned_pool_point, axes, bias_at, conv_kernel_vars, Claim, ACTIVATION_LAYER,
+    CONV_LAYER, DENSE_LAYER, GATES_LAYER, SUMPOOL_LAYER,
 };
 use verinfer_verifier::proof::LayerProof;
 use verinfer_verifier::Transcript;
@@ -53,6 +53,20 @@ pub fn prove_layer<F: ProofField>(
                 Claim {
                     point: out.point,
                     value: chi,
+                },
+            ))
+        }
+        Op::SumPool { window, .. } if aligned_pool(layer) => {
+            let (point, scale) = aligned_pool_point(layer, &claim.point, *window);
+            Ok((
+                LayerProof {
+                    kind: SUMPOOL_LAYER,
+                    sumchecks: vec![],
+                    evals: vec![],
+                },
+                Claim {
+                    point,
+                    value: claim.value * scale,
                 },
             ))
         }

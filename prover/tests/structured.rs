@@ -183,6 +183,46 @@ fn single_layers_round_trip() {
                 vec![2, 2, 2],
             )],
         ),
+        // Aligned pools (window = stride = 2^m dividing the input): proved without a sumcheck.
+        circuit(
+            FieldId::M127,
+            vec![3, 4, 8],
+            vec![layer(
+                Op::SumPool {
+                    window: [2, 2],
+                    stride: [2, 2],
+                },
+                vec![3, 4, 8],
+                vec![3, 2, 4],
+            )],
+        ),
+        circuit(
+            FieldId::M127,
+            vec![2, 8, 4],
+            vec![
+                layer(
+                    Op::Activation { a: 1, b: 4, c: -3 },
+                    vec![2, 8, 4],
+                    vec![2, 8, 4],
+                ),
+                layer(
+                    Op::SumPool {
+                        window: [4, 1],
+                        stride: [4, 1],
+                    },
+                    vec![2, 8, 4],
+                    vec![2, 2, 4],
+                ),
+                layer(
+                    Op::SumPool {
+                        window: [2, 2],
+                        stride: [2, 2],
+                    },
+                    vec![2, 2, 4],
+                    vec![2, 1, 2],
+                ),
+            ],
+        ),
         circuit(
             FieldId::M127,
             vec![5],

@@ -176,6 +176,20 @@ pub fn verify_layer<F: ProofField>(
                 },
             })
         }
+        Op::SumPool { window, stride } if aligned_pool(layer) => {
+            // Y sums A over whole power-of-two windows, so Ỹ(r) = k_h·k_w·Ã(r with every
+            // window bit at 1/2): an identity of multilinear polynomials, no sumcheck needed.
+            expect_shape(proof, SUMPOOL_LAYER, 0, 0, index)?;
+            let _ = stride;
+            let (point, scale) = aligned_pool_point(layer, &claim.point, *window);
+            Ok(LayerOutcome {
+                degree_sum: 0,
+                claim: Claim {
+                    point,
+                    value: claim.value * scale,
+                },
+            })
+        }
         Op::SumPool { window, stride } => {
             expect_shape(proof, SUMPOOL_LAYER, 1, 1, index)?;
             let n = layer.input.vars(batch);
@@ -230,7 +244,12 @@ pub fn verify_layer<F: ProofField>(
             let chi = proof.evals[0];
             transcript.append_scalar(b"layer-eval", &chi);
             let eq_t = mle::eq_table(&sc.point);
-            let g: Vec<F> = layer.input.padded_offsets().iter().map(|o| eq_t[*o]).collect();
+            let g: Vec<F> = layer
+                .input
+                .padded_offsets()
+                .iter()
+                .map(|o| eq_t[*o])
+                .collect();
             let w_at = weight_mle(weight, *in_features, &g, &eq_o);
             if sc.value != w_at * chi {
                 return Err(VerifyError::LayerCheck {
@@ -419,6 +438,49 @@ pub fn weight_mle<F: ProofField>(weight: &[i64], row_len: usize, g: &[F], eq_o: 
     acc
 }
 
+/// Whether a sum-pool layer sums disjoint power-of-two windows that tile its input exactly
+/// (window = stride = 2^m per axis, input divisible by the window). Such a layer is a
+/// relabelling of variables and needs no proof.
+pub fn aligned_pool(layer: &CircuitLayer) -> bool {
+    match &layer.op {
+        Op::SumPool { window, stride } => {
+            let d = &layer.input.dims;
+            d.len() == 3
+                && window == stride
+                && window.iter().all(|k| k.is_power_of_two())
+                && d[1] % window[0] == 0
+                && d[2] % window[1] == 0
+        }
+        _ => false,
+    }
+}
+
+/// For an [`aligned_pool`] layer: the input point that corresponds to the output point `r`
+/// (window bits at 1/2) and the factor `1/(k_h·k_w)` that turns the output claim into the input's.
+pub fn aligned_pool_point<F: ProofField>(
+    layer: &CircuitLayer,
+    r: &[F],
+    window: [usize; 2],
+) -> (Vec<F>, F) {
+    let half = F::from(2u64).inverse().unwrap_or_default();
+    let (bits_h, bits_w) = (
+        window[0].trailing_zeros() as usize,
+        window[1].trailing_zeros() as usize,
+    );
+    let (dims, r_b) = split_point(&layer.output, r);
+    // Input bits, lowest first: column window bits, output columns, row window bits, output
+    // rows, channels, batch.
+    let mut point = Vec::with_capacity(r.len() + bits_h + bits_w);
+    point.extend(std::iter::repeat_n(half, bits_w));
+    point.extend_from_slice(dims[2]);
+    point.extend(std::iter::repeat_n(half, bits_h));
+    point.extend_from_slice(dims[1]);
+    point.extend_from_slice(dims[0]);
+    point.extend_from_slice(r_b);
+    let k = F::from((window[0] * window[1]) as u64);
+    (point, k.inverse().unwrap_or_default())
+}
+
 /// Variables of a convolution's kernel sumcheck: (channels, kernel rows, kernel cols).
 pub fn conv_kernel_vars(channels: usize, kh: usize, kw: usize) -> (usize, usize, usize) {
     let v = |n: usize| n.next_power_of_two().trailing_zeros() as usize;
@@ -451,8 +513,15 @@ mod tests {
     fn weight_mle_matches_naive_sum() {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(4);
         // Short rows of wide weights (multiplications) and long rows of small ones (buckets).
-        for (rows, len, range) in [(3usize, 5usize, 1000i64), (4, 300, 3), (2, 64, 16), (5, 40, 128)] {
-            let w: Vec<i64> = (0..rows * len).map(|_| rng.gen_range(-range..range)).collect();
+        for (rows, len, range) in [
+            (3usize, 5usize, 1000i64),
+            (4, 300, 3),
+            (2, 64, 16),
+            (5, 40, 128),
+        ] {
+            let w: Vec<i64> = (0..rows * len)
+                .map(|_| rng.gen_range(-range..range))
+                .collect();
             let g: Vec<M127> = (0..len).map(|_| M127::rand(&mut rng)).collect();
             let e: Vec<M127> = (0..rows).map(|_| M127::rand(&mut rng)).collect();
             let mut want = M127::zero();
