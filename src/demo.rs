@@ -73,7 +73,11 @@ pub fn run() -> Result<DemoReport, Box<dyn std::error::Error + Send + Sync>> {
 
     Ok(DemoReport {
         gates: circuit.gate_count(),
-        output_head: output.iter().take(4).map(|v| to_signed_decimal(*v)).collect(),
+        output_head: output
+            .iter()
+            .take(4)
+            .map(|v| to_signed_decimal(*v))
+            .collect(),
         prove_time,
         verify_time,
         proof_bytes: bytes.len(),

@@ -55,15 +55,24 @@ fn rayon_threads(n: usize) -> Result<()> {
 
 fn demo() -> Result<ExitCode> {
     let r = verinfer::demo::run().map_err(|e| anyhow::anyhow!("{e}"))?;
-    println!("verinfer demo: generic GKR over {}", verinfer::demo::field_name());
+    println!(
+        "verinfer demo: generic GKR over {}",
+        verinfer::demo::field_name()
+    );
     println!(
         "  circuit         {} gates in {} layers",
         r.gates,
         verinfer::demo::DEMO_DEPTH
     );
     println!("  output (first)  {}", r.output_head.join(", "));
-    println!("  prove           {:.1} ms", r.prove_time.as_secs_f64() * 1e3);
-    println!("  verify          {:.1} ms", r.verify_time.as_secs_f64() * 1e3);
+    println!(
+        "  prove           {:.1} ms",
+        r.prove_time.as_secs_f64() * 1e3
+    );
+    println!(
+        "  verify          {:.1} ms",
+        r.verify_time.as_secs_f64() * 1e3
+    );
     println!("  proof size      {} bytes", r.proof_bytes);
     println!("  soundness       {:.1} bits", r.soundness_bits);
     match &r.tampered {

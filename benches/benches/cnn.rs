@@ -5,6 +5,7 @@
 //! For each: `witness` = plain quantized integer inference (`witness::infer`), `prove` = witness
 //! of every stage + field conversion + all layer proofs, `verify` = the full verifier. Proof
 //! sizes are printed once. Select with e.g. `cargo bench -p verinfer-benches --bench cnn -- cifar`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 use criterion::{criterion_group, criterion_main, Criterion};
 use verinfer_circuits::circuit::{FieldChoice, LayeredCircuit};
 use verinfer_circuits::compile::compile;
@@ -16,7 +17,14 @@ use verinfer_circuits::zoo;
 use verinfer_prover::inference::prove;
 use verinfer_verifier::inference::verify;
 
-fn bench_model(c: &mut Criterion, name: &str, model: &Model, circuit: &LayeredCircuit, x: &[f64], batch: usize) {
+fn bench_model(
+    c: &mut Criterion,
+    name: &str,
+    model: &Model,
+    circuit: &LayeredCircuit,
+    x: &[f64],
+    batch: usize,
+) {
     let input = quantize_input(circuit, x).expect("input in range");
     let (output, proof, _) = prove::<M127>(circuit, &input).expect("prove");
     verify(circuit, &input, &output, &proof).expect("verify");
@@ -29,8 +37,12 @@ fn bench_model(c: &mut Criterion, name: &str, model: &Model, circuit: &LayeredCi
     );
     let mut g = c.benchmark_group(name);
     g.sample_size(10);
-    g.bench_function("witness", |b| b.iter(|| infer(circuit, batch, &input).expect("infer")));
-    g.bench_function("prove", |b| b.iter(|| prove::<M127>(circuit, &input).expect("prove")));
+    g.bench_function("witness", |b| {
+        b.iter(|| infer(circuit, batch, &input).expect("infer"))
+    });
+    g.bench_function("prove", |b| {
+        b.iter(|| prove::<M127>(circuit, &input).expect("prove"))
+    });
     g.bench_function("verify", |b| {
         b.iter(|| verify(circuit, &input, &output, &proof).expect("verify"))
     });
@@ -42,7 +54,14 @@ fn benches(c: &mut Criterion) {
     let circuit = compile(&m, &q, FieldChoice::M127).expect("compile");
     for batch in [1, 8] {
         let x = zoo::random_input(&m, batch, 3);
-        bench_model(c, &format!("cifar_small/batch{batch}"), &m, &circuit, &x, batch);
+        bench_model(
+            c,
+            &format!("cifar_small/batch{batch}"),
+            &m,
+            &circuit,
+            &x,
+            batch,
+        );
     }
     let (m, q) = zoo::timit(1, Activation::Square);
     let circuit = compile(&m, &q, FieldChoice::M127).expect("compile");

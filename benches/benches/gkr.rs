@@ -1,4 +1,5 @@
 //! Generic GKR on random layered circuits: prover and verifier throughput in gates per second.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;

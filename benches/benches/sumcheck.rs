@@ -1,5 +1,6 @@
 //! Degree-2 sumcheck prover (product of two tables): time per table entry, on one thread and on
 //! all threads, for both shipped fields.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -10,7 +11,10 @@ use verinfer_verifier::Transcript;
 fn bench_field<F: ProofField>(c: &mut Criterion, name: &str, sizes: &[usize]) {
     let mut group = c.benchmark_group(format!("sumcheck_product/{name}"));
     group.sample_size(10);
-    let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().expect("pool");
+    let one = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .expect("pool");
     let all = rayon::ThreadPoolBuilder::new().build().expect("pool");
     for &log in sizes {
         let n = 1usize << log;
@@ -20,19 +24,23 @@ fn bench_field<F: ProofField>(c: &mut Criterion, name: &str, sizes: &[usize]) {
         let claim: F = a.iter().zip(&b).map(|(x, y)| *x * y).sum();
         group.throughput(Throughput::Elements(n as u64));
         for (label, pool) in [("1thread", &one), ("all_threads", &all)] {
-            group.bench_with_input(BenchmarkId::new(label, format!("2^{log}")), &log, |bch, _| {
-                bch.iter_batched(
-                    || (a.clone(), b.clone()),
-                    |(a, b)| {
-                        pool.install(|| {
-                            let mut p = ProductProver::new(a, b);
-                            let mut t = Transcript::new::<F>(&[0u8; 32], &[], &[]);
-                            prove(&mut p, claim, &mut t)
-                        })
-                    },
-                    criterion::BatchSize::LargeInput,
-                )
-            });
+            group.bench_with_input(
+                BenchmarkId::new(label, format!("2^{log}")),
+                &log,
+                |bch, _| {
+                    bch.iter_batched(
+                        || (a.clone(), b.clone()),
+                        |(a, b)| {
+                            pool.install(|| {
+                                let mut p = ProductProver::new(a, b);
+                                let mut t = Transcript::new::<F>(&[0u8; 32], &[], &[]);
+                                prove(&mut p, claim, &mut t)
+                            })
+                        },
+                        criterion::BatchSize::LargeInput,
+                    )
+                },
+            );
         }
     }
     group.finish();

@@ -1,5 +1,6 @@
 //! Per-layer timings of the prover and verifier on a built-in architecture (min over runs).
 //! `cargo run --release -p verinfer-benches --example profile -- cifar 1`
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 use std::time::Instant;
 use verinfer_circuits::circuit::FieldChoice;
 use verinfer_circuits::compile::compile;
@@ -73,7 +74,15 @@ fn main() {
     });
     println!("{arch} batch {batch}: infer {t_infer:.2} ms, witness {t_wit:.2} ms, layer proofs {t_proofs:.2} ms, verify {t_verify:.2} ms, digest {t_digest:.2} ms");
     for (i, l) in c.layers.iter().enumerate() {
-        println!("  {:<28} prove {:>8.2} ms  verify {:>7.3} ms", l.label, best[i], vbest[i + 2]);
+        println!(
+            "  {:<28} prove {:>8.2} ms  verify {:>7.3} ms",
+            l.label,
+            best[i],
+            vbest[i + 2]
+        );
     }
-    println!("  verify setup {:.3} ms, input {:.3} ms", vbest[0], vbest[1]);
+    println!(
+        "  verify setup {:.3} ms, input {:.3} ms",
+        vbest[0], vbest[1]
+    );
 }

@@ -200,22 +200,34 @@ fn checked_product(dims: &[usize]) -> Option<usize> {
 }
 
 /// The per-item output shape of `layer` on an input of per-item shape `input`.
-pub fn output_shape(layer: &Layer, input: &[usize], index: usize) -> Result<Vec<usize>, ModelError> {
+pub fn output_shape(
+    layer: &Layer,
+    input: &[usize],
+    index: usize,
+) -> Result<Vec<usize>, ModelError> {
     let op = layer.op_name();
     let err = |msg: String| ModelError::Shape {
         layer: index,
         op,
         msg,
     };
-    let total = checked_product(input).ok_or_else(|| err(format!("input shape {input:?} is too large")))?;
+    let total =
+        checked_product(input).ok_or_else(|| err(format!("input shape {input:?} is too large")))?;
     // n + 2p, saturating (an absurd padding then fails the weight-count check).
-    let span = |n: usize, p: usize| p.checked_mul(2).and_then(|p| p.checked_add(n)).unwrap_or(usize::MAX);
+    let span = |n: usize, p: usize| {
+        p.checked_mul(2)
+            .and_then(|p| p.checked_add(n))
+            .unwrap_or(usize::MAX)
+    };
     match layer {
         Layer::Conv2d(c) => {
             let [ch, h, w] = <[usize; 3]>::try_from(input)
                 .map_err(|_| err(format!("needs a [C, H, W] input, got {input:?}")))?;
             if ch != c.in_channels {
-                return Err(err(format!("expects {} input channels, got {ch}", c.in_channels)));
+                return Err(err(format!(
+                    "expects {} input channels, got {ch}",
+                    c.in_channels
+                )));
             }
             let [kh, kw] = c.kernel;
             let [sh, sw] = c.stride;
@@ -224,18 +236,27 @@ pub fn output_shape(layer: &Layer, input: &[usize], index: usize) -> Result<Vec<
                 return Err(err("kernel, stride and channels must be positive".into()));
             }
             if span(h, ph) < kh || span(w, pw) < kw {
-                return Err(err(format!("kernel {kh}x{kw} larger than padded input {h}x{w}")));
+                return Err(err(format!(
+                    "kernel {kh}x{kw} larger than padded input {h}x{w}"
+                )));
             }
             if ph >= kh || pw >= kw {
                 return Err(err("padding must be smaller than the kernel".into()));
             }
             let expect = checked_product(&[c.out_channels, ch, kh, kw]).unwrap_or(usize::MAX);
             if c.weight.len() != expect {
-                return Err(err(format!("weight has {} values, expected {expect}", c.weight.len())));
+                return Err(err(format!(
+                    "weight has {} values, expected {expect}",
+                    c.weight.len()
+                )));
             }
             if let Some(b) = &c.bias {
                 if b.len() != c.out_channels {
-                    return Err(err(format!("bias has {} values, expected {}", b.len(), c.out_channels)));
+                    return Err(err(format!(
+                        "bias has {} values, expected {}",
+                        b.len(),
+                        c.out_channels
+                    )));
                 }
             }
             Ok(vec![
@@ -256,11 +277,18 @@ pub fn output_shape(layer: &Layer, input: &[usize], index: usize) -> Result<Vec<
             }
             let expect = d.out_features.saturating_mul(d.in_features);
             if d.weight.len() != expect {
-                return Err(err(format!("weight has {} values, expected {expect}", d.weight.len())));
+                return Err(err(format!(
+                    "weight has {} values, expected {expect}",
+                    d.weight.len()
+                )));
             }
             if let Some(b) = &d.bias {
                 if b.len() != d.out_features {
-                    return Err(err(format!("bias has {} values, expected {}", b.len(), d.out_features)));
+                    return Err(err(format!(
+                        "bias has {} values, expected {}",
+                        b.len(),
+                        d.out_features
+                    )));
                 }
             }
             Ok(vec![d.out_features])
@@ -306,7 +334,10 @@ impl Model {
     /// (`shapes[0]` is the input, `shapes[i + 1]` the output of layer `i`).
     pub fn validate(&self) -> Result<Vec<Vec<usize>>, ModelError> {
         let s = &self.input_shape;
-        if !(s.len() == 1 || s.len() == 3) || s.contains(&0) || checked_product(s).is_none_or(|n| n > MAX_TENSOR_ELEMS) {
+        if !(s.len() == 1 || s.len() == 3)
+            || s.contains(&0)
+            || checked_product(s).is_none_or(|n| n > MAX_TENSOR_ELEMS)
+        {
             return Err(ModelError::InputShape(s.clone()));
         }
         let [lo, hi] = self.input_range;
@@ -401,7 +432,10 @@ mod tests {
             weight: vec![0.0; 27],
             bias: None,
         });
-        assert!(matches!(m.validate(), Err(ModelError::Shape { layer: 4, .. })));
+        assert!(matches!(
+            m.validate(),
+            Err(ModelError::Shape { layer: 4, .. })
+        ));
         let mut m = tiny();
         if let Layer::Conv2d(c) = &mut m.layers[0] {
             c.weight[0] = f64::NAN;

@@ -36,8 +36,7 @@ pub fn window_table<F: Field>(
     eq_out: &[F],
 ) -> Vec<F> {
     let mut s = vec![F::zero(); padded_len];
-    for i in 0..axis.output {
-        let e = eq_out[i];
+    for (i, &e) in eq_out.iter().enumerate().take(axis.output) {
         for u in 0..axis.window {
             let pos = axis.stride * i + u;
             if pos < axis.padding || pos - axis.padding >= axis.input {
@@ -93,16 +92,16 @@ mod tests {
         let s = window_table(axis, 8, Some(&kappa), &eq_out);
         for (row, got) in s.iter().enumerate() {
             let mut want = M127::zero();
-            for i in 0..3 {
-                for u in 0..3 {
+            for (i, e) in eq_out.iter().enumerate().take(3) {
+                for (u, k) in kappa.iter().enumerate().take(3) {
                     if (2 * i + u) as i64 - 1 == row as i64 && row < 5 {
-                        want += eq_out[i] * kappa[u];
+                        want += *e * k;
                     }
                 }
             }
             assert_eq!(*got, want, "row {row}");
         }
-        let ones = window_table(axis, 8, None, &vec![M127::one(); 4]);
+        let ones = window_table(axis, 8, None, &[M127::one(); 4]);
         // Row 1 is read by (i=0,u=2), (i=1,u=0): two windows.
         assert_eq!(ones[1], M127::from(2u64));
     }

@@ -201,7 +201,6 @@ impl<F: Field> RoundProver<F> for EqQuadProver<F> {
 mod tests {
     use super::*;
     use crate::sumcheck::{prove, ProductSumProver};
-    use ark_ff::{UniformRand, Zero};
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
     use verinfer_circuits::field::{Bn254, ProofField, M127};
@@ -216,9 +215,16 @@ mod tests {
         let x: Vec<F> = (0..1 << n).map(|_| F::rand(&mut rng)).collect();
         let (a, b) = (F::rand(&mut rng), F::rand(&mut rng));
         let eq = mle::eq_table(&r);
-        let claim: F = eq.iter().zip(&x).map(|(e, v)| *e * (a * v * v + b * v)).sum();
+        let claim: F = eq
+            .iter()
+            .zip(&x)
+            .map(|(e, v)| *e * (a * v * v + b * v))
+            .sum();
         let t = || Transcript::new::<F>(&[1u8; 32], &[], &[]);
-        let mut generic = ProductSumProver::new(vec![eq, x.clone()], vec![(a, vec![0, 1, 1]), (b, vec![0, 1])]);
+        let mut generic = ProductSumProver::new(
+            vec![eq, x.clone()],
+            vec![(a, vec![0, 1, 1]), (b, vec![0, 1])],
+        );
         let want = prove(&mut generic, claim, &mut t());
         let mut fast = EqQuadProver::new(&r, x, a, b, claim);
         let got = prove(&mut fast, claim, &mut t());

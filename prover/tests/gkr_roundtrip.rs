@@ -1,4 +1,5 @@
 //! Completeness of the generic GKR protocol on random circuits.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use verinfer_circuits::field::{Bn254, ProofField, M127};

@@ -182,7 +182,10 @@ fn tampering_is_rejected_for_every_layer_kind() {
                     count += 1;
                 }
             }
-            assert!(count > 0 || name == "aligned_sum_pool", "{name}: no proof elements");
+            assert!(
+                count > 0 || name == "aligned_sum_pool",
+                "{name}: no proof elements"
+            );
 
             // Each output element ±1 (the proof carrying the same altered output).
             for k in 0..out.len() {
