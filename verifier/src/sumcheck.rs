@@ -95,7 +95,13 @@ pub fn verify<F: ProofField>(
     degree: usize,
     transcript: &mut Transcript,
 ) -> Result<SumcheckClaim<F>, VerifyError> {
-    if proof.degree != degree || proof.rounds.len() != num_vars {
+    // Degree 0 sends nothing per round, and large degrees are outside the format: refuse both
+    // before indexing anything.
+    if degree == 0
+        || degree > crate::proof::MAX_DEGREE
+        || proof.degree != degree
+        || proof.rounds.len() != num_vars
+    {
         return Err(VerifyError::ProofShape(format!(
             "sumcheck has {} rounds of degree {}, expected {num_vars} of degree {degree}",
             proof.rounds.len(),
@@ -133,6 +139,21 @@ pub fn verify<F: ProofField>(
 mod tests {
     use super::*;
     use verinfer_circuits::field::M127;
+
+    #[test]
+    fn degenerate_degrees_are_errors_not_panics() {
+        let bad = SumcheckProof {
+            degree: 0,
+            rounds: vec![vec![]],
+        };
+        let mut t = Transcript::new::<M127>(&[0; 32], &[], &[]);
+        assert!(verify(&bad, M127::from(1u64), 1, 0, &mut t).is_err());
+        let big = SumcheckProof {
+            degree: 100,
+            rounds: vec![vec![M127::from(0u64); 100]],
+        };
+        assert!(verify(&big, M127::from(1u64), 1, 100, &mut t).is_err());
+    }
 
     #[test]
     fn interpolation_matches_direct_evaluation() {
