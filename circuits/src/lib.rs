@@ -10,6 +10,7 @@
 //! - [`quant`]: the quantization rules of DESIGN §3.
 //! - [`compile`]: model → layered circuit, with the exact worst-case bound analysis.
 //! - [`witness`]: integer inference and the field witness of every stage.
+//! - `counting` (feature `op-count`): Mersenne-127 with counted multiplications, for cost tests.
 //! - [`zoo`]: built-in architectures (CIFAR-sized CNN, TIMIT-shaped dense net) for benchmarks.
 //! - [`lower`]: the `gates` lowering, a layered circuit as plain fan-in-2 gates.
 #![forbid(unsafe_code)]
@@ -17,6 +18,8 @@
 
 pub mod circuit;
 pub mod compile;
+#[cfg(feature = "op-count")]
+pub mod counting;
 pub mod field;
 pub mod gates;
 pub mod lower;
