@@ -1,92 +1,84 @@
-//! The built-in demonstration: prove and verify an embedded statement end to end.
+//! The built-in demonstration: compile, prove and verify an embedded CNN end to end.
 //!
-//! Until the CNN compiler lands, the embedded default is a fixed layered gate circuit
-//! (a quadratic "network" of [`DEMO_DEPTH`] layers of [`DEMO_WIDTH`] gates, drawn from a fixed
-//! seed) proved with the generic GKR protocol over Mersenne-127.
+//! Until the trained digits model lands, the embedded default is the CIFAR-sized CNN of
+//! `verinfer_circuits::zoo::cifar_small` (random weights from a fixed seed, x²+x activations,
+//! sum-pooling) on a fixed batch of random images, proved over Mersenne-127.
 
-use std::time::{Duration, Instant};
-use verinfer_circuits::field::{to_signed_decimal, ProofField, M127};
-use verinfer_circuits::gates::GateCircuit;
-use verinfer_prover::gkr;
-use verinfer_verifier::{gkr as vgkr, Proof, VerifyError};
+use std::time::Instant;
+use verinfer_circuits::circuit::{FieldChoice, LayeredCircuit};
+use verinfer_circuits::compile::compile;
+use verinfer_circuits::field::M127;
+use verinfer_circuits::model::Activation;
+use verinfer_circuits::quant::{dequantize, quantize_input};
+use verinfer_circuits::zoo;
+use verinfer_prover::inference::{prove, ProveReport};
+use verinfer_verifier::inference::{verify, VerifiedReport};
+use verinfer_verifier::{Proof, VerifyError};
 
-/// Gates per layer of the demo circuit.
-pub const DEMO_WIDTH: usize = 1 << 14;
-/// Layers of the demo circuit.
-pub const DEMO_DEPTH: usize = 8;
+/// Images in the demo batch.
+pub const DEMO_BATCH: usize = 4;
 
 /// What the demo measured.
 #[derive(Debug)]
 pub struct DemoReport {
-    /// Gates in the circuit.
-    pub gates: usize,
-    /// The first few output values, as signed decimals.
-    pub output_head: Vec<String>,
-    /// Time to evaluate and prove.
-    pub prove_time: Duration,
-    /// Time to decode and verify.
-    pub verify_time: Duration,
+    /// The compiled circuit.
+    pub circuit: LayeredCircuit,
+    /// Predicted class (argmax of the verified output) per image.
+    pub argmax: Vec<usize>,
+    /// Prover timings.
+    pub prove: ProveReport,
+    /// Verifier report (soundness, per-layer times).
+    pub verify: VerifiedReport,
+    /// Time to decode and verify, end to end, in ms.
+    pub verify_ms: f64,
     /// Encoded proof size in bytes.
     pub proof_bytes: usize,
-    /// Soundness of the verified proof, in bits.
-    pub soundness_bits: f64,
     /// The error a proof with one altered element got (it must be rejected).
     pub tampered: Option<VerifyError>,
 }
 
-/// A deterministic 64-bit generator (splitmix64) so the demo statement never changes.
-fn splitmix(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
-/// Builds the embedded circuit and input, proves, verifies, and checks that a tampered proof
-/// is rejected.
+/// Compiles the embedded model, proves a batch, verifies the proof, and checks that a tampered
+/// proof is rejected.
 pub fn run() -> Result<DemoReport, Box<dyn std::error::Error + Send + Sync>> {
-    let mut state = 2024u64;
-    let circuit = GateCircuit::random(DEMO_WIDTH, DEMO_DEPTH, || splitmix(&mut state));
-    let input: Vec<M127> = (0..DEMO_WIDTH)
-        .map(|_| M127::from(splitmix(&mut state) % 256))
-        .collect();
+    let (model, params) = zoo::cifar_small(2024, Activation::SquarePlusX);
+    let circuit = compile(&model, &params, FieldChoice::Auto)?;
+    let images = zoo::random_input(&model, DEMO_BATCH, 7);
+    let input = quantize_input(&circuit, &images)?;
 
-    let t = Instant::now();
-    let (output, proof) = gkr::prove(&circuit, &input)?;
+    let (output, proof, prove_report) = prove::<M127>(&circuit, &input)?;
     let bytes = proof.encode();
-    let prove_time = t.elapsed();
 
     let t = Instant::now();
     let decoded = Proof::<M127>::decode(&bytes)?;
-    let report = vgkr::verify(&circuit, &input, &output, &decoded)?;
-    let verify_time = t.elapsed();
+    let report = verify(&circuit, &input, &output, &decoded)?;
+    let verify_ms = t.elapsed().as_secs_f64() * 1e3;
 
-    // Alter one element in the middle of the proof: the verifier must say no.
+    // Alter one element of the first layer proof that has any: the verifier must say no.
     let mut bad = decoded.clone();
-    if let Some(layer) = bad.layers.get_mut(DEMO_DEPTH / 2) {
-        if let Some(e) = layer.evals.first_mut() {
-            *e += M127::from(1u64);
-        }
+    if let Some(e) = bad.layers.iter_mut().find_map(|l| l.evals.first_mut()) {
+        *e += M127::from(1u64);
     }
-    let tampered = vgkr::verify(&circuit, &input, &output, &bad).err();
+    let tampered = verify(&circuit, &input, &output, &bad).err();
 
+    let classes = circuit.output().item_len();
+    let scale = circuit.output_scale();
+    let argmax = output
+        .chunks(classes)
+        .map(|item| {
+            item.iter()
+                .enumerate()
+                .max_by(|a, b| dequantize(*a.1, scale).total_cmp(&dequantize(*b.1, scale)))
+                .map(|(i, _)| i)
+                .unwrap_or(0)
+        })
+        .collect();
     Ok(DemoReport {
-        gates: circuit.gate_count(),
-        output_head: output
-            .iter()
-            .take(4)
-            .map(|v| to_signed_decimal(*v))
-            .collect(),
-        prove_time,
-        verify_time,
+        circuit,
+        argmax,
+        prove: prove_report,
+        verify: report,
+        verify_ms,
         proof_bytes: bytes.len(),
-        soundness_bits: report.soundness_bits,
         tampered,
     })
-}
-
-/// Field name of the demo, for display.
-pub fn field_name() -> &'static str {
-    M127::ID.name()
 }

@@ -55,33 +55,41 @@ fn rayon_threads(n: usize) -> Result<()> {
 
 fn demo() -> Result<ExitCode> {
     let r = verinfer::demo::run().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let c = &r.circuit;
     println!(
-        "verinfer demo: generic GKR over {}",
-        verinfer::demo::field_name()
+        "verinfer demo: {} ({} MACs per image), batch of {}, field {} ({})",
+        c.name,
+        c.macs_per_item(),
+        verinfer::demo::DEMO_BATCH,
+        c.field,
+        c.field_reason
     );
+    println!();
+    println!("  {:<28} {:>12} {:>12}", "layer", "prove ms", "verify ms");
+    for (i, l) in c.layers.iter().enumerate() {
+        println!(
+            "  {:<28} {:>12.2} {:>12.3}",
+            l.label,
+            r.prove.layers_ms.get(i).copied().unwrap_or(0.0),
+            r.verify.layers.get(i).map(|m| m.0).unwrap_or(0.0)
+        );
+    }
+    println!();
+    println!("  predicted classes  {:?}", r.argmax);
     println!(
-        "  circuit         {} gates in {} layers",
-        r.gates,
-        verinfer::demo::DEMO_DEPTH
+        "  prover             {:.1} ms (witness {:.1} ms)",
+        r.prove.total_ms, r.prove.witness_ms
     );
-    println!("  output (first)  {}", r.output_head.join(", "));
-    println!(
-        "  prove           {:.1} ms",
-        r.prove_time.as_secs_f64() * 1e3
-    );
-    println!(
-        "  verify          {:.1} ms",
-        r.verify_time.as_secs_f64() * 1e3
-    );
-    println!("  proof size      {} bytes", r.proof_bytes);
-    println!("  soundness       {:.1} bits", r.soundness_bits);
+    println!("  verifier           {:.1} ms", r.verify_ms);
+    println!("  proof size         {} bytes", r.proof_bytes);
+    println!("  soundness          {:.1} bits", r.verify.soundness_bits);
     match &r.tampered {
-        Some(e) => println!("  tampered proof  rejected ({e})"),
+        Some(e) => println!("  tampered proof     rejected ({e})"),
         None => {
-            println!("  tampered proof  ACCEPTED: this is a soundness bug");
+            println!("  tampered proof     ACCEPTED: this is a soundness bug");
             return Ok(ExitCode::from(1));
         }
     }
-    println!("  result          VALID");
+    println!("  result             VALID");
     Ok(ExitCode::SUCCESS)
 }
