@@ -70,6 +70,31 @@ pub enum FieldChoice {
     Bn254,
 }
 
+/// How a compiled model is proved (compiler issue, item 5).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Lowering {
+    /// One specialised reduction per layer (`verinfer_verifier::layers`): the default.
+    #[default]
+    Structured,
+    /// Every layer as fan-in-2 add/mul gates (`crate::lower`), proved with generic GKR: the
+    /// plain-GKR baseline, whose verifier cost grows with the gate count.
+    Gates,
+}
+
+impl std::str::FromStr for Lowering {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "structured" => Ok(Lowering::Structured),
+            "gates" => Ok(Lowering::Gates),
+            _ => Err(format!(
+                "unknown lowering '{s}' (expected structured or gates)"
+            )),
+        }
+    }
+}
+
 /// Per-item real dims of a tensor; see the module docs for the padded layout.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Layout {
