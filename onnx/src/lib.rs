@@ -1,0 +1,2 @@
+//! ONNX import (skeleton; filled in by the ONNX work).
+#![forbid(unsafe_code)]
