@@ -1,0 +1,576 @@
+"""Exact integer reference for verinfer's quantization contract (DESIGN.md §3).
+
+This module is deliberately independent of the Rust code and of torch: it
+reads an ONNX file with the `onnx` package, lowers it to a small list of
+layers (conv / dense / activation / sumpool / flatten), and evaluates that
+list either
+
+* exactly, with Python integers (numpy ``dtype=object`` arrays), following
+  DESIGN §3 to the letter, or
+* in float64 (to check the lowering against the exporter's own float output).
+
+Lowering rules (what the Rust importer is expected to do as well):
+
+* Conv / Gemm / MatMul(+Add) become linear layers with float64 weights.
+* BatchNormalization directly after a linear layer is folded into it, in
+  float64: ``s = gamma / sqrt(var + eps)``, ``W' = W * s``,
+  ``b' = (b - mean) * s + beta``.
+* Elementwise Mul / Add / Sub / Div / Pow(·, 2) over one tensor and scalar
+  constants are tracked as a polynomial ``a·x² + b·x + c`` of the last
+  linear layer's output; the polynomial becomes one activation layer when the
+  value is consumed by a pool, a linear layer or the output.
+* AveragePool(k×k) becomes SumPool with a pending scalar factor ``1/k²``;
+  a pure scalar factor ``k`` (polynomial ``0·x² + k·x + 0``) is pushed through
+  pools / Flatten and multiplied into the NEXT linear layer's float weights
+  (``W * k``, bias unchanged). So ``avg_pool2d(x, 2) * 4`` has factor 1.0. A
+  factor left at the output must be a power of two and changes the output
+  scale.
+* Flatten / Reshape to (batch, features) is a row-major relabelling.
+* A trailing Softmax / LogSoftmax is dropped.
+* Relu / MaxPool (and anything else) are refused.
+
+Quantization: ``q(x, s) = round_half_away_from_zero(x · 2^s)`` computed as
+``y = |x| · 2^s`` in float64 (exact), ``r = floor(y)``, ``r += 1`` if
+``y - r >= 0.5``, then the sign is applied.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+DEFAULT_PARAMS = {"input_bits": 8, "weight_bits": 8, "coef_bits": 8, "weight_scale": "uniform"}
+
+
+class Unsupported(Exception):
+    pass
+
+
+# --------------------------------------------------------------------------
+# Quantization
+
+
+def q(x: float, s: int) -> int:
+    """round_half_away_from_zero(x * 2**s), exact (float64 power-of-two scaling)."""
+    x = float(x)
+    if not math.isfinite(x):
+        raise ValueError(f"cannot quantize {x}")
+    y = abs(x) * (2.0 ** s)
+    r = math.floor(y)
+    if y - r >= 0.5:
+        r += 1
+    r = int(r)
+    return -r if x < 0 else r
+
+
+def q_array(a: np.ndarray, s: int) -> np.ndarray:
+    a = np.asarray(a, dtype=np.float64)
+    out = np.empty(a.shape, dtype=object)
+    flat_in = a.reshape(-1)
+    flat_out = out.reshape(-1)
+    for i, v in enumerate(flat_in):
+        flat_out[i] = q(v, s)
+    return out
+
+
+def is_integer(v: float) -> bool:
+    return float(v) == math.floor(float(v))
+
+
+# --------------------------------------------------------------------------
+# Layer list
+
+
+@dataclass
+class Layer:
+    kind: str  # conv | dense | act | sumpool | flatten
+    W: np.ndarray | None = None  # float64
+    b: np.ndarray | None = None  # float64
+    stride: tuple = (1, 1)
+    pads: tuple = (0, 0, 0, 0)  # top, left, bottom, right
+    coefs: tuple = (0.0, 1.0, 0.0)  # a, b, c for act
+    window: tuple = (1, 1)
+    notes: list = field(default_factory=list)
+
+
+@dataclass
+class Lowered:
+    layers: list
+    output_factor: float  # scalar left over at the output (1.0 normally)
+    input_shape: list  # per-item shape (no batch)
+    notes: list
+
+
+# --------------------------------------------------------------------------
+# ONNX -> layers
+
+
+@dataclass
+class _Val:
+    """A runtime tensor: poly(a, b, c) applied elementwise to layer output `base`."""
+
+    base: int  # number of layers emitted when this base was produced
+    poly: tuple  # (a, b, c) floats
+    open_linear: bool  # base is the raw output of a linear layer (bias / BN foldable)
+
+
+def _attrs(node):
+    return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+
+
+def _const_eval(node, ins):
+    op = node.op_type
+    at = _attrs(node)
+    if op == "Identity":
+        return ins[0]
+    if op == "Cast":
+        return ins[0].astype(onnx.helper.tensor_dtype_to_np_dtype(at["to"]))
+    if op == "Transpose":
+        return np.transpose(ins[0], at.get("perm"))
+    if op == "Reshape":
+        return ins[0].reshape([int(d) for d in ins[1]])
+    if op == "Unsqueeze":
+        axes = at.get("axes") if "axes" in at else [int(a) for a in ins[1]]
+        x = ins[0]
+        for a in sorted(axes):
+            x = np.expand_dims(x, a)
+        return x
+    if op == "Squeeze":
+        axes = at.get("axes") if "axes" in at else ([int(a) for a in ins[1]] if len(ins) > 1 else None)
+        return np.squeeze(ins[0], axis=tuple(axes) if axes is not None else None)
+    if op in ("Mul", "Add", "Sub", "Div"):
+        f = {"Mul": np.multiply, "Add": np.add, "Sub": np.subtract, "Div": np.divide}[op]
+        return f(ins[0], ins[1])
+    if op == "Sqrt":
+        return np.sqrt(ins[0])
+    if op == "Neg":
+        return -ins[0]
+    raise Unsupported(f"constant folding of {op} not supported")
+
+
+def _poly_mul(p, r):
+    a1, b1, c1 = p
+    a2, b2, c2 = r
+    if (a1 != 0 and (a2 != 0 or b2 != 0)) or (a2 != 0 and (b1 != 0)):
+        raise Unsupported("polynomial of degree > 2")
+    return (a1 * c2 + a2 * c1 + b1 * b2, b1 * c2 + b2 * c1, c1 * c2)
+
+
+def _scalar(c: np.ndarray, what: str) -> float:
+    c = np.asarray(c)
+    if c.size != 1:
+        raise Unsupported(f"{what}: only scalar constants are supported, got shape {c.shape}")
+    return float(c.reshape(-1)[0])
+
+
+def lower_onnx(path: str) -> Lowered:
+    model = onnx.load(path)  # loads external data next to the file too
+    g = model.graph
+    consts: dict[str, np.ndarray] = {}
+    for init in g.initializer:
+        consts[init.name] = numpy_helper.to_array(init).astype(np.float64) if numpy_helper.to_array(init).dtype.kind == "f" else numpy_helper.to_array(init)
+    init_names = set(consts)
+    real_inputs = [i for i in g.input if i.name not in init_names]
+    if len(real_inputs) != 1:
+        raise Unsupported(f"expected one graph input, got {[i.name for i in real_inputs]}")
+    inp = real_inputs[0]
+    dims = [d.dim_value if d.HasField("dim_value") else None for d in inp.type.tensor_type.shape.dim]
+    input_shape = dims[1:]
+
+    layers: list[Layer] = []
+    notes: list[str] = []
+    vals: dict[str, _Val] = {inp.name: _Val(0, (0.0, 1.0, 0.0), False)}
+    ident = (0.0, 1.0, 0.0)
+
+    def get_val(name):
+        v = vals[name]
+        if v.base != len(layers):
+            raise Unsupported("graph is not a simple chain (a tensor is used after a later layer)")
+        return v
+
+    def materialize(v: _Val) -> float:
+        """Emit an activation layer if the polynomial is not a pure scale; return the pending factor."""
+        a, b, c = v.poly
+        if a == 0 and c == 0:
+            return b
+        layers.append(Layer("act", coefs=(a, b, c)))
+        return 1.0
+
+    def linear_in(v: _Val) -> float:
+        return materialize(v)
+
+    for node in g.node:
+        op = node.op_type
+        at = _attrs(node)
+        ins = list(node.input)
+        if op == "Constant":
+            consts[node.output[0]] = numpy_helper.to_array(at["value"])
+            if consts[node.output[0]].dtype.kind == "f":
+                consts[node.output[0]] = consts[node.output[0]].astype(np.float64)
+            continue
+        if all((i in consts) or i == "" for i in ins) and op not in ("Shape",):
+            consts[node.output[0]] = _const_eval(node, [consts[i] for i in ins if i != ""])
+            continue
+        if op == "Conv":
+            v = get_val(ins[0])
+            if at.get("group", 1) != 1:
+                raise Unsupported("grouped conv")
+            if any(d != 1 for d in at.get("dilations", [1, 1])):
+                raise Unsupported("dilated conv")
+            if at.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
+                raise Unsupported("auto_pad")
+            W = consts[ins[1]].astype(np.float64)
+            B = consts[ins[2]].astype(np.float64) if len(ins) > 2 and ins[2] else np.zeros(W.shape[0])
+            k = linear_in(v)
+            p = at.get("pads", [0, 0, 0, 0])
+            layers.append(Layer("conv", W=W * k, b=B.copy(), stride=tuple(at.get("strides", [1, 1])), pads=(p[0], p[1], p[2], p[3])))
+            if k != 1.0:
+                notes.append(f"factor {k!r} folded into conv layer {len(layers) - 1}")
+            vals[node.output[0]] = _Val(len(layers), ident, True)
+        elif op == "Gemm":
+            v = get_val(ins[0])
+            if at.get("transA", 0):
+                raise Unsupported("Gemm transA")
+            Bm = consts[ins[1]].astype(np.float64)
+            W = Bm if at.get("transB", 0) else Bm.T
+            W = W * float(at.get("alpha", 1.0))
+            C = consts[ins[2]].astype(np.float64) * float(at.get("beta", 1.0)) if len(ins) > 2 and ins[2] else np.zeros(W.shape[0])
+            C = np.broadcast_to(C, (W.shape[0],)).copy()
+            k = linear_in(v)
+            layers.append(Layer("dense", W=W * k, b=C))
+            if k != 1.0:
+                notes.append(f"factor {k!r} folded into dense layer {len(layers) - 1}")
+            vals[node.output[0]] = _Val(len(layers), ident, True)
+        elif op == "MatMul":
+            v = get_val(ins[0])
+            W = consts[ins[1]].astype(np.float64).T
+            k = linear_in(v)
+            layers.append(Layer("dense", W=W * k, b=np.zeros(W.shape[0])))
+            vals[node.output[0]] = _Val(len(layers), ident, True)
+        elif op == "BatchNormalization":
+            v = get_val(ins[0])
+            if not v.open_linear or v.poly != ident:
+                raise Unsupported("BatchNormalization not directly after a linear layer")
+            if at.get("training_mode", 0):
+                raise Unsupported("BatchNormalization in training mode")
+            gamma, beta, mean, var = (consts[i].astype(np.float64) for i in ins[1:5])
+            eps = float(at.get("epsilon", 1e-5))  # an ONNX float32 attribute, widened
+            L = layers[-1]
+            s = gamma / np.sqrt(var + eps)
+            shape = (-1,) + (1,) * (L.W.ndim - 1)
+            L.W = L.W * s.reshape(shape)
+            L.b = (L.b - mean) * s + beta
+            L.notes.append("BatchNormalization folded")
+            notes.append(f"BatchNormalization folded into {L.kind} layer {len(layers) - 1} (eps={eps!r})")
+            vals[node.output[0]] = _Val(len(layers), ident, True)
+        elif op in ("Mul", "Add", "Sub", "Div"):
+            a_in, b_in = ins[0], ins[1]
+            if a_in in consts and b_in in consts:
+                raise AssertionError("unreachable")
+            if a_in in consts or b_in in consts:
+                (t, c, c_first) = (b_in, a_in, True) if a_in in consts else (a_in, b_in, False)
+                v = get_val(t)
+                cval = consts[c]
+                if op == "Add" and v.open_linear and v.poly == ident and cval.size > 1:
+                    # MatMul + Add(bias vector)
+                    L = layers[-1]
+                    if L.kind != "dense":
+                        raise Unsupported("vector Add after a non-dense layer")
+                    L.b = L.b + cval.reshape(-1).astype(np.float64)
+                    vals[node.output[0]] = _Val(len(layers), ident, True)
+                    continue
+                s = _scalar(cval, op)
+                pa, pb, pc = v.poly
+                if op == "Mul":
+                    poly = (pa * s, pb * s, pc * s)
+                elif op == "Div":
+                    if c_first:
+                        raise Unsupported("division by a tensor")
+                    poly = (pa / s, pb / s, pc / s)
+                elif op == "Add":
+                    poly = (pa, pb, pc + s)
+                else:  # Sub
+                    poly = (-pa, -pb, s - pc) if c_first else (pa, pb, pc - s)
+                vals[node.output[0]] = _Val(v.base, poly, False)
+            else:
+                v1, v2 = get_val(a_in), get_val(b_in)
+                if op == "Mul":
+                    poly = _poly_mul(v1.poly, v2.poly)
+                elif op == "Add":
+                    poly = tuple(x + y for x, y in zip(v1.poly, v2.poly))
+                elif op == "Sub":
+                    poly = tuple(x - y for x, y in zip(v1.poly, v2.poly))
+                else:
+                    raise Unsupported("division by a tensor")
+                vals[node.output[0]] = _Val(v1.base, poly, False)
+        elif op == "Pow":
+            v = get_val(ins[0])
+            e = _scalar(consts[ins[1]], "Pow exponent")
+            if e == 2.0:
+                poly = _poly_mul(v.poly, v.poly)
+            elif e == 1.0:
+                poly = v.poly
+            else:
+                raise Unsupported(f"Pow with exponent {e}")
+            vals[node.output[0]] = _Val(v.base, poly, False)
+        elif op == "AveragePool":
+            v = get_val(ins[0])
+            ks = tuple(at["kernel_shape"])
+            st = tuple(at.get("strides", ks))
+            if any(p != 0 for p in at.get("pads", [0, 0, 0, 0])) or at.get("ceil_mode", 0):
+                raise Unsupported("padded / ceil_mode AveragePool")
+            k = materialize(v)
+            layers.append(Layer("sumpool", window=ks, stride=st))
+            f = 1.0 / (ks[0] * ks[1])
+            vals[node.output[0]] = _Val(len(layers), (0.0, k * f, 0.0), False)
+        elif op in ("Flatten", "Reshape"):
+            v = get_val(ins[0])
+            if op == "Flatten" and at.get("axis", 1) != 1:
+                raise Unsupported("Flatten axis != 1")
+            if op == "Reshape":
+                shp = consts.get(ins[1])
+                if shp is None or len(shp) != 2:
+                    raise Unsupported("Reshape other than to (batch, features)")
+            layers.append(Layer("flatten"))
+            vals[node.output[0]] = _Val(len(layers), v.poly, False)
+        elif op in ("Identity", "Dropout"):
+            vals[node.output[0]] = vals[ins[0]]
+        elif op in ("Softmax", "LogSoftmax"):
+            if node.output[0] not in [o.name for o in g.output]:
+                raise Unsupported("Softmax not at the output")
+            vals[node.output[0]] = vals[ins[0]]
+            notes.append(f"trailing {op} dropped (output = pre-softmax scores)")
+        else:
+            raise Unsupported(f"operator {op} is not supported (only polynomial activations and sum/average pooling)")
+
+    if len(g.output) != 1:
+        raise Unsupported("expected one graph output")
+    v = get_val(g.output[0].name)
+    k = materialize(v)
+    return Lowered(layers, k, input_shape, notes)
+
+
+# --------------------------------------------------------------------------
+# Evaluation
+
+
+def _conv(X, W, b, stride, pads, dtype):
+    """Cross-correlation (PyTorch Conv2d), zero padding. X: [N,C,H,W]."""
+    N, C, H, Wd = X.shape
+    O, C2, kh, kw = W.shape
+    assert C == C2, (C, C2)
+    pt, pl, pb, pr = pads
+    Xp = np.zeros((N, C, H + pt + pb, Wd + pl + pr), dtype=dtype)
+    if dtype is object:
+        Xp[...] = 0
+    Xp[:, :, pt:pt + H, pl:pl + Wd] = X
+    sh, sw = stride
+    Ho = (H + pt + pb - kh) // sh + 1
+    Wo = (Wd + pl + pr - kw) // sw + 1
+    cols = np.empty((N, C, kh, kw, Ho, Wo), dtype=dtype)
+    for u in range(kh):
+        for v in range(kw):
+            cols[:, :, u, v] = Xp[:, :, u:u + sh * (Ho - 1) + 1:sh, v:v + sw * (Wo - 1) + 1:sw]
+    cols = cols.reshape(N, C * kh * kw, Ho * Wo)
+    Y = np.matmul(W.reshape(O, C * kh * kw), cols)  # [N, O, Ho*Wo]
+    Y = Y + b.reshape(1, O, 1)
+    return Y.reshape(N, O, Ho, Wo)
+
+
+def _sumpool(X, window, stride):
+    N, C, H, W = X.shape
+    kh, kw = window
+    sh, sw = stride
+    Ho = (H - kh) // sh + 1
+    Wo = (W - kw) // sw + 1
+    Y = None
+    for u in range(kh):
+        for v in range(kw):
+            part = X[:, :, u:u + sh * (Ho - 1) + 1:sh, v:v + sw * (Wo - 1) + 1:sw]
+            Y = part.copy() if Y is None else Y + part
+    return Y
+
+
+def eval_float(low: Lowered, x: np.ndarray) -> np.ndarray:
+    X = np.asarray(x, dtype=np.float64)
+    for L in low.layers:
+        if L.kind == "conv":
+            X = _conv(X, L.W, L.b, L.stride, L.pads, np.float64)
+        elif L.kind == "dense":
+            X = X @ L.W.T + L.b
+        elif L.kind == "act":
+            a, b, c = L.coefs
+            X = a * X * X + b * X + c
+        elif L.kind == "sumpool":
+            X = _sumpool(X, L.window, L.stride)
+        elif L.kind == "flatten":
+            X = X.reshape(X.shape[0], -1)
+    return X * low.output_factor
+
+
+def output_scale_adjust(factor: float) -> int:
+    """A leftover output factor 2^-k adds k to the output scale."""
+    if factor == 1.0:
+        return 0
+    m, e = math.frexp(factor)
+    if m != 0.5 or factor <= 0:
+        raise Unsupported(f"output factor {factor} is not a power of two")
+    return -(e - 1)
+
+
+def eval_int(low: Lowered, x: np.ndarray, params=DEFAULT_PARAMS, trace=None):
+    """Exact integer inference. Returns (Y as object array of Python ints, output scale bits).
+
+    If `trace` is a list, (kind, scale, max_abs_bits) per layer is appended."""
+    if params.get("weight_scale", "uniform") != "uniform":
+        raise Unsupported("only uniform weight scale is implemented")
+    s_in, s_w, s_c = params["input_bits"], params["weight_bits"], params["coef_bits"]
+    X = q_array(x, s_in)
+    s = s_in
+    for L in low.layers:
+        if L.kind == "conv":
+            Wq = q_array(L.W, s_w)
+            Bq = q_array(L.b, s + s_w)
+            X = _conv(X, Wq, Bq, L.stride, L.pads, object)
+            s = s + s_w
+        elif L.kind == "dense":
+            Wq = q_array(L.W, s_w)
+            Bq = q_array(L.b, s + s_w)
+            X = np.matmul(X, Wq.T) + Bq.reshape(1, -1)
+            s = s + s_w
+        elif L.kind == "act":
+            a, b, c = L.coefs
+            if is_integer(a) and is_integer(b) and is_integer(c):
+                qa, qb, qc = int(a), int(b), int(c)
+                s_new = 2 * s
+            else:
+                qa, qb, qc = q(a, s_c), q(b, s_c), q(c, s_c)
+                s_new = 2 * s + s_c
+            X = qa * X * X + (qb << s) * X + (qc << (2 * s))
+            s = s_new
+        elif L.kind == "sumpool":
+            X = _sumpool(X, L.window, L.stride)
+        elif L.kind == "flatten":
+            X = X.reshape(X.shape[0], -1)
+        if trace is not None:
+            m = max((abs(int(v)) for v in X.reshape(-1)), default=0)
+            trace.append((L.kind, s, m.bit_length()))
+    return X, s + output_scale_adjust(low.output_factor)
+
+
+def worst_case_bits(low: Lowered, input_range, params=DEFAULT_PARAMS):
+    """Interval bound (per channel / feature) of every layer's integer values.
+
+    Returns (max bits over all layers, per-layer list). Zero padding is
+    accounted for by widening every conv input interval to contain 0."""
+    s_in, s_w, s_c = params["input_bits"], params["weight_bits"], params["coef_bits"]
+    lo, hi = q(input_range[0], s_in), q(input_range[1], s_in)
+    C = low.input_shape[0] if low.input_shape else 1
+    # intervals per channel (conv) or per feature (dense): lists of (lo, hi)
+    iv = [(lo, hi)] * C
+    spatial = list(low.input_shape[1:])
+    s = s_in
+    per = []
+    for L in low.layers:
+        if L.kind == "conv":
+            Wq = q_array(L.W, s_w)
+            Bq = q_array(L.b, s + s_w)
+            new = []
+            for o in range(Wq.shape[0]):
+                mn = mx = Bq[o]
+                for c in range(Wq.shape[1]):
+                    l, h = min(iv[c][0], 0), max(iv[c][1], 0)
+                    for w in Wq[o, c].reshape(-1):
+                        mn += min(w * l, w * h)
+                        mx += max(w * l, w * h)
+                new.append((mn, mx))
+            iv = new
+            s += s_w
+        elif L.kind == "dense":
+            Wq = q_array(L.W, s_w)
+            Bq = q_array(L.b, s + s_w)
+            new = []
+            for o in range(Wq.shape[0]):
+                mn = mx = Bq[o]
+                for k in range(Wq.shape[1]):
+                    w = Wq[o, k]
+                    l, h = iv[k]
+                    mn += min(w * l, w * h)
+                    mx += max(w * l, w * h)
+                new.append((mn, mx))
+            iv = new
+            s += s_w
+        elif L.kind == "act":
+            a, b, c = L.coefs
+            if is_integer(a) and is_integer(b) and is_integer(c):
+                qa, qb, qc = int(a), int(b), int(c)
+                s_new = 2 * s
+            else:
+                qa, qb, qc = q(a, s_c), q(b, s_c), q(c, s_c)
+                s_new = 2 * s + s_c
+            B_ = qb << s
+            C_ = qc << (2 * s)
+
+            def f(x):
+                return qa * x * x + B_ * x + C_
+
+            new = []
+            for l, h in iv:
+                cands = [f(l), f(h)]
+                if qa != 0:
+                    # vertex at -B_/(2 qa); check the integers around it
+                    xv = -B_ // (2 * qa)
+                    for t in (xv, xv + 1):
+                        if l <= t <= h:
+                            cands.append(f(t))
+                new.append((min(cands), max(cands)))
+            iv = new
+            s = s_new
+        elif L.kind == "sumpool":
+            n = L.window[0] * L.window[1]
+            iv = [(l * n, h * n) for l, h in iv]
+        elif L.kind == "flatten":
+            # per-channel -> per-feature, row-major (C, H, W)
+            hw = 1
+            for d in spatial_shape_after(low, L):
+                hw *= d
+            iv = [t for t in iv for _ in range(hw)]
+        m = max(max(abs(l), abs(h)) for l, h in iv)
+        per.append((L.kind, s, m.bit_length()))
+    return max(p[2] for p in per), per
+
+
+def spatial_shape_after(low: Lowered, upto: Layer):
+    """Spatial (H, W) shape of the tensor entering layer `upto`."""
+    H, W = low.input_shape[1], low.input_shape[2]
+    for L in low.layers:
+        if L is upto:
+            return (H, W)
+        if L.kind == "conv":
+            kh, kw = L.W.shape[2:]
+            H = (H + L.pads[0] + L.pads[2] - kh) // L.stride[0] + 1
+            W = (W + L.pads[1] + L.pads[3] - kw) // L.stride[1] + 1
+        elif L.kind == "sumpool":
+            H = (H - L.window[0]) // L.stride[0] + 1
+            W = (W - L.window[1]) // L.stride[1] + 1
+    raise ValueError("layer not found")
+
+
+def describe(low: Lowered) -> str:
+    parts = []
+    for L in low.layers:
+        if L.kind in ("conv", "dense"):
+            parts.append(f"{L.kind}{list(L.W.shape)}")
+        elif L.kind == "act":
+            parts.append("act(%r,%r,%r)" % L.coefs)
+        elif L.kind == "sumpool":
+            parts.append(f"sumpool{list(L.window)}")
+        else:
+            parts.append(L.kind)
+    if low.output_factor != 1.0:
+        parts.append(f"x{low.output_factor!r}")
+    return " -> ".join(parts)
