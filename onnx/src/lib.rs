@@ -1,2 +1,197 @@
-//! ONNX import (skeleton; filled in by the ONNX work).
+//! Import PyTorch-exported ONNX models into the verinfer model IR
+//! ([`verinfer_circuits::model::Model`]).
+//!
+//! The importer reads the ONNX protobuf itself (a hand-written `prost` subset of `onnx.proto`,
+//! see [`proto`]), decodes the weights (inline, `raw_data`, or an external `.onnx.data` file next
+//! to the model), folds constants and scalar factors, and emits the chain of layers the prover
+//! supports. It handles graphs from both `torch.onnx.export` exporters (TorchScript,
+//! `dynamo=False`, and the dynamo exporter), opsets 13 to 18. Untrusted bytes never panic: every
+//! failure is an [`OnnxError`] whose one-line message names the offending node.
+//!
+//! # Supported operators
+//!
+//! | ONNX op | becomes |
+//! |---|---|
+//! | `Conv` (2-D, group 1, dilation 1, any stride, symmetric pads or `auto_pad` that pads symmetrically) | `Conv2d` (+ bias) |
+//! | `Gemm` (`transA = 0`, any `transB`, `alpha`/`beta` scale W and C) | `Dense` |
+//! | `MatMul(x, W)` with constant `W [in, out]` (+ a following `Add` of a bias) | `Dense` |
+//! | `BatchNormalization` (inference) directly after `Conv` / `Gemm` / `MatMul` | folded into that layer |
+//! | `Add` / `Sub` / `Mul` / `Div` by a per-channel constant directly after a linear layer | folded into its weights / bias |
+//! | `Mul`, `Add`, `Sub`, `Neg`, `Pow(·, 2)`, `Mul`/`Div` by a scalar, `Add`/`Sub` of a scalar | a quadratic polynomial, emitted as `Activation` (`Square`, `SquarePlusX` or `Quadratic`) or folded (below) |
+//! | `AveragePool` (no padding, `ceil_mode` only when exact) | `SumPool`, with a factor `1/(kh·kw)` folded (below) |
+//! | `GlobalAveragePool`, `ReduceMean` / `ReduceSum` over the spatial axes | `SumPool` over the whole image (+ `Flatten` without `keepdims`) |
+//! | `Flatten` (axis 1), `Reshape`, `Squeeze`, `Unsqueeze` (batch axis untouched) | `Flatten` / `Reshape`, or nothing when the shape is unchanged |
+//! | `Identity`, `Dropout`, `Cast` to a float type | nothing |
+//! | trailing `Softmax` / `LogSoftmax` | dropped, with a note (argmax is unchanged) |
+//! | `Constant`, `ConstantOfShape`, `Shape`, `Gather`, `Slice`, `Concat`, `Unsqueeze`, `Squeeze`, `Reshape`, `Cast`, `Transpose`, arithmetic on constants | folded at import time (e.g. `x.view(x.size(0), -1)`) |
+//! | `Relu`, `LeakyRelu`, `Sigmoid`, `Tanh`, `Gelu`, `Erf`, `Clip`, … | refused: use `x * x` or `x * x + x` |
+//! | `MaxPool`, `GlobalMaxPool` | refused: use sum-pooling `F.avg_pool2d(x, k) * (k*k)` |
+//! | `Conv` with `group > 1` or dilation > 1, asymmetric pads | refused |
+//! | branches and residual connections (`Add` of two layers' outputs, `Concat` of activations) | refused: the model must be one chain |
+//! | anything else | refused: unsupported op |
+//!
+//! # Symbolic polynomials and folding
+//!
+//! Every elementwise tensor is tracked as `a·t² + b·t + c` in an *anchor* `t`, the output of the
+//! last non-elementwise layer. When a non-elementwise consumer (a linear layer, a pool, a
+//! reshape, the graph output) reads a polynomial:
+//!
+//! | polynomial | result |
+//! |---|---|
+//! | `t` | nothing |
+//! | `t²` / `t² + t` / other degree 2 | `Activation::Square` / `SquarePlusX` / `Quadratic{a,b,c}` |
+//! | `k·t` before `Conv` / `Gemm` / `MatMul` | weights multiplied by `k` (forward fold) |
+//! | `k·t + c` before `SumPool` / `Flatten` / `Reshape` | carried through (a pool divides `k` by its window area) |
+//! | `k·t + c` with `c ≠ 0` | folded backward into the last linear layer (`W ← k·W`, `b ← k·b + c`, `c` divided by the window area of every sum-pool in between); if there is no such layer, forward into a `Dense` or unpadded `Conv` bias (`b ← b + c·ΣW`) |
+//! | `k·t` at the graph output | folded backward into the last linear layer, through `SumPool` / `Flatten` / `Reshape` only |
+//!
+//! So `F.avg_pool2d(x, 2) * 4` is an exact `SumPool` (`0.25 · 4 = 1`), a bare average pool before
+//! a linear layer scales that layer's weights, and `x * x`, `x ** 2`, `torch.square(x)`,
+//! `x * x + x`, `x * (x + 1)`, `0.5 * x ** 2 + x` all become one activation. Anything that cannot
+//! fold (a degree above 2, a factor between an activation and the output, two anchors mixed) is
+//! an error naming the node.
+//!
+//! # Input range and name
+//!
+//! The input range comes from [`ImportOptions::input_range`], else from the metadata property
+//! `verinfer.input_range` (`"lo,hi"`), else `[-1, 1]` with a note. The model name is the metadata
+//! property `verinfer.name`, else the graph name (unless it is an exporter default such as
+//! `main_graph`), else the file stem.
 #![forbid(unsafe_code)]
+
+use std::path::{Path, PathBuf};
+
+use prost::Message;
+use verinfer_circuits::model::{Model, ModelError};
+
+mod convert;
+pub mod proto;
+mod tensor;
+
+/// Options for [`import_file`] and [`import_bytes`].
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ImportOptions {
+    /// The declared input range `[lo, hi]`; overrides the file's `verinfer.input_range`.
+    pub input_range: Option<[f64; 2]>,
+}
+
+/// The result of an import: the model and human-readable notes on what the importer did
+/// (dropped softmax, folded factors, the default input range, ...).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Imported {
+    /// The model; it passes [`Model::validate`].
+    pub model: Model,
+    /// Notes for the user, one sentence each.
+    pub notes: Vec<String>,
+}
+
+/// Why an ONNX file could not be imported. Every message is one line.
+#[derive(thiserror::Error, Debug)]
+pub enum OnnxError {
+    /// The file could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The bytes are not an ONNX protobuf.
+    #[error("not a valid ONNX model: {0}")]
+    Decode(String),
+    /// A constant tensor (initializer or attribute) is malformed or unreadable.
+    #[error("tensor '{name}': {msg}")]
+    Tensor {
+        /// Tensor name.
+        name: String,
+        /// What is wrong.
+        msg: String,
+    },
+    /// An operator the prover cannot support; the message says what to use instead.
+    #[error("{node} ({op}) is not supported: {hint}")]
+    Unsupported {
+        /// The node, as `node 'name'` or `node #index`.
+        node: String,
+        /// Its op type.
+        op: String,
+        /// Why, and what to use instead.
+        hint: String,
+    },
+    /// A supported operator used in a way the importer cannot convert.
+    #[error("{node} ({op}): {msg}")]
+    Node {
+        /// The node, as `node 'name'` or `node #index`.
+        node: String,
+        /// Its op type.
+        op: String,
+        /// What is wrong.
+        msg: String,
+    },
+    /// A problem with the graph as a whole (inputs, outputs, structure).
+    #[error("graph: {0}")]
+    Graph(String),
+    /// A malformed `verinfer.*` metadata property.
+    #[error("metadata property '{key}': {msg}")]
+    Metadata {
+        /// The key.
+        key: String,
+        /// What is wrong.
+        msg: String,
+    },
+    /// The converted model failed validation.
+    #[error("the imported model is invalid: {0}")]
+    Model(#[from] ModelError),
+}
+
+/// Makes untrusted text safe for a one-line message: control characters escaped, long text cut.
+pub(crate) fn clean(s: &str) -> String {
+    const MAX: usize = 120;
+    let mut out = String::new();
+    for (i, ch) in s.chars().enumerate() {
+        if i == MAX {
+            out.push('…');
+            break;
+        }
+        if ch.is_control() {
+            out.extend(ch.escape_default());
+        } else {
+            out.push(ch);
+        }
+    }
+    out
+}
+
+/// Imports an ONNX file; external data files are resolved relative to its directory.
+pub fn import_file(path: &Path, opts: &ImportOptions) -> Result<Imported, OnnxError> {
+    let bytes = std::fs::read(path).map_err(|source| OnnxError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let stem = path.file_stem().and_then(|s| s.to_str());
+    import_impl(&bytes, Some(&dir), opts, stem)
+}
+
+/// Imports an ONNX model from bytes. With `base_dir` `None`, a model whose weights live in an
+/// external data file is an error.
+pub fn import_bytes(
+    bytes: &[u8],
+    base_dir: Option<&Path>,
+    opts: &ImportOptions,
+) -> Result<Imported, OnnxError> {
+    import_impl(bytes, base_dir, opts, None)
+}
+
+fn import_impl(
+    bytes: &[u8],
+    base_dir: Option<&Path>,
+    opts: &ImportOptions,
+    stem: Option<&str>,
+) -> Result<Imported, OnnxError> {
+    let model =
+        proto::ModelProto::decode(bytes).map_err(|e| OnnxError::Decode(clean(&e.to_string())))?;
+    convert::convert(&model, base_dir, opts, stem)
+}
