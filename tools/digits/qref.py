@@ -25,7 +25,8 @@ Lowering rules (what the Rust importer is expected to do as well):
   (``W * k``, bias unchanged). So ``avg_pool2d(x, 2) * 4`` has factor 1.0. A
   factor left at the output must be a power of two and changes the output
   scale.
-* Flatten / Reshape to (batch, features) is a row-major relabelling.
+* Flatten / Reshape to (batch, features) is a row-major relabelling (a pending
+  polynomial becomes an activation layer before it; a pure factor passes).
 * A trailing Softmax / LogSoftmax is dropped.
 * Relu / MaxPool (and anything else) are refused.
 
@@ -335,8 +336,9 @@ def lower_onnx(path: str) -> Lowered:
                 shp = consts.get(ins[1])
                 if shp is None or len(shp) != 2:
                     raise Unsupported("Reshape other than to (batch, features)")
+            k = materialize(v)  # an activation stays before the relabelling
             layers.append(Layer("flatten"))
-            vals[node.output[0]] = _Val(len(layers), v.poly, False)
+            vals[node.output[0]] = _Val(len(layers), (0.0, k, 0.0), False)
         elif op in ("Identity", "Dropout"):
             vals[node.output[0]] = vals[ins[0]]
         elif op in ("Softmax", "LogSoftmax"):

@@ -199,7 +199,8 @@ def main():
         acc_f = float((logits.argmax(1) == yte).mean())
         path = os.path.join(args.out, f"digits_{name}.onnx")
         ops = export(model, name, path)
-        entry = {"activation": ACTIVATIONS[name][2], "float": round(acc_f, 6), "quantized": None,
+        entry = {"activation": ACTIVATIONS[name][2], "float": acc_f, "quantized": None,
+                 "float_correct": int((logits.argmax(1) == yte).sum()),
                  "params": dict(qref.DEFAULT_PARAMS), "onnx": os.path.basename(path),
                  "onnx_ops": sorted(set(ops)), "train_time_s": round(train_s, 2)}
         if ACTIVATIONS[name][1] == "sum":
@@ -214,7 +215,8 @@ def main():
             wc, per = qref.worst_case_bits(low, [0.0, 1.0])
             deq = Y.astype(np.float64) / 2.0 ** s_out
             entry.update({
-                "quantized": round(acc_q, 6),
+                "quantized": acc_q,
+                "quantized_correct": int((pred == yte).sum()),
                 "output_scale_bits": s_out,
                 "max_abs_output_bits": max(abs(int(v)) for v in Y.reshape(-1)).bit_length(),
                 "max_abs_value_bits_seen": max(t[2] for t in trace),
@@ -232,7 +234,7 @@ def main():
                 Ya, sa = qref.eval_int(low, xte, params=alt)
                 pa = np.array([max(range(Ya.shape[1]), key=lambda j: Ya[i, j]) for i in range(Ya.shape[0])])
                 entry["alternative"] = {
-                    "params": alt, "quantized": round(float((pa == yte).mean()), 6),
+                    "params": alt, "quantized": float((pa == yte).mean()),
                     "output_scale_bits": sa,
                     "max_abs_output_bits": max(abs(int(v)) for v in Ya.reshape(-1)).bit_length(),
                     "worst_case_bits": qref.worst_case_bits(low, [0.0, 1.0], params=alt)[0],
