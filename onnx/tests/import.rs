@@ -1,0 +1,1308 @@
+//! Graphs built in Rust (the forms `torch.onnx.export` emits) through the importer: every
+//! supported op, the polynomial and folding rules, and every refusal.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::eval::eval;
+use common::*;
+use verinfer_circuits::model::{Activation, Conv2d, Layer, Model, SumPool};
+use verinfer_onnx::proto::*;
+use verinfer_onnx::{import_bytes, ImportOptions};
+
+fn f64s(v: &[f32]) -> Vec<f64> {
+    v.iter().map(|&x| f64::from(x)).collect()
+}
+
+fn close(a: &[f64], b: &[f64], tol: f64) {
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(b) {
+        assert!(
+            (x - y).abs() <= tol * (1.0 + y.abs()),
+            "{x} vs {y}\n{a:?}\n{b:?}"
+        );
+    }
+}
+
+fn dense(l: &Layer) -> &verinfer_circuits::model::Dense {
+    match l {
+        Layer::Dense(d) => d,
+        other => panic!("expected dense, got {other:?}"),
+    }
+}
+
+fn conv(l: &Layer) -> &Conv2d {
+    match l {
+        Layer::Conv2d(c) => c,
+        other => panic!("expected conv, got {other:?}"),
+    }
+}
+
+/// input [N, 4] → Gemm(4→3) = "h" → (nodes from `poly`, producing "a") → Gemm(3→2).
+fn dense_net(poly: impl FnOnce(&mut G)) -> G {
+    let mut g = G::new(&[-1, 4]);
+    g.weight("W1", &[3, 4], 1).weight("b1", &[3], 2);
+    g.weight("W2", &[2, 3], 3).weight("b2", &[2], 4);
+    g.node("Gemm", &["input", "W1", "b1"], "h", vec![ai("transB", 1)]);
+    poly(&mut g);
+    g.node("Gemm", &["a", "W2", "b2"], "out", vec![ai("transB", 1)]);
+    g
+}
+
+fn activation_of(poly: impl FnOnce(&mut G)) -> Vec<Layer> {
+    ok(dense_net(poly).import("out")).model.layers
+}
+
+#[test]
+fn quadratic_forms() {
+    let two_f = || tf("two", &[], &[2.0]);
+    let two_i = || ti("two", &[], &[2]);
+    type Case = (&'static str, Box<dyn FnOnce(&mut G)>, Activation);
+    let q = |a, b, c| Activation::Quadratic { a, b, c };
+    let cases: Vec<Case> = vec![
+        (
+            "x*x",
+            Box::new(|g| {
+                g.node("Mul", &["h", "h"], "a", vec![]);
+            }),
+            Activation::Square,
+        ),
+        (
+            "x**2 float",
+            Box::new(move |g| {
+                g.init(two_f()).node("Pow", &["h", "two"], "a", vec![]);
+            }),
+            Activation::Square,
+        ),
+        (
+            "x**2 int",
+            Box::new(move |g| {
+                g.init(two_i()).node("Pow", &["h", "two"], "a", vec![]);
+            }),
+            Activation::Square,
+        ),
+        (
+            "x*x+x",
+            Box::new(|g| {
+                g.node("Mul", &["h", "h"], "s", vec![])
+                    .node("Add", &["s", "h"], "a", vec![]);
+            }),
+            Activation::SquarePlusX,
+        ),
+        (
+            "x**2+x (Constant exponent)",
+            Box::new(|g| {
+                g.scalar("e", 2.0)
+                    .node("Pow", &["h", "e"], "s", vec![])
+                    .node("Add", &["h", "s"], "a", vec![]);
+            }),
+            Activation::SquarePlusX,
+        ),
+        (
+            "x*(x+1)",
+            Box::new(|g| {
+                g.scalar("one", 1.0)
+                    .node("Add", &["h", "one"], "h1", vec![])
+                    .node("Mul", &["h", "h1"], "a", vec![]);
+            }),
+            Activation::SquarePlusX,
+        ),
+        (
+            "0.5*x**2+x",
+            Box::new(move |g| {
+                g.init(two_f())
+                    .scalar("half", 0.5)
+                    .node("Pow", &["h", "two"], "s", vec![])
+                    .node("Mul", &["half", "s"], "hs", vec![])
+                    .node("Add", &["hs", "h"], "a", vec![]);
+            }),
+            q(0.5, 1.0, 0.0),
+        ),
+        (
+            "(x+1)*(x+1)",
+            Box::new(|g| {
+                g.scalar("one", 1.0)
+                    .node("Add", &["h", "one"], "h1", vec![])
+                    .node("Mul", &["h1", "h1"], "a", vec![]);
+            }),
+            q(1.0, 2.0, 1.0),
+        ),
+        (
+            "-(x*x)",
+            Box::new(|g| {
+                g.node("Mul", &["h", "h"], "s", vec![])
+                    .node("Neg", &["s"], "a", vec![]);
+            }),
+            q(-1.0, 0.0, 0.0),
+        ),
+        (
+            "x*x-x",
+            Box::new(|g| {
+                g.node("Mul", &["h", "h"], "s", vec![])
+                    .node("Sub", &["s", "h"], "a", vec![]);
+            }),
+            q(1.0, -1.0, 0.0),
+        ),
+        (
+            "x*x/2",
+            Box::new(|g| {
+                g.scalar("d", 2.0)
+                    .node("Mul", &["h", "h"], "s", vec![])
+                    .node("Div", &["s", "d"], "a", vec![]);
+            }),
+            q(0.5, 0.0, 0.0),
+        ),
+        (
+            "(1-x)**2",
+            Box::new(move |g| {
+                g.init(two_f())
+                    .scalar("one", 1.0)
+                    .node("Sub", &["one", "h"], "m", vec![])
+                    .node("Pow", &["m", "two"], "a", vec![]);
+            }),
+            q(1.0, -2.0, 1.0),
+        ),
+        (
+            "(2x)*x",
+            Box::new(|g| {
+                g.scalar("k", 2.0)
+                    .node("Mul", &["h", "k"], "h2", vec![])
+                    .node("Mul", &["h2", "h"], "a", vec![]);
+            }),
+            q(2.0, 0.0, 0.0),
+        ),
+        (
+            "identity, dropout",
+            Box::new(|g| {
+                g.node("Identity", &["h"], "i", vec![])
+                    .node("Mul", &["i", "h"], "s", vec![])
+                    .node("Dropout", &["s"], "a", vec![]);
+            }),
+            Activation::Square,
+        ),
+        (
+            "cast to float",
+            Box::new(|g| {
+                g.node("Mul", &["h", "h"], "s", vec![]).node(
+                    "Cast",
+                    &["s"],
+                    "a",
+                    vec![ai("to", 1)],
+                );
+            }),
+            Activation::Square,
+        ),
+    ];
+    for (name, build, want) in cases {
+        let layers = activation_of(build);
+        assert_eq!(layers.len(), 3, "{name}: {layers:?}");
+        assert_eq!(layers[1], Layer::Activation(want), "{name}");
+    }
+}
+
+#[test]
+fn polynomial_numerics_match_direct_computation() {
+    // 0.5*h**2 + h - 3 between two dense layers, checked against a direct evaluation.
+    let g = dense_net(|g| {
+        g.init(tf("two", &[], &[2.0]))
+            .scalar("half", 0.5)
+            .scalar("three", 3.0)
+            .node("Pow", &["h", "two"], "s", vec![])
+            .node("Mul", &["s", "half"], "hs", vec![])
+            .node("Add", &["hs", "h"], "t", vec![])
+            .node("Sub", &["t", "three"], "a", vec![]);
+    });
+    let m = ok(g.import("out")).model;
+    let w1 = f64s(&vals(12, 1));
+    let b1 = f64s(&vals(3, 2));
+    let w2 = f64s(&vals(6, 3));
+    let b2 = f64s(&vals(2, 4));
+    let x = [0.1, -0.7, 0.3, 0.9];
+    let h: Vec<f64> = (0..3)
+        .map(|o| (0..4).map(|i| w1[o * 4 + i] * x[i]).sum::<f64>() + b1[o])
+        .collect();
+    let a: Vec<f64> = h.iter().map(|v| 0.5 * v * v + v - 3.0).collect();
+    let y: Vec<f64> = (0..2)
+        .map(|o| (0..3).map(|i| w2[o * 3 + i] * a[i]).sum::<f64>() + b2[o])
+        .collect();
+    close(&eval(&m, &x), &y, 1e-12);
+}
+
+#[test]
+fn identity_and_scalar_factors_between_dense_layers() {
+    let layers = activation_of(|g| {
+        g.node("Identity", &["h"], "a", vec![]);
+    });
+    assert_eq!(layers.len(), 2);
+    // 2·h: folded forward into the next layer's weights.
+    let layers = activation_of(|g| {
+        g.scalar("k", 2.0).node("Mul", &["h", "k"], "a", vec![]);
+    });
+    assert_eq!(layers.len(), 2);
+    let w2 = f64s(&vals(6, 3));
+    assert_eq!(
+        dense(&layers[1]).weight,
+        w2.iter().map(|w| w * 2.0).collect::<Vec<_>>()
+    );
+    assert_eq!(dense(&layers[0]).weight, f64s(&vals(12, 1)));
+    // h + 1: folded backward into the previous layer's bias.
+    let layers = activation_of(|g| {
+        g.scalar("one", 1.0).node("Add", &["h", "one"], "a", vec![]);
+    });
+    let b1 = f64s(&vals(3, 2));
+    assert_eq!(
+        dense(&layers[0]).bias.clone().unwrap(),
+        b1.iter().map(|b| b + 1.0).collect::<Vec<_>>()
+    );
+    // 3·h − 1 at the graph output: W ← 3W, b ← 3b − 1.
+    let mut g = dense_net(|g| {
+        g.node("Identity", &["h"], "a", vec![]);
+    });
+    g.scalar("k", 3.0)
+        .scalar("one", 1.0)
+        .node("Mul", &["out", "k"], "o1", vec![])
+        .node("Sub", &["o1", "one"], "o2", vec![]);
+    let imp = ok(g.import("o2"));
+    let d = dense(&imp.model.layers[1]);
+    let b2 = f64s(&vals(2, 4));
+    assert_eq!(
+        d.weight,
+        f64s(&vals(6, 3))
+            .iter()
+            .map(|w| w * 3.0)
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(
+        d.bias.clone().unwrap(),
+        b2.iter().map(|b| b * 3.0 - 1.0).collect::<Vec<_>>()
+    );
+    assert!(
+        imp.notes.iter().any(|n| n.contains("factor 3")),
+        "{:?}",
+        imp.notes
+    );
+}
+
+#[test]
+fn degree_above_two_and_branches_are_refused() {
+    let e = err(dense_net(|g| {
+        g.node("Mul", &["h", "h"], "s", vec![])
+            .named("cube", "Mul", &["s", "h"], "a", vec![]);
+    })
+    .import("out"));
+    assert!(
+        e.contains("node 'cube' (Mul)") && e.contains("degree"),
+        "{e}"
+    );
+    let e = err(dense_net(|g| {
+        g.init(tf("three", &[], &[3.0]))
+            .node("Pow", &["h", "three"], "a", vec![]);
+    })
+    .import("out"));
+    assert!(e.contains("(Pow)") && e.contains("x**2"), "{e}");
+    let e = err(dense_net(|g| {
+        g.init(tf("two", &[], &[2.0]))
+            .node("Mul", &["h", "h"], "s", vec![])
+            .node("Pow", &["s", "two"], "a", vec![]);
+    })
+    .import("out"));
+    assert!(e.contains("degree 4"), "{e}");
+    // A residual connection: the output of layer 1 plus the output of layer 0.
+    let mut g = dense_net(|g| {
+        g.node("Identity", &["h"], "a", vec![]);
+    });
+    g.weight("W3", &[3, 2], 5)
+        .node("Gemm", &["out", "W3"], "z", vec![ai("transB", 1)])
+        .named("residual", "Add", &["z", "h"], "r", vec![]);
+    let e = err(g.import("r"));
+    assert!(
+        e.contains("node 'residual' (Add)") && e.contains("residual"),
+        "{e}"
+    );
+    // Two layers reading the same tensor.
+    let mut g = dense_net(|g| {
+        g.node("Identity", &["h"], "a", vec![]);
+    });
+    g.node("Gemm", &["h", "W2", "b2"], "out2", vec![ai("transB", 1)])
+        .node("Add", &["out", "out2"], "sum", vec![]);
+    let e = err(g.import("sum"));
+    assert!(e.contains("branches"), "{e}");
+    // Division by an activation.
+    let e = err(dense_net(|g| {
+        g.scalar("one", 1.0).node("Div", &["one", "h"], "a", vec![]);
+    })
+    .import("out"));
+    assert!(e.contains("division"), "{e}");
+}
+
+/// input [N, 1, 6, 6] → Conv(1→3, 3x3, pad 1) "c" (with or without bias) → (middle) "m" →
+/// x*x → Flatten → Gemm(108→2).
+fn conv_net(bias: bool, middle: impl FnOnce(&mut G)) -> G {
+    let mut g = G::new(&[-1, 1, 6, 6]);
+    g.weight("W", &[3, 1, 3, 3], 10);
+    let mut ins = vec!["input", "W"];
+    if bias {
+        g.weight("B", &[3], 11);
+        ins.push("B");
+    }
+    g.named(
+        "/conv1/Conv",
+        "Conv",
+        &ins,
+        "c",
+        vec![
+            ints("kernel_shape", &[3, 3]),
+            ints("pads", &[1, 1, 1, 1]),
+            ints("strides", &[1, 1]),
+            ai("group", 1),
+            ints("dilations", &[1, 1]),
+        ],
+    );
+    middle(&mut g);
+    g.weight("F", &[2, 108], 12).weight("Fb", &[2], 13);
+    g.node("Mul", &["m", "m"], "s", vec![])
+        .node("Flatten", &["s"], "f", vec![ai("axis", 1)])
+        .node("Gemm", &["f", "F", "Fb"], "out", vec![ai("transB", 1)]);
+    g
+}
+
+fn bn_params(g: &mut G) {
+    g.init(tf("gamma", &[3], &[1.5, 0.5, -2.0]))
+        .init(tf("beta", &[3], &[0.1, -0.2, 0.3]))
+        .init(tf("mean", &[3], &[0.25, -1.0, 2.0]))
+        .init(tf("var", &[3], &[0.5, 2.0, 0.01]));
+}
+
+#[test]
+fn batchnorm_folds_exactly() {
+    let x: Vec<f64> = f64s(&vals(36, 99));
+    for bias in [true, false] {
+        let plain = ok(conv_net(bias, |g| {
+            g.node("Identity", &["c"], "m", vec![]);
+        })
+        .import("out"))
+        .model;
+        let folded = ok(conv_net(bias, |g| {
+            bn_params(g);
+            g.named(
+                "/bn1/BatchNormalization",
+                "BatchNormalization",
+                &["c", "gamma", "beta", "mean", "var"],
+                "m",
+                vec![af("epsilon", 1e-3)],
+            );
+        })
+        .import("out"));
+        assert!(
+            folded
+                .notes
+                .iter()
+                .any(|n| n.contains("/bn1/BatchNormalization")),
+            "{:?}",
+            folded.notes
+        );
+        let folded = folded.model;
+        assert_eq!(folded.layers.len(), 4);
+        let conv_only = |m: &Model| Model {
+            layers: m.layers[..1].to_vec(),
+            ..m.clone()
+        };
+        let c = eval(&conv_only(&plain), &x);
+        let r = |v: [f32; 3]| v.map(f64::from);
+        let (gamma, beta, mean, var) = (
+            r([1.5, 0.5, -2.0]),
+            r([0.1, -0.2, 0.3]),
+            r([0.25, -1.0, 2.0]),
+            r([0.5, 2.0, 0.01]),
+        );
+        let eps = f64::from(1e-3f32);
+        let want: Vec<f64> = c
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                let o = i / 36;
+                (v - mean[o]) / (var[o] + eps).sqrt() * gamma[o] + beta[o]
+            })
+            .collect();
+        close(&eval(&conv_only(&folded), &x), &want, 1e-12);
+        // The rest of the network is untouched.
+        assert_eq!(folded.layers[1..], plain.layers[1..]);
+        // The exact formula of the brief.
+        let w = f64s(&vals(27, 10));
+        let b = if bias {
+            f64s(&vals(3, 11))
+        } else {
+            vec![0.0; 3]
+        };
+        let cv = conv(&folded.layers[0]);
+        for o in 0..3 {
+            let s = gamma[o] / (var[o] + eps).sqrt();
+            for k in 0..9 {
+                assert_eq!(cv.weight[o * 9 + k], w[o * 9 + k] * s);
+            }
+            let bo = (b[o] - mean[o]) * s + beta[o];
+            assert_eq!(cv.bias.as_ref().unwrap()[o], bo);
+        }
+    }
+}
+
+#[test]
+fn batchnorm_after_gemm_and_misplaced_batchnorm() {
+    let layers = activation_of(|g| {
+        bn_params(g);
+        g.node(
+            "BatchNormalization",
+            &["h", "gamma", "beta", "mean", "var"],
+            "a",
+            vec![],
+        );
+    });
+    assert_eq!(layers.len(), 2);
+    // After an activation: refused, naming the node.
+    let e = err(conv_net(true, |g| {
+        bn_params(g);
+        g.node("Mul", &["c", "c"], "sq", vec![]).named(
+            "bn_bad",
+            "BatchNormalization",
+            &["sq", "gamma", "beta", "mean", "var"],
+            "m",
+            vec![],
+        );
+    })
+    .import("out"));
+    assert!(
+        e.contains("node 'bn_bad' (BatchNormalization)") && e.contains("directly follow"),
+        "{e}"
+    );
+    // Training mode.
+    let e = err(conv_net(true, |g| {
+        bn_params(g);
+        g.node(
+            "BatchNormalization",
+            &["c", "gamma", "beta", "mean", "var"],
+            "m",
+            vec![ai("training_mode", 1)],
+        );
+    })
+    .import("out"));
+    assert!(e.contains("eval"), "{e}");
+}
+
+#[test]
+fn per_channel_constants_fold_into_the_bias() {
+    // Conv without bias + Add([1, 3, 1, 1]) − Sub([3, 1, 1]) * Mul([3,1,1]).
+    let m = ok(conv_net(false, |g| {
+        g.init(tf("v", &[1, 3, 1, 1], &[1.0, 2.0, 3.0]))
+            .init(tf("u", &[3, 1, 1], &[0.5, 0.5, 0.5]))
+            .init(tf("k", &[3, 1, 1], &[2.0, -1.0, 4.0]))
+            .node("Add", &["c", "v"], "c1", vec![])
+            .node("Sub", &["c1", "u"], "c2", vec![])
+            .node("Mul", &["c2", "k"], "m", vec![]);
+    })
+    .import("out"))
+    .model;
+    let cv = conv(&m.layers[0]);
+    assert_eq!(cv.bias.clone().unwrap(), vec![1.0, -1.5, 10.0]);
+    let w = f64s(&vals(27, 10));
+    assert_eq!(cv.weight[9], -w[9]);
+    assert_eq!(cv.weight[26], w[26] * 4.0);
+    // A [C] constant broadcasts along the last (width) axis, not per channel: refused.
+    let e = err(conv_net(true, |g| {
+        g.init(tf("v", &[3], &[1.0, 2.0, 3.0]))
+            .node("Add", &["c", "v"], "m", vec![]);
+    })
+    .import("out"));
+    assert!(e.contains("per channel"), "{e}");
+    // A bias add whose linear output is also used elsewhere.
+    let e = err(dense_net(|g| {
+        g.init(tf("v", &[3], &[1.0, 2.0, 3.0]))
+            .node("Add", &["h", "v"], "hv", vec![])
+            .node("Mul", &["hv", "h"], "a", vec![]);
+    })
+    .import("out"));
+    assert!(e.contains("used elsewhere"), "{e}");
+}
+
+#[test]
+fn matmul_plus_add_is_dense() {
+    let mut g = G::new(&[1, 4]);
+    g.opset = 18;
+    g.weight("W", &[4, 3], 20).weight("b", &[3], 21);
+    g.node("MatMul", &["input", "W"], "mm", vec![])
+        .node("Add", &["mm", "b"], "out", vec![]);
+    let m = ok(g.import("out")).model;
+    let d = dense(&m.layers[0]);
+    let w = f64s(&vals(12, 20));
+    for o in 0..3 {
+        for i in 0..4 {
+            assert_eq!(d.weight[o * 4 + i], w[i * 3 + o]);
+        }
+    }
+    assert_eq!(d.bias.clone().unwrap(), f64s(&vals(3, 21)));
+    // Gemm with transB = 0, alpha, beta, and a [1, out] bias.
+    let mut g = G::new(&[1, 4]);
+    g.weight("W", &[4, 3], 20).weight("b", &[1, 3], 21);
+    g.node(
+        "Gemm",
+        &["input", "W", "b"],
+        "out",
+        vec![af("alpha", 2.0), af("beta", 0.5)],
+    );
+    let m = ok(g.import("out")).model;
+    let d = dense(&m.layers[0]);
+    assert_eq!(d.weight[1], w[3] * 2.0);
+    assert_eq!(d.bias.clone().unwrap()[2], f64::from(vals(3, 21)[2]) * 0.5);
+    // Integer weights are refused.
+    let mut g = G::new(&[1, 4]);
+    g.init(ti("W", &[4, 3], &[1; 12]));
+    g.node("MatMul", &["input", "W"], "out", vec![]);
+    assert!(err(g.import("out")).contains("floating point"));
+}
+
+#[test]
+fn input_offsets_fold_forward_into_dense_and_unpadded_conv() {
+    // (x − 0.5) · 2 on the input, then a Gemm.
+    let mut g = G::new(&[-1, 4]);
+    g.weight("W", &[3, 4], 30).weight("b", &[3], 31);
+    g.scalar("h", 0.5)
+        .scalar("k", 2.0)
+        .node("Sub", &["input", "h"], "x1", vec![])
+        .node("Mul", &["x1", "k"], "x2", vec![])
+        .node("Gemm", &["x2", "W", "b"], "out", vec![ai("transB", 1)]);
+    let m = ok(g.import("out")).model;
+    let x = [0.2, 0.9, 0.4, 0.0];
+    let (w, b) = (f64s(&vals(12, 30)), f64s(&vals(3, 31)));
+    let want: Vec<f64> = (0..3)
+        .map(|o| {
+            (0..4)
+                .map(|i| w[o * 4 + i] * (x[i] - 0.5) * 2.0)
+                .sum::<f64>()
+                + b[o]
+        })
+        .collect();
+    close(&eval(&m, &x), &want, 1e-12);
+    // Unpadded conv: same check against the conv on the transformed input.
+    let build = |pads: &[i64]| {
+        let mut g = G::new(&[-1, 1, 4, 4]);
+        g.weight("W", &[2, 1, 3, 3], 32).weight("b", &[2], 33);
+        g.scalar("h", 0.5)
+            .node("Sub", &["input", "h"], "x1", vec![])
+            .named(
+                "conv",
+                "Conv",
+                &["x1", "W", "b"],
+                "out",
+                vec![ints("pads", pads)],
+            );
+        g.import("out")
+    };
+    let m = ok(build(&[0, 0, 0, 0])).model;
+    let x = f64s(&vals(16, 34));
+    let shifted: Vec<f64> = x.iter().map(|v| v - 0.5).collect();
+    let reference = Model {
+        layers: vec![Layer::Conv2d(Conv2d {
+            bias: Some(f64s(&vals(2, 33))),
+            ..conv(&m.layers[0]).clone()
+        })],
+        ..m.clone()
+    };
+    close(&eval(&m, &x), &eval(&reference, &shifted), 1e-12);
+    let e = err(build(&[1, 1, 1, 1]));
+    assert!(
+        e.contains("node 'conv' (Conv)") && e.contains("padded"),
+        "{e}"
+    );
+}
+
+#[test]
+fn sum_pooling_factors() {
+    // conv → x² → AveragePool(2) → ×4 → Flatten → Gemm: a plain sum-pool, weights unchanged.
+    let build = |times4: bool, end_after_pool: bool| {
+        let mut g = G::new(&[-1, 1, 6, 6]);
+        g.weight("W", &[2, 1, 3, 3], 40).weight("B", &[2], 41);
+        g.weight("F", &[3, 18], 42);
+        g.node(
+            "Conv",
+            &["input", "W", "B"],
+            "c",
+            vec![ints("pads", &[1, 1, 1, 1])],
+        )
+        .node("Mul", &["c", "c"], "s", vec![])
+        .named(
+            "/pool/AveragePool",
+            "AveragePool",
+            &["s"],
+            "p",
+            vec![ints("kernel_shape", &[2, 2]), ints("strides", &[2, 2])],
+        );
+        let mut last = "p";
+        if times4 {
+            g.scalar("four", 4.0)
+                .node("Mul", &["p", "four"], "p4", vec![]);
+            last = "p4";
+        }
+        if end_after_pool {
+            return g.import(last);
+        }
+        g.node("Flatten", &[last], "f", vec![]).node(
+            "Gemm",
+            &["f", "F"],
+            "out",
+            vec![ai("transB", 1)],
+        );
+        g.import("out")
+    };
+    let m = ok(build(true, false)).model;
+    assert_eq!(
+        m.layers[2],
+        Layer::SumPool(SumPool {
+            window: [2, 2],
+            stride: None
+        })
+    );
+    assert_eq!(dense(&m.layers[4]).weight, f64s(&vals(54, 42)));
+    let imp = ok(build(false, false));
+    let w: Vec<f64> = f64s(&vals(54, 42)).iter().map(|x| x * 0.25).collect();
+    assert_eq!(dense(&imp.model.layers[4]).weight, w);
+    assert!(
+        imp.notes.iter().any(|n| n.contains("0.25")),
+        "{:?}",
+        imp.notes
+    );
+    // A sum-pool at the end is fine; an average pool after the last activation is not.
+    ok(build(true, true));
+    let e = err(build(false, true));
+    assert!(e.contains("output") && e.contains("avg_pool2d"), "{e}");
+    // conv → AveragePool → output: the factor folds back into the conv.
+    let mut g = G::new(&[-1, 1, 6, 6]);
+    g.weight("W", &[2, 1, 3, 3], 40).weight("B", &[2], 41);
+    g.node("Conv", &["input", "W", "B"], "c", vec![]).node(
+        "AveragePool",
+        &["c"],
+        "p",
+        vec![ints("kernel_shape", &[2, 2]), ints("strides", &[1, 1])],
+    );
+    let m = ok(g.import("p")).model;
+    let cv = conv(&m.layers[0]);
+    assert_eq!(
+        cv.weight,
+        f64s(&vals(18, 40))
+            .iter()
+            .map(|x| x * 0.25)
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(
+        cv.bias.clone().unwrap(),
+        f64s(&vals(2, 41))
+            .iter()
+            .map(|x| x * 0.25)
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(
+        m.layers[1],
+        Layer::SumPool(SumPool {
+            window: [2, 2],
+            stride: Some([1, 1])
+        })
+    );
+}
+
+#[test]
+fn pooling_refusals_and_global_pooling() {
+    let pool = |attrs: Vec<AttributeProto>, op: &str| {
+        let mut g = G::new(&[-1, 2, 5, 5]);
+        g.named("/pool", op, &["input"], "p", attrs);
+        g.import("p")
+    };
+    let e = err(pool(
+        vec![ints("kernel_shape", &[2, 2]), ints("pads", &[1, 1, 1, 1])],
+        "AveragePool",
+    ));
+    assert!(e.contains("padd"), "{e}");
+    let e = err(pool(
+        vec![
+            ints("kernel_shape", &[2, 2]),
+            ints("strides", &[2, 2]),
+            ai("ceil_mode", 1),
+        ],
+        "AveragePool",
+    ));
+    assert!(e.contains("ceil_mode"), "{e}");
+    let e = err(pool(vec![ints("kernel_shape", &[2, 2])], "MaxPool"));
+    assert!(
+        e.contains("node '/pool' (MaxPool)") && e.contains("F.avg_pool2d(x, k) * (k*k)"),
+        "{e}"
+    );
+    // ceil_mode that changes nothing is accepted (5 = 3 + 2·1).
+    let mut g = G::new(&[-1, 2, 5, 5]);
+    g.scalar("nine", 9.0)
+        .node(
+            "AveragePool",
+            &["input"],
+            "p",
+            vec![
+                ints("kernel_shape", &[3, 3]),
+                ints("strides", &[2, 2]),
+                ai("ceil_mode", 1),
+            ],
+        )
+        .node("Mul", &["p", "nine"], "q", vec![])
+        .node("Mul", &["q", "q"], "out", vec![]);
+    let m = ok(g.import("out")).model;
+    assert_eq!(
+        m.layers,
+        vec![
+            Layer::SumPool(SumPool {
+                window: [3, 3],
+                stride: Some([2, 2])
+            }),
+            Layer::Activation(Activation::Square)
+        ]
+    );
+
+    // GlobalAveragePool → Squeeze(axes input) → Gemm, and ReduceMean keepdims=0 → Gemm.
+    for form in 0..3 {
+        let mut g = G::new(&[-1, 2, 4, 4]);
+        g.weight("F", &[3, 2], 50);
+        match form {
+            0 => {
+                g.init(ti("axes", &[2], &[2, 3]))
+                    .node("GlobalAveragePool", &["input"], "p", vec![])
+                    .node("Squeeze", &["p", "axes"], "f", vec![]);
+            }
+            1 => {
+                g.init(ti("axes", &[2], &[-2, -1])).node(
+                    "ReduceMean",
+                    &["input", "axes"],
+                    "f",
+                    vec![ai("keepdims", 0)],
+                );
+            }
+            _ => {
+                g.node(
+                    "ReduceMean",
+                    &["input"],
+                    "f",
+                    vec![ints("axes", &[2, 3]), ai("keepdims", 0)],
+                );
+            }
+        }
+        g.node("Gemm", &["f", "F"], "out", vec![ai("transB", 1)]);
+        let m = ok(g.import("out")).model;
+        assert_eq!(
+            m.layers[0],
+            Layer::SumPool(SumPool {
+                window: [4, 4],
+                stride: None
+            }),
+            "{form}"
+        );
+        assert_eq!(m.layers[1], Layer::Flatten);
+        let w: Vec<f64> = f64s(&vals(6, 50)).iter().map(|x| x / 16.0).collect();
+        assert_eq!(dense(&m.layers[2]).weight, w);
+    }
+}
+
+#[test]
+fn conv_attributes() {
+    let build = |attrs: Vec<AttributeProto>, wdims: &[i64], ch: i64| {
+        let mut g = G::new(&[-1, ch, 7, 7]);
+        g.weight("W", wdims, 60);
+        g.named("/conv/Conv", "Conv", &["input", "W"], "out", attrs);
+        g.import("out")
+    };
+    let m = ok(build(
+        vec![ints("strides", &[2, 1]), ints("pads", &[1, 2, 1, 2])],
+        &[3, 2, 3, 5],
+        2,
+    ))
+    .model;
+    let c = conv(&m.layers[0]);
+    assert_eq!(
+        (c.kernel, c.stride, c.padding, c.in_channels, c.out_channels),
+        ([3, 5], [2, 1], [1, 2], 2, 3)
+    );
+    let m = ok(build(
+        vec![astr("auto_pad", "SAME_UPPER")],
+        &[3, 2, 3, 3],
+        2,
+    ))
+    .model;
+    assert_eq!(conv(&m.layers[0]).padding, [1, 1]);
+    let m = ok(build(vec![astr("auto_pad", "VALID")], &[3, 2, 3, 3], 2)).model;
+    assert_eq!(conv(&m.layers[0]).padding, [0, 0]);
+    let e = err(build(vec![ints("pads", &[1, 1, 0, 0])], &[3, 2, 3, 3], 2));
+    assert!(
+        e.contains("node '/conv/Conv' (Conv)") && e.contains("asymmetric"),
+        "{e}"
+    );
+    let e = err(build(vec![ai("group", 2)], &[4, 1, 3, 3], 2));
+    assert!(
+        e.contains("(Conv) is not supported") && e.contains("group"),
+        "{e}"
+    );
+    let e = err(build(vec![ints("dilations", &[2, 2])], &[3, 2, 3, 3], 2));
+    assert!(e.contains("dilat"), "{e}");
+    let e = err(build(vec![], &[3, 5, 3, 3], 2));
+    assert!(e.contains("input channels"), "{e}");
+    let e = err(build(vec![ints("kernel_shape", &[2, 2])], &[3, 2, 3, 3], 2));
+    assert!(e.contains("kernel_shape"), "{e}");
+}
+
+#[test]
+fn refused_activations_name_the_node() {
+    for op in ["Relu", "LeakyRelu", "Sigmoid", "Tanh", "Gelu", "Clip"] {
+        let e = err(dense_net(|g| {
+            g.named(&format!("/act/{op}"), op, &["h"], "a", vec![]);
+        })
+        .import("out"));
+        assert!(
+            e.contains(&format!("node '/act/{op}' ({op}) is not supported")),
+            "{e}"
+        );
+        assert!(e.contains("`x * x + x`"), "{e}");
+    }
+    let e = err(dense_net(|g| {
+        g.named("", "Foo", &["h"], "a", vec![]);
+    })
+    .import("out"));
+    assert!(
+        e.contains("node #1 (Foo)") && e.contains("unsupported op"),
+        "{e}"
+    );
+    let e = err(dense_net(|g| {
+        g.node("Mul", &["h", "h"], "a", vec![]);
+        g.graph.node.last_mut().unwrap().domain = "com.microsoft".into();
+    })
+    .import("out"));
+    assert!(e.contains("custom operator domain"), "{e}");
+    // A refused op that does not feed the output is ignored.
+    let mut g = dense_net(|g| {
+        g.node("Identity", &["h"], "a", vec![]);
+    });
+    g.node("Relu", &["h"], "unused", vec![]);
+    ok(g.import("out"));
+}
+
+#[test]
+fn softmax() {
+    let mut g = dense_net(|g| {
+        g.node("Mul", &["h", "h"], "a", vec![]);
+    });
+    g.named("/Softmax", "Softmax", &["out"], "prob", vec![ai("axis", 1)]);
+    let imp = ok(g.import("prob"));
+    assert_eq!(imp.model.layers.len(), 3);
+    assert!(imp.notes.iter().any(|n| n == "dropped trailing Softmax (node '/Softmax'): argmax is unchanged, outputs are pre-softmax scores"), "{:?}", imp.notes);
+    let mut g = dense_net(|g| {
+        g.node("Mul", &["h", "h"], "a", vec![]);
+    });
+    g.named("ls", "LogSoftmax", &["out"], "prob", vec![]);
+    assert!(ok(g.import("prob"))
+        .notes
+        .iter()
+        .any(|n| n.contains("LogSoftmax")));
+    let e = err(dense_net(|g| {
+        g.named("mid", "Softmax", &["h"], "a", vec![]);
+    })
+    .import("out"));
+    assert!(
+        e.contains("node 'mid' (Softmax)") && e.contains("last"),
+        "{e}"
+    );
+}
+
+/// input [N, 2, 3, 3] → x*x → (reshape nodes from `f`, producing "r") → Gemm(18→2).
+fn reshape_net(
+    batch: i64,
+    f: impl FnOnce(&mut G),
+) -> Result<verinfer_onnx::Imported, verinfer_onnx::OnnxError> {
+    let mut g = G::new(&[batch, 2, 3, 3]);
+    g.weight("F", &[2, 18], 70);
+    g.node("Mul", &["input", "input"], "s", vec![]);
+    f(&mut g);
+    g.node("Gemm", &["r", "F"], "out", vec![ai("transB", 1)]);
+    g.import("out")
+}
+
+#[test]
+fn reshapes_and_shape_computations() {
+    let flat = [Layer::Activation(Activation::Square), Layer::Flatten];
+    let check = |r: Result<verinfer_onnx::Imported, verinfer_onnx::OnnxError>| {
+        let m = ok(r).model;
+        assert_eq!(m.layers[..2], flat[..], "{:?}", m.layers);
+        assert_eq!(m.layers.len(), 3);
+    };
+    // x.view(x.size(0), -1), TorchScript exporter at opset 13 (axes as an input).
+    check(reshape_net(-1, |g| {
+        g.node("Shape", &["s"], "shp", vec![])
+            .node(
+                "Constant",
+                &[],
+                "zero",
+                vec![at("value", ti("v", &[], &[0]))],
+            )
+            .node("Gather", &["shp", "zero"], "n", vec![ai("axis", 0)])
+            .consti("ax", &[0])
+            .node("Unsqueeze", &["n", "ax"], "n1", vec![])
+            .consti("m1", &[-1])
+            .node("Concat", &["n1", "m1"], "shape", vec![ai("axis", 0)])
+            .node("Reshape", &["s", "shape"], "r", vec![]);
+    }));
+    // The same at opset 11 (axes as an attribute), with a Cast.
+    check(reshape_net(-1, |g| {
+        g.opset = 11;
+        g.node("Shape", &["s"], "shp", vec![])
+            .node(
+                "Constant",
+                &[],
+                "zero",
+                vec![at("value", ti("v", &[], &[0]))],
+            )
+            .node("Gather", &["shp", "zero"], "n", vec![])
+            .node("Unsqueeze", &["n"], "n1", vec![ints("axes", &[0])])
+            .consti("m1", &[-1])
+            .node("Concat", &["n1", "m1"], "shape0", vec![ai("axis", 0)])
+            .node("Cast", &["shape0"], "shape", vec![ai("to", 7)])
+            .node("Reshape", &["s", "shape"], "r", vec![]);
+    }));
+    // Shape → Slice → Concat.
+    check(reshape_net(-1, |g| {
+        g.node("Shape", &["s"], "shp", vec![])
+            .init(ti("st", &[1], &[0]))
+            .init(ti("en", &[1], &[1]))
+            .node("Slice", &["shp", "st", "en"], "n1", vec![])
+            .consti("m1", &[-1])
+            .node("Concat", &["n1", "m1"], "shape", vec![ai("axis", 0)])
+            .node("Reshape", &["s", "shape"], "r", vec![]);
+    }));
+    // Shape initializer [-1, 18]; Constant node [1, -1] with a fixed batch of 1 (dynamo).
+    check(reshape_net(-1, |g| {
+        g.init(ti("shape", &[2], &[-1, 18]))
+            .node("Reshape", &["s", "shape"], "r", vec![]);
+    }));
+    check(reshape_net(1, |g| {
+        g.opset = 18;
+        g.consti("shape", &[1, -1])
+            .node("Reshape", &["s", "shape"], "r", vec![]);
+    }));
+    check(reshape_net(-1, |g| {
+        g.node("Flatten", &["s"], "r", vec![]);
+    }));
+    // Reshape to [N, 2, 9] then Flatten.
+    let m = ok(reshape_net(-1, |g| {
+        g.consti("shape", &[0, 2, 9])
+            .node("Reshape", &["s", "shape"], "r0", vec![])
+            .node("Flatten", &["r0"], "r", vec![]);
+    }))
+    .model;
+    assert_eq!(m.layers[1], Layer::Reshape { shape: vec![2, 9] });
+    assert_eq!(m.layers[2], Layer::Flatten);
+    // Refusals: a fixed batch size other than the model's, flattening the batch axis.
+    let e = err(reshape_net(-1, |g| {
+        g.consti("shape", &[2, -1])
+            .named("rs", "Reshape", &["s", "shape"], "r", vec![]);
+    }));
+    assert!(
+        e.contains("node 'rs' (Reshape)") && e.contains("batch"),
+        "{e}"
+    );
+    let e = err(reshape_net(-1, |g| {
+        g.node("Flatten", &["s"], "r", vec![ai("axis", 2)]);
+    }));
+    assert!(e.contains("batch"), "{e}");
+    let e = err(reshape_net(-1, |g| {
+        g.consti("shape", &[0, 5, -1])
+            .node("Reshape", &["s", "shape"], "r", vec![]);
+    }));
+    assert!(e.contains("cannot reshape"), "{e}");
+}
+
+#[test]
+fn unsqueeze_to_image_and_squeeze_refusals() {
+    // [N, 4] → Gemm → Unsqueeze(2, 3) → [N, 3, 1, 1] → 1x1 conv.
+    let mut g = G::new(&[-1, 4]);
+    g.weight("W1", &[3, 4], 80).weight("K", &[2, 3, 1, 1], 81);
+    g.consti("axes", &[2, 3])
+        .node("Gemm", &["input", "W1"], "h", vec![ai("transB", 1)])
+        .node("Unsqueeze", &["h", "axes"], "u", vec![])
+        .node("Conv", &["u", "K"], "out", vec![]);
+    let m = ok(g.import("out")).model;
+    assert_eq!(
+        m.layers[1],
+        Layer::Reshape {
+            shape: vec![3, 1, 1]
+        }
+    );
+    assert_eq!(m.validate().unwrap().last().unwrap(), &vec![2, 1, 1]);
+    let mut g = G::new(&[-1, 4]);
+    g.consti("axes", &[0])
+        .node("Squeeze", &["input", "axes"], "out", vec![]);
+    assert!(err(g.import("out")).contains("batch"));
+    let mut g = G::new(&[-1, 4]);
+    g.consti("axes", &[1])
+        .node("Squeeze", &["input", "axes"], "out", vec![]);
+    assert!(err(g.import("out")).contains("not 1"));
+}
+
+#[test]
+fn input_range_and_name() {
+    let mk = || {
+        dense_net(|g| {
+            g.node("Mul", &["h", "h"], "a", vec![]);
+        })
+    };
+    let imp = ok(mk().import("out"));
+    assert_eq!(imp.model.input_range, [0.0, 1.0]);
+    assert_eq!(imp.model.name, "onnx-model");
+    assert!(imp.notes.is_empty(), "{:?}", imp.notes);
+    let over = ImportOptions {
+        input_range: Some([-2.0, 3.0]),
+    };
+    let imp = import_bytes(&mk().bytes("out"), None, &over).unwrap();
+    assert_eq!(imp.model.input_range, [-2.0, 3.0]);
+    let mut g = mk();
+    g.meta.clear();
+    g.graph.name = "digits_cnn".into();
+    let imp = ok(g.import("out"));
+    assert_eq!(imp.model.input_range, [-1.0, 1.0]);
+    assert_eq!(imp.model.name, "digits_cnn");
+    assert!(
+        imp.notes.iter().any(|n| n.contains("--input-range lo,hi")),
+        "{:?}",
+        imp.notes
+    );
+    let mut g = mk();
+    g.meta = vec![
+        ("verinfer.input_range".into(), " -0.5 , 0.5".into()),
+        ("verinfer.name".into(), "net".into()),
+    ];
+    let imp = ok(g.import("out"));
+    assert_eq!(
+        (imp.model.input_range, imp.model.name.as_str()),
+        ([-0.5, 0.5], "net")
+    );
+    for bad in ["0", "a,b", "1,0", "0,1,2", "nan,1"] {
+        let mut g = mk();
+        g.meta = vec![("verinfer.input_range".into(), bad.into())];
+        let e = err(g.import("out"));
+        assert!(e.contains("verinfer.input_range"), "{e}");
+    }
+}
+
+#[test]
+fn graph_inputs_and_outputs() {
+    // Two real inputs.
+    let mut g = dense_net(|g| {
+        g.node("Mul", &["h", "h"], "a", vec![]);
+    });
+    let extra = g.graph.input[0].clone();
+    g.graph.input.push(ValueInfoProto {
+        name: "other".into(),
+        ..extra.clone()
+    });
+    assert!(err(g.import("out")).contains("exactly one input"));
+    // Initializers listed as inputs too (older exporters) are fine.
+    let mut g = dense_net(|g| {
+        g.node("Mul", &["h", "h"], "a", vec![]);
+    });
+    g.graph.input.push(ValueInfoProto {
+        name: "W1".into(),
+        ..extra
+    });
+    ok(g.import("out"));
+    // Rank-3 input, symbolic spatial size.
+    let mut g = G::new(&[-1, 3, 8]);
+    g.node("Mul", &["input", "input"], "out", vec![]);
+    assert!(err(g.import("out")).contains("rank 3"));
+    let mut g = G::new(&[-1, 1, -1, 8]);
+    g.node("Mul", &["input", "input"], "out", vec![]);
+    assert!(err(g.import("out")).contains("fixed"));
+    // Constant output, missing output, unknown tensor.
+    let mut g = G::new(&[-1, 4]);
+    g.scalar("c", 1.0);
+    assert!(err(g.import("c")).contains("does not depend on the input"));
+    let g = G::new(&[-1, 4]);
+    assert!(err(g.import("nothing")).contains("not produced"));
+    let mut g = G::new(&[-1, 4]);
+    g.named("m", "Mul", &["input", "ghost"], "out", vec![]);
+    assert!(err(g.import("out")).contains("'ghost' is not produced"));
+    // Identity model: no layers.
+    let mut g = G::new(&[-1, 4]);
+    g.node("Identity", &["input"], "out", vec![]);
+    assert!(err(g.import("out")).contains("no layers"));
+    // No graph, not protobuf.
+    let e = import_bytes(
+        &prost::Message::encode_to_vec(&ModelProto::default()),
+        None,
+        &ImportOptions::default(),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("no graph"), "{e}");
+    let e = import_bytes(b"\xff\xff\xff\xff garbage", None, &ImportOptions::default()).unwrap_err();
+    assert!(e.to_string().starts_with("not a valid ONNX model"), "{e}");
+}
+
+#[test]
+fn tensor_encodings() {
+    let base = || {
+        let mut g = G::new(&[-1, 2]);
+        g.node("Gemm", &["input", "W"], "out", vec![ai("transB", 1)]);
+        g
+    };
+    let want = vec![0.5, -1.0, 2.0, 0.25];
+    let forms = [
+        TensorProto {
+            float_data: vec![0.5, -1.0, 2.0, 0.25],
+            data_type: DT_FLOAT,
+            ..Default::default()
+        },
+        TensorProto {
+            double_data: want.clone(),
+            data_type: DT_DOUBLE,
+            ..Default::default()
+        },
+        TensorProto {
+            raw_data: want.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            data_type: DT_DOUBLE,
+            ..Default::default()
+        },
+        // FLOAT16: 0.5 = 0x3800, -1 = 0xbc00, 2 = 0x4000, 0.25 = 0x3400.
+        TensorProto {
+            raw_data: [0x3800u16, 0xbc00, 0x4000, 0x3400]
+                .iter()
+                .flat_map(|x| x.to_le_bytes())
+                .collect(),
+            data_type: DT_FLOAT16,
+            ..Default::default()
+        },
+        TensorProto {
+            int32_data: vec![0x3800, 0xbc00, 0x4000, 0x3400],
+            data_type: DT_FLOAT16,
+            ..Default::default()
+        },
+    ];
+    for t in forms {
+        let mut g = base();
+        g.init(TensorProto {
+            name: "W".into(),
+            dims: vec![2, 2],
+            ..t
+        });
+        assert_eq!(dense(&ok(g.import("out")).model.layers[0]).weight, want);
+    }
+    let mut g = base();
+    g.init(TensorProto {
+        name: "W".into(),
+        dims: vec![2, 2],
+        raw_data: vec![0; 15],
+        data_type: DT_FLOAT,
+        ..Default::default()
+    });
+    let e = err(g.import("out"));
+    assert!(e.starts_with("tensor 'W'") && e.contains("15 bytes"), "{e}");
+    let mut g = base();
+    g.init(TensorProto {
+        name: "W".into(),
+        dims: vec![2, 2],
+        float_data: vec![1.0; 3],
+        data_type: DT_FLOAT,
+        ..Default::default()
+    });
+    assert!(err(g.import("out")).contains("3 values"));
+    let mut g = base();
+    g.init(TensorProto {
+        name: "W".into(),
+        dims: vec![1 << 40, 1 << 40],
+        data_type: DT_FLOAT,
+        ..Default::default()
+    });
+    assert!(err(g.import("out")).contains("too many"));
+    let mut g = base();
+    g.init(TensorProto {
+        name: "W".into(),
+        dims: vec![2, 2],
+        data_type: 8,
+        ..Default::default()
+    });
+    assert!(err(g.import("out")).contains("element type"));
+}
+
+#[test]
+fn dynamo_style_opset18_graph() {
+    // Conv(stride 2) → 0.5·x**2 + x (Pow with an initializer exponent) → Conv → + [1,C,1,1]
+    // Constant → x*x → GlobalAveragePool → Reshape([1, -1]) → MatMul + Add.
+    let mut g = G::new(&[1, 1, 8, 8]);
+    g.opset = 18;
+    g.weight("W1", &[4, 1, 3, 3], 90)
+        .weight("b1", &[4], 91)
+        .weight("W2", &[6, 4, 3, 3], 92);
+    g.weight("W3", &[6, 5], 93).weight("b3", &[5], 94);
+    g.init(tf("two", &[], &[2.0])).init(tf("half", &[], &[0.5]));
+    g.node(
+        "Conv",
+        &["input", "W1", "b1"],
+        "c1",
+        vec![ints("pads", &[1, 1, 1, 1]), ints("strides", &[2, 2])],
+    )
+    .node("Pow", &["c1", "two"], "p", vec![])
+    .node("Mul", &["p", "half"], "hp", vec![])
+    .node("Add", &["hp", "c1"], "a1", vec![])
+    .node("Conv", &["a1", "W2"], "c2", vec![])
+    .node(
+        "Constant",
+        &[],
+        "bb",
+        vec![at(
+            "value",
+            tf("v", &[1, 6, 1, 1], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]),
+        )],
+    )
+    .node("Add", &["c2", "bb"], "c2b", vec![])
+    .node("Mul", &["c2b", "c2b"], "s2", vec![])
+    .node("GlobalAveragePool", &["s2"], "gp", vec![])
+    .consti("shape", &[1, -1])
+    .node("Reshape", &["gp", "shape"], "flat", vec![])
+    .node("MatMul", &["flat", "W3"], "mm", vec![])
+    .node("Add", &["mm", "b3"], "out", vec![]);
+    let m = ok(g.import("out")).model;
+    let ops: Vec<&str> = m.layers.iter().map(Layer::op_name).collect();
+    assert_eq!(
+        ops,
+        [
+            "conv2d",
+            "activation",
+            "conv2d",
+            "activation",
+            "sum_pool",
+            "flatten",
+            "dense"
+        ]
+    );
+    assert_eq!(
+        m.layers[1],
+        Layer::Activation(Activation::Quadratic {
+            a: 0.5,
+            b: 1.0,
+            c: 0.0
+        })
+    );
+    assert_eq!(
+        conv(&m.layers[2]).bias.clone().unwrap(),
+        vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+    );
+    assert_eq!(
+        m.layers[4],
+        Layer::SumPool(SumPool {
+            window: [2, 2],
+            stride: None
+        })
+    );
+    assert_eq!(
+        dense(&m.layers[6]).bias.clone().unwrap(),
+        f64s(&vals(5, 94))
+    );
+    assert_eq!(
+        dense(&m.layers[6]).weight[0],
+        f64::from(vals(30, 93)[0]) * 0.25
+    );
+}
