@@ -428,6 +428,7 @@ impl<'g> Converter<'g> {
             .filter(|s| !s.is_empty())
             .ok_or_else(|| ctx.err("the node has no output"))?;
         if let Value::Const(c) = &v {
+            tensor::check_dims(&c.dims).map_err(|m| ctx.err(m))?;
             self.folded = self.folded.saturating_add(c.len());
             if self.folded > FOLD_BUDGET {
                 return Err(ctx.err("constant folding produces too much data"));
@@ -1384,9 +1385,9 @@ impl<'g> Converter<'g> {
                 "the {what} must be floating point, got an integer tensor"
             )));
         }
-        if w.dims.len() != rank {
+        if w.dims.len() != rank || w.dims.contains(&0) {
             return Err(ctx.err(format!(
-                "the {what} has shape {:?}, expected rank {rank}",
+                "the {what} has shape {:?}, expected rank {rank} and no empty dimension",
                 w.dims
             )));
         }

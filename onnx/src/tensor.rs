@@ -33,6 +33,18 @@ pub(crate) fn numel(dims: &[usize]) -> Option<usize> {
     dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d))
 }
 
+/// Checks the dimensions of a constant: no dimension above [`MAX_ELEMS`], and an empty tensor
+/// must not carry huge dimensions (they would size index lists in the folder).
+pub(crate) fn check_dims(dims: &[usize]) -> Result<(), String> {
+    let n = numel(dims).filter(|&n| n <= MAX_ELEMS);
+    let small = dims.iter().all(|&d| d <= MAX_ELEMS);
+    let empty_ok = n != Some(0) || dims.iter().sum::<usize>() <= 1 << 16;
+    if n.is_none() || !small || !empty_ok {
+        return Err(format!("shape {dims:?} is too large (limit 2^28 elements)"));
+    }
+    Ok(())
+}
+
 /// Row-major strides of `dims` (`None` on overflow).
 fn strides(dims: &[usize]) -> Option<Vec<usize>> {
     let mut s = vec![1usize; dims.len()];
@@ -325,9 +337,8 @@ pub(crate) fn decode(t: &TensorProto, base_dir: Option<&Path>) -> TensorResult<C
         let d = usize::try_from(d).map_err(|_| format!("negative dimension {d}"))?;
         dims.push(d);
     }
-    let n = numel(&dims)
-        .filter(|&n| n <= MAX_ELEMS)
-        .ok_or_else(|| format!("shape {dims:?} has too many elements (limit 2^28)"))?;
+    check_dims(&dims)?;
+    let n = numel(&dims).unwrap_or(0);
     let width = match t.data_type {
         proto::DT_FLOAT | proto::DT_INT32 => 4,
         proto::DT_DOUBLE | proto::DT_INT64 => 8,

@@ -1216,7 +1216,7 @@ fn tensor_encodings() {
         data_type: DT_FLOAT,
         ..Default::default()
     });
-    assert!(err(g.import("out")).contains("too many"));
+    assert!(err(g.import("out")).contains("too large"));
     let mut g = base();
     g.init(TensorProto {
         name: "W".into(),
