@@ -1,13 +1,22 @@
 //! verinfer: prove and verify quantized neural-network inference with GKR.
 //!
 //! This crate is the command-line tool and a thin facade over the protocol crates:
-//! - [`circuits`]: fields, multilinear toolkit, layered circuits;
+//! - [`circuits`]: fields, multilinear toolkit, model IR, compiler, witness;
 //! - [`verifier`]: proof format, Fiat–Shamir transcript, sumcheck and GKR verification;
-//! - [`prover`]: parallel sumcheck and GKR provers.
+//! - [`prover`]: parallel sumcheck and GKR provers;
+//! - [`onnx`]: import of PyTorch-exported ONNX models.
+//!
+//! and the pieces the command line is made of: [`files`] (model and input files),
+//! [`report`] (the output report), [`engine`] (prove / verify over the circuit's field) and
+//! [`demo`] (the embedded digits model).
 #![forbid(unsafe_code)]
 
 pub use verinfer_circuits as circuits;
+pub use verinfer_onnx as onnx;
 pub use verinfer_prover as prover;
 pub use verinfer_verifier as verifier;
 
 pub mod demo;
+pub mod engine;
+pub mod files;
+pub mod report;

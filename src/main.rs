@@ -1,14 +1,34 @@
 //! The `verinfer` command line.
-use anyhow::{bail, Result};
-use clap::{Parser, Subcommand};
+//!
+//! Exit codes (contract): 0 success (for `verify`: the proof is valid), 1 the proof or the
+//! expected output was rejected, 2 usage errors and unreadable or malformed files.
+use anyhow::{anyhow, bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+use verinfer::circuits::circuit::{FieldChoice, LayeredCircuit, QuantParams, WeightScale};
+use verinfer::circuits::compile::compile;
+use verinfer::circuits::quant::quantize_input;
+use verinfer::circuits::witness::infer;
+use verinfer::engine::{proof_shapes, prove_any, verify_any};
+use verinfer::files::{load_model, read_input, read_limited, LoadedModel};
+use verinfer::prover::inference::Progress;
+use verinfer::report::OutputReport;
 
 /// Prove and verify neural-network inference with GKR.
 ///
-/// A server proves that it ran a model on an input; a client checks the proof in a fraction of
-/// the time the inference takes.
+/// A server runs a quantized CNN (convolutions, dense layers, sum-pooling, x² / x²+x / quadratic
+/// activations) on an input and proves the result; a client that knows the model and the input
+/// checks the proof in a fraction of the time the inference takes.
+///
+/// Exit codes: 0 success (verify: the proof is valid), 1 proof rejected, 2 usage error or
+/// unreadable file.
 #[derive(Parser, Debug)]
-#[command(name = "verinfer", version, about, long_about = None)]
+#[command(name = "verinfer", version, about, long_about)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -16,12 +36,167 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Prove and verify the embedded default statement end to end, and show the result.
-    Demo {
-        /// Number of rayon threads for the prover (default: all cores).
-        #[arg(long)]
+    /// Run the model on an input, prove the result, write the proof and print the output.
+    ///
+    /// The proof file also carries the claimed output. Example:
+    /// verinfer prove --model net.onnx --input x.json --proof x.proof --output y.json
+    Prove {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Input file: JSON nested arrays in the model's input shape (batch dimension optional)
+        /// or .npy (float32, float64 or integer).
+        #[arg(long, short = 'i', value_name = "FILE")]
+        input: PathBuf,
+        /// Where to write the proof.
+        #[arg(long, short = 'p', value_name = "FILE")]
+        proof: PathBuf,
+        /// Also write the output report (JSON) here.
+        #[arg(long, short = 'o', value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Rayon threads for the prover (default: all cores).
+        #[arg(long, value_name = "N")]
         threads: Option<usize>,
     },
+    /// Check a proof against the model and input; print the verified output.
+    ///
+    /// The model is compiled here with this command's own quantization and field flags
+    /// (defaults equal prove's), so a proof made for other parameters, another model or another
+    /// input is rejected. Exit 0: valid; 1: rejected (the reason is printed); 2: usage error or
+    /// unreadable file.
+    Verify {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// The input the proof is claimed for (JSON or .npy, as for prove).
+        #[arg(long, short = 'i', value_name = "FILE")]
+        input: PathBuf,
+        /// The proof file written by prove.
+        #[arg(long, short = 'p', value_name = "FILE")]
+        proof: PathBuf,
+        /// An output report (JSON) the verified output must also equal exactly.
+        #[arg(long, short = 'o', value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Quantized inference only (no proof): print the output and optionally write the report.
+    Infer {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Input file (JSON or .npy, as for prove).
+        #[arg(long, short = 'i', value_name = "FILE")]
+        input: PathBuf,
+        /// Also write the output report (JSON) here.
+        #[arg(long, short = 'o', value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Show the compiled circuit: layers, shapes, padded sizes, sumchecks, worst-case bits,
+    /// MACs, field and why, digest, proof size.
+    Inspect {
+        #[command(flatten)]
+        model: ModelArgs,
+    },
+    /// Prove and verify held-out handwritten digits with the embedded model, and show the result.
+    Demo {
+        /// Number of held-out test images to prove (1 to 64).
+        #[arg(long, default_value_t = 8, value_name = "N")]
+        images: usize,
+        /// Rayon threads for the prover (default: all cores).
+        #[arg(long, value_name = "N")]
+        threads: Option<usize>,
+    },
+}
+
+/// The model and how to compile it; prove and verify must be given the same values.
+#[derive(Args, Debug, Clone)]
+struct ModelArgs {
+    /// Model file: .onnx (exported by torch.onnx.export) or the JSON model IR.
+    #[arg(long, short = 'm', value_name = "FILE")]
+    model: PathBuf,
+    /// Fractional bits of the input (inputs are rounded to multiples of 2^-N).
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    input_bits: u32,
+    /// Fractional bits of weights and biases (with --weight-scale per-layer: the signed width).
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    weight_bits: u32,
+    /// Fractional bits of non-integer activation coefficients (a·x²+b·x+c).
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    coef_bits: u32,
+    /// One weight scale for every layer (uniform), or the finest scale that fits each layer.
+    #[arg(long, default_value = "uniform", value_name = "uniform|per-layer", value_parser = parse_weight_scale)]
+    weight_scale: WeightScale,
+    /// Field: auto picks the smallest that holds every value (m127 = 2^127−1, else bn254).
+    #[arg(long, default_value = "auto", value_name = "auto|m127|bn254", value_parser = parse_field)]
+    field: FieldChoice,
+    /// Declared range of input values, "lo,hi" (overrides the model file's; the default for an
+    /// ONNX file without one is -1,1). The worst-case bounds are computed from it.
+    #[arg(long, value_name = "LO,HI", value_parser = parse_range, allow_hyphen_values = true)]
+    input_range: Option<[f64; 2]>,
+}
+
+fn parse_weight_scale(s: &str) -> Result<WeightScale, String> {
+    match s {
+        "uniform" => Ok(WeightScale::Uniform),
+        "per-layer" => Ok(WeightScale::PerLayer),
+        _ => Err(format!("'{s}': expected uniform or per-layer")),
+    }
+}
+
+fn parse_field(s: &str) -> Result<FieldChoice, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "auto" => Ok(FieldChoice::Auto),
+        "m127" => Ok(FieldChoice::M127),
+        "bn254" => Ok(FieldChoice::Bn254),
+        _ => Err(format!("'{s}': expected auto, m127 or bn254")),
+    }
+}
+
+fn parse_range(s: &str) -> Result<[f64; 2], String> {
+    let (lo, hi) = s
+        .split_once(',')
+        .ok_or_else(|| format!("'{s}': expected LO,HI, e.g. 0,1"))?;
+    let num = |t: &str| {
+        t.trim()
+            .parse::<f64>()
+            .map_err(|_| format!("'{t}' is not a number"))
+    };
+    let (lo, hi) = (num(lo)?, num(hi)?);
+    if !(lo.is_finite() && hi.is_finite() && lo <= hi) {
+        return Err(format!("'{s}': need finite LO ≤ HI"));
+    }
+    Ok([lo, hi])
+}
+
+/// A model loaded and compiled with the user's flags.
+struct Compiled {
+    loaded: LoadedModel,
+    circuit: LayeredCircuit,
+}
+
+impl ModelArgs {
+    fn params(&self) -> QuantParams {
+        QuantParams {
+            input_bits: self.input_bits,
+            weight_bits: self.weight_bits,
+            coef_bits: self.coef_bits,
+            weight_scale: self.weight_scale,
+        }
+    }
+
+    fn compile(&self) -> Result<Compiled> {
+        let loaded = load_model(&self.model, self.input_range)?;
+        for note in &loaded.notes {
+            eprintln!("note: {note}");
+        }
+        let circuit = compile(&loaded.model, &self.params(), self.field)
+            .with_context(|| format!("{}: cannot compile", self.model.display()))?;
+        Ok(Compiled { loaded, circuit })
+    }
+}
+
+/// Reads and quantizes an input file for `c`; returns the integers.
+fn quantized_input(c: &Compiled, path: &Path) -> Result<Vec<i128>> {
+    let batch = read_input(path, &c.loaded.model.input_shape)?;
+    let ints = quantize_input(&c.circuit, &batch.values)
+        .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    Ok(ints)
 }
 
 fn main() -> ExitCode {
@@ -29,67 +204,333 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // One line: the chain of causes, outermost first.
+            eprintln!("error: {}", one_line(&e));
             ExitCode::from(2)
         }
     }
 }
 
+fn one_line(e: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        let text = cause.to_string().replace('\n', " ");
+        // Errors that print their source themselves would otherwise repeat it.
+        if !parts.last().is_some_and(|prev| prev.ends_with(&text)) {
+            parts.push(text);
+        }
+    }
+    parts.join(": ")
+}
+
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Demo { threads } => {
-            if let Some(n) = threads {
-                if n == 0 {
-                    bail!("--threads must be at least 1");
-                }
-                rayon_threads(n)?;
-            }
-            demo()
+        Command::Prove {
+            model,
+            input,
+            proof,
+            output,
+            threads,
+        } => {
+            set_threads(threads)?;
+            prove_cmd(&model, &input, &proof, output.as_deref())
+        }
+        Command::Verify {
+            model,
+            input,
+            proof,
+            output,
+        } => verify_cmd(&model, &input, &proof, output.as_deref()),
+        Command::Infer {
+            model,
+            input,
+            output,
+        } => infer_cmd(&model, &input, output.as_deref()),
+        Command::Inspect { model } => inspect_cmd(&model),
+        Command::Demo { images, threads } => {
+            set_threads(threads)?;
+            demo_cmd(images)
         }
     }
 }
 
-fn rayon_threads(n: usize) -> Result<()> {
-    verinfer::prover::set_global_threads(n).map_err(|e| anyhow::anyhow!("{e}"))
+fn set_threads(threads: Option<usize>) -> Result<()> {
+    if let Some(n) = threads {
+        if n == 0 {
+            bail!("--threads must be at least 1");
+        }
+        verinfer::prover::set_global_threads(n).map_err(|e| anyhow!("{e}"))?;
+    }
+    Ok(())
 }
 
-fn demo() -> Result<ExitCode> {
-    let r = verinfer::demo::run().map_err(|e| anyhow::anyhow!("{e}"))?;
-    let c = &r.circuit;
-    println!(
-        "verinfer demo: {} ({} MACs per image), batch of {}, field {} ({})",
-        c.name,
-        c.macs_per_item(),
-        verinfer::demo::DEMO_BATCH,
-        c.field,
-        c.field_reason
-    );
-    println!();
-    println!("  {:<28} {:>12} {:>12}", "layer", "prove ms", "verify ms");
-    for (i, l) in c.layers.iter().enumerate() {
-        println!(
-            "  {:<28} {:>12.2} {:>12.3}",
-            l.label,
-            r.prove.layers_ms.get(i).copied().unwrap_or(0.0),
-            r.verify.layers.get(i).map(|m| m.0).unwrap_or(0.0)
-        );
+fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))
+}
+
+fn prove_cmd(
+    args: &ModelArgs,
+    input: &Path,
+    proof_path: &Path,
+    output: Option<&Path>,
+) -> Result<ExitCode> {
+    let c = args.compile()?;
+    let ints = quantized_input(&c, input)?;
+    let progress = DelayedProgress::start("proving");
+    let proved = prove_any(&c.circuit, &ints, &mut |p| progress.step(p))
+        .map_err(|e| anyhow!("proving failed: {e}"))?;
+    progress.finish();
+    write_file(proof_path, &proved.proof)?;
+    let report = OutputReport::new(&c.circuit, &proved.output);
+    if let Some(path) = output {
+        write_file(path, report.to_json().as_bytes())?;
     }
-    println!();
-    println!("  predicted classes  {:?}", r.argmax);
     println!(
-        "  prover             {:.1} ms (witness {:.1} ms)",
-        r.prove.total_ms, r.prove.witness_ms
+        "proved {} on a batch of {} in {:.1} ms (witness {:.1} ms); proof {} bytes -> {}",
+        c.circuit.name,
+        report.argmax.len(),
+        proved.report.total_ms,
+        proved.report.witness_ms,
+        proved.proof.len(),
+        proof_path.display()
     );
-    println!("  verifier           {:.1} ms", r.verify_ms);
-    println!("  proof size         {} bytes", r.proof_bytes);
-    println!("  soundness          {:.1} bits", r.verify.soundness_bits);
-    match &r.tampered {
-        Some(e) => println!("  tampered proof     rejected ({e})"),
-        None => {
-            println!("  tampered proof     ACCEPTED: this is a soundness bug");
+    print!("{}", report.summary(16));
+    if let Some(path) = output {
+        println!("output report -> {}", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn verify_cmd(
+    args: &ModelArgs,
+    input: &Path,
+    proof_path: &Path,
+    expected: Option<&Path>,
+) -> Result<ExitCode> {
+    let c = args.compile()?;
+    let ints = quantized_input(&c, input)?;
+    let proof = read_limited(proof_path, 1 << 30)?;
+    let expected = match expected {
+        Some(path) => {
+            let bytes = read_limited(path, 1 << 30)?;
+            let report = OutputReport::from_json(&bytes)
+                .and_then(|r| r.integers().map(|ints| (r, ints)))
+                .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+            Some((path, report))
+        }
+        None => None,
+    };
+    let t = Instant::now();
+    let verified = match verify_any(&c.circuit, &ints, &proof) {
+        Ok(v) => v,
+        Err(e) => {
+            println!("REJECTED: {e}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let ms = t.elapsed().as_secs_f64() * 1e3;
+    let report = OutputReport::new(&c.circuit, &verified.output);
+    if let Some((path, (want, want_ints))) = expected {
+        if want_ints != verified.output
+            || want.shape != report.shape
+            || want.scale_bits != report.scale_bits
+        {
+            println!(
+                "REJECTED: the proof is valid, but its output differs from {}",
+                path.display()
+            );
             return Ok(ExitCode::from(1));
         }
     }
-    println!("  result             VALID");
+    println!(
+        "VALID: {} on a batch of {}, verified in {:.1} ms, soundness {:.1} bits",
+        c.circuit.name, verified.report.batch, ms, verified.report.soundness_bits
+    );
+    print!("{}", report.summary(16));
     Ok(ExitCode::SUCCESS)
+}
+
+fn infer_cmd(args: &ModelArgs, input: &Path, output: Option<&Path>) -> Result<ExitCode> {
+    let c = args.compile()?;
+    let ints = quantized_input(&c, input)?;
+    let batch = ints.len() / c.circuit.input.item_len().max(1);
+    let t = Instant::now();
+    let out = infer(&c.circuit, batch, &ints).map_err(|e| anyhow!("inference failed: {e}"))?;
+    let ms = t.elapsed().as_secs_f64() * 1e3;
+    let report = OutputReport::new(&c.circuit, &out);
+    if let Some(path) = output {
+        write_file(path, report.to_json().as_bytes())?;
+    }
+    println!(
+        "inferred {} on a batch of {batch} in {ms:.2} ms (quantized, no proof)",
+        c.circuit.name
+    );
+    print!("{}", report.summary(16));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn inspect_cmd(args: &ModelArgs) -> Result<ExitCode> {
+    let c = args.compile()?;
+    let circuit = &c.circuit;
+    let p = args.params();
+    println!("model      {} ({})", circuit.name, args.model.display());
+    println!(
+        "quantized  input {} bits, weights {} bits ({}), coefficients {} bits; input range [{}, {}]",
+        p.input_bits,
+        p.weight_bits,
+        match p.weight_scale {
+            WeightScale::Uniform => "uniform",
+            WeightScale::PerLayer => "per-layer",
+        },
+        p.coef_bits,
+        c.loaded.model.input_range[0],
+        c.loaded.model.input_range[1],
+    );
+    // Sumcheck shapes and proof sizes are read off real proofs of the smallest allowed input,
+    // so they are exact rather than estimated.
+    let per = circuit.input.item_len();
+    let dummy = |batch: usize| vec![circuit.input_min; per * batch];
+    let one = prove_any(circuit, &dummy(1), &mut |_| {}).map_err(|e| anyhow!("{e}"))?;
+    let sixteen = prove_any(circuit, &dummy(16), &mut |_| {}).map_err(|e| anyhow!("{e}"))?;
+    let shapes = proof_shapes(&one.proof).map_err(|e| anyhow!("{e}"))?;
+    println!();
+    println!(
+        "  {:>2}  {:<34} {:>14} {:>14} {:>9} {:>9}  {:<20} {:>5}",
+        "#", "layer", "input", "output", "in pad", "out pad", "sumchecks (deg×vars)", "bits"
+    );
+    for (i, l) in circuit.layers.iter().enumerate() {
+        let sc = shapes
+            .get(i)
+            .map(|s| {
+                if s.sumchecks.is_empty() {
+                    "none".to_string()
+                } else {
+                    s.sumchecks
+                        .iter()
+                        .map(|(d, r)| format!("{d}×{r}"))
+                        .collect::<Vec<_>>()
+                        .join(" + ")
+                }
+            })
+            .unwrap_or_default();
+        println!(
+            "  {:>2}  {:<34} {:>14} {:>14} {:>9} {:>9}  {:<20} {:>5}",
+            i,
+            truncate(&l.label, 34),
+            dims(&l.input.dims),
+            dims(&l.output.dims),
+            l.input.item_len_padded(),
+            l.output.item_len_padded(),
+            sc,
+            l.bound_bits
+        );
+    }
+    println!();
+    println!(
+        "MACs       {} per item ({} layers)",
+        circuit.macs_per_item(),
+        circuit.layers.len()
+    );
+    println!(
+        "field      {} ({}); worst case {} bits",
+        circuit.field,
+        circuit.field_reason,
+        circuit.max_bits()
+    );
+    println!("digest     {}", hex(&circuit.digest()));
+    println!(
+        "proof      {} bytes for 1 item, {} bytes for 16 (sumcheck rounds grow with log2 batch)",
+        one.proof.len(),
+        sixteen.proof.len()
+    );
+    println!(
+        "output     {} at scale 2^-{}",
+        dims(&circuit.output().dims),
+        circuit.output_scale()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn dims(d: &[usize]) -> String {
+    d.iter()
+        .map(|x| x.to_string())
+        .collect::<Vec<_>>()
+        .join("×")
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        let mut t: String = s.chars().take(n - 1).collect();
+        t.push('…');
+        t
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn demo_cmd(images: usize) -> Result<ExitCode> {
+    if !(1..=64).contains(&images) {
+        bail!("--images must be between 1 and 64");
+    }
+    let r = verinfer::demo::run(images).map_err(|e| anyhow!("demo failed: {e}"))?;
+    print!("{}", r.render());
+    Ok(if r.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// A progress bar on stderr that appears only if the work takes more than a second and stderr
+/// is a terminal.
+struct DelayedProgress {
+    bar: ProgressBar,
+    done: Option<mpsc::Sender<()>>,
+}
+
+impl DelayedProgress {
+    fn start(what: &'static str) -> Self {
+        let bar = ProgressBar::with_draw_target(Some(1), ProgressDrawTarget::hidden());
+        if let Ok(style) =
+            ProgressStyle::with_template("{msg} [{elapsed_precise}] {wide_bar} {pos}/{len} steps")
+        {
+            bar.set_style(style);
+        }
+        bar.set_message(what);
+        let (tx, rx) = mpsc::channel::<()>();
+        if std::io::stderr().is_terminal() {
+            let shown = bar.clone();
+            std::thread::spawn(move || {
+                if let Err(mpsc::RecvTimeoutError::Timeout) =
+                    rx.recv_timeout(Duration::from_secs(1))
+                {
+                    if shown.is_finished() {
+                        return;
+                    }
+                    shown.set_draw_target(ProgressDrawTarget::stderr());
+                    shown.enable_steady_tick(Duration::from_millis(200));
+                }
+            });
+        }
+        DelayedProgress {
+            bar,
+            done: Some(tx),
+        }
+    }
+
+    fn step(&self, p: Progress) {
+        self.bar.set_length(p.total as u64);
+        self.bar.set_position(p.done as u64);
+    }
+
+    fn finish(mut self) {
+        if let Some(tx) = self.done.take() {
+            let _ = tx.send(());
+        }
+        self.bar.finish_and_clear();
+    }
 }

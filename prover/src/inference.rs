@@ -29,6 +29,26 @@ pub fn prove<F: ProofField>(
     circuit: &LayeredCircuit,
     input: &[i128],
 ) -> Result<(Vec<i128>, Proof<F>, ProveReport), ProveError> {
+    prove_with_progress(circuit, input, &mut |_| {})
+}
+
+/// How far a proof has got: `done` of `total` steps (the witness, then one step per layer,
+/// output layer first).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Progress {
+    /// Steps finished.
+    pub done: usize,
+    /// Steps in all (`layers + 1`).
+    pub total: usize,
+}
+
+/// [`prove`], calling `on_step` after the witness and after every layer proof, so that a
+/// command line or a server can show progress on long proofs.
+pub fn prove_with_progress<F: ProofField>(
+    circuit: &LayeredCircuit,
+    input: &[i128],
+    on_step: &mut dyn FnMut(Progress),
+) -> Result<(Vec<i128>, Proof<F>, ProveReport), ProveError> {
     let start = Instant::now();
     check_field::<F>(circuit)?;
     circuit.check().map_err(ProveError::Layer)?;
@@ -43,7 +63,11 @@ pub fn prove<F: ProofField>(
     let w: Witness<F> =
         witness(circuit, batch, input).map_err(|e| ProveError::Input(e.to_string()))?;
     let witness_ms = start.elapsed().as_secs_f64() * 1e3;
-    let (proof, layers_ms) = prove_witness(circuit, input, &w)?;
+    let total = circuit.layers.len() + 1;
+    on_step(Progress { done: 1, total });
+    let (proof, layers_ms) = prove_witness_with_progress(circuit, input, &w, &mut |k| {
+        on_step(Progress { done: 1 + k, total })
+    })?;
     Ok((
         w.output,
         proof,
@@ -78,6 +102,16 @@ pub fn prove_witness<F: ProofField>(
     input: &[i128],
     w: &Witness<F>,
 ) -> Result<(Proof<F>, Vec<f64>), ProveError> {
+    prove_witness_with_progress(circuit, input, w, &mut |_| {})
+}
+
+/// [`prove_witness`], calling `layers_done(k)` after the k-th layer proof.
+fn prove_witness_with_progress<F: ProofField>(
+    circuit: &LayeredCircuit,
+    input: &[i128],
+    w: &Witness<F>,
+    layers_done: &mut dyn FnMut(usize),
+) -> Result<(Proof<F>, Vec<f64>), ProveError> {
     check_field::<F>(circuit)?;
     let batch = w.batch;
     if w.layers.len() != circuit.layers.len() + 1 {
@@ -102,6 +136,7 @@ pub fn prove_witness<F: ProofField>(
         layers.push(lp);
         claim = next;
         times[i] = t.elapsed().as_secs_f64() * 1e3;
+        layers_done(layers.len());
     }
     Ok((
         Proof {

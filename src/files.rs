@@ -1,0 +1,508 @@
+//! Reading the files a user hands the command line: models (`.onnx` or the JSON IR) and inputs
+//! (JSON nested arrays or `.npy`).
+//!
+//! Everything here reads untrusted bytes: every failure is a [`FileError`] with a one-line
+//! message that names the file, never a panic.
+
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+use verinfer_circuits::model::Model;
+use verinfer_onnx::{ImportOptions, OnnxError};
+
+/// Largest input file accepted (the input of one proof is held in memory several times over).
+pub const MAX_INPUT_BYTES: u64 = 1 << 30;
+
+/// Why a model or input file could not be used.
+#[derive(Debug, Error)]
+pub enum FileError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The file is larger than the limit for its kind.
+    #[error("{path}: file is larger than {limit} bytes")]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The limit in bytes.
+        limit: u64,
+    },
+    /// The model file is not a valid JSON model.
+    #[error("{path}: {msg}")]
+    Model {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        msg: String,
+    },
+    /// The ONNX model could not be imported.
+    #[error("{path}: {source}")]
+    Onnx {
+        /// The file.
+        path: PathBuf,
+        /// The importer's error.
+        source: OnnxError,
+    },
+    /// The input file is malformed or does not fit the model.
+    #[error("{path}: {msg}")]
+    Input {
+        /// The file (or `<request>` for inputs that came over the network).
+        path: PathBuf,
+        /// What is wrong.
+        msg: String,
+    },
+}
+
+/// A model read from a file, with the importer's notes (e.g. a dropped trailing Softmax).
+#[derive(Clone, Debug)]
+pub struct LoadedModel {
+    /// The float model.
+    pub model: Model,
+    /// Things the user should know about the import.
+    pub notes: Vec<String>,
+}
+
+/// Reads a model: ONNX if the name ends in `.onnx` (or the bytes do not look like JSON), else the
+/// JSON IR. `input_range` overrides the range declared in the file.
+pub fn load_model(path: &Path, input_range: Option<[f64; 2]>) -> Result<LoadedModel, FileError> {
+    let bytes = read_limited(path, MAX_INPUT_BYTES)?;
+    let is_onnx = match path.extension().and_then(|e| e.to_str()) {
+        Some(ext) if ext.eq_ignore_ascii_case("onnx") => true,
+        Some(ext) if ext.eq_ignore_ascii_case("json") => false,
+        _ => bytes
+            .iter()
+            .find(|b| !b.is_ascii_whitespace())
+            .is_none_or(|&b| b != b'{'),
+    };
+    if is_onnx {
+        let dir = path.parent().map(|d| {
+            if d.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                d
+            }
+        });
+        let opts = ImportOptions { input_range };
+        let imported =
+            verinfer_onnx::import_bytes(&bytes, dir, &opts).map_err(|source| FileError::Onnx {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        let mut model = imported.model;
+        if model.name.is_empty() {
+            model.name = stem(path);
+        }
+        return Ok(LoadedModel {
+            model,
+            notes: imported.notes,
+        });
+    }
+    let model_err = |msg: String| FileError::Model {
+        path: path.to_path_buf(),
+        msg,
+    };
+    let text = std::str::from_utf8(&bytes).map_err(|_| model_err("not UTF-8 text".into()))?;
+    let mut model = Model::from_json(text).map_err(|e| model_err(e.to_string()))?;
+    if let Some(r) = input_range {
+        model.input_range = r;
+        model.validate().map_err(|e| model_err(e.to_string()))?;
+    }
+    if model.name.is_empty() {
+        model.name = stem(path);
+    }
+    Ok(LoadedModel {
+        model,
+        notes: Vec::new(),
+    })
+}
+
+fn stem(path: &Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Reads a whole file, refusing files over `limit` bytes before reading them.
+pub fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>, FileError> {
+    let read_err = |source| FileError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let meta = std::fs::metadata(path).map_err(read_err)?;
+    if meta.is_dir() {
+        return Err(FileError::Read {
+            path: path.to_path_buf(),
+            source: std::io::Error::other("is a directory"),
+        });
+    }
+    if meta.len() > limit {
+        return Err(FileError::TooLarge {
+            path: path.to_path_buf(),
+            limit,
+        });
+    }
+    std::fs::read(path).map_err(read_err)
+}
+
+/// An input batch: values batch-major, each item row-major in the model's input shape.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InputBatch {
+    /// Number of items.
+    pub batch: usize,
+    /// `batch × item` real values.
+    pub values: Vec<f64>,
+}
+
+/// Reads an input file for a model whose per-item input shape is `shape`: `.npy` if the file
+/// starts with the NumPy magic, else JSON nested arrays (`[...]` or `{"input": [...]}`).
+pub fn read_input(path: &Path, shape: &[usize]) -> Result<InputBatch, FileError> {
+    let bytes = read_limited(path, MAX_INPUT_BYTES)?;
+    let input_err = |msg: String| FileError::Input {
+        path: path.to_path_buf(),
+        msg,
+    };
+    if bytes.starts_with(NPY_MAGIC) {
+        let (dims, values) = parse_npy(&bytes).map_err(input_err)?;
+        return fit_shape(&dims, values, shape).map_err(input_err);
+    }
+    parse_input_json(&bytes, shape).map_err(input_err)
+}
+
+/// Parses a JSON input (`[...]` nested arrays, or an object `{"input": [...]}`) for a model of
+/// per-item shape `shape`; the batch dimension is optional.
+pub fn parse_input_json(bytes: &[u8], shape: &[usize]) -> Result<InputBatch, String> {
+    let value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| format!("not valid JSON: {e}"))?;
+    let value = match value {
+        serde_json::Value::Object(mut map) => map
+            .remove("input")
+            .ok_or("expected nested arrays of numbers, or an object with an \"input\" field")?,
+        v => v,
+    };
+    let (dims, values) = flatten_json(&value)?;
+    fit_shape(&dims, values, shape)
+}
+
+/// The dims and row-major values of a rectangular nested JSON array of numbers.
+fn flatten_json(value: &serde_json::Value) -> Result<(Vec<usize>, Vec<f64>), String> {
+    // Dims from the first element at each depth; every array is then checked against them.
+    let mut dims = Vec::new();
+    let mut cur = value;
+    while let serde_json::Value::Array(items) = cur {
+        dims.push(items.len());
+        if dims.len() > 8 {
+            return Err("arrays nested more than 8 deep".into());
+        }
+        match items.first() {
+            Some(first) => cur = first,
+            None => break,
+        }
+    }
+    if dims.is_empty() {
+        return Err("expected nested arrays of numbers".into());
+    }
+    let mut values = Vec::new();
+    walk(value, &dims, &mut Vec::new(), &mut values)?;
+    Ok((dims, values))
+}
+
+fn walk(
+    v: &serde_json::Value,
+    dims: &[usize],
+    at: &mut Vec<usize>,
+    out: &mut Vec<f64>,
+) -> Result<(), String> {
+    match (v, dims.split_first()) {
+        (serde_json::Value::Array(items), Some((&n, rest))) => {
+            if items.len() != n {
+                return Err(format!(
+                    "ragged array at {at:?}: {} entries where {n} were expected",
+                    items.len()
+                ));
+            }
+            for (i, item) in items.iter().enumerate() {
+                at.push(i);
+                walk(item, rest, at, out)?;
+                at.pop();
+            }
+            Ok(())
+        }
+        (serde_json::Value::Number(x), None) => {
+            let x = x
+                .as_f64()
+                .ok_or_else(|| format!("value at {at:?} is not a representable number"))?;
+            out.push(x);
+            Ok(())
+        }
+        (serde_json::Value::Array(_), None) => {
+            Err(format!("value at {at:?} is an array, expected a number"))
+        }
+        (other, _) => Err(format!(
+            "value at {at:?} is {}, expected {}",
+            json_kind(other),
+            if dims.is_empty() {
+                "a number"
+            } else {
+                "an array"
+            }
+        )),
+    }
+}
+
+fn json_kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+/// Accepts `dims == shape` (one item) or `dims == [batch] ++ shape`.
+fn fit_shape(dims: &[usize], values: Vec<f64>, shape: &[usize]) -> Result<InputBatch, String> {
+    let per: usize = shape.iter().product();
+    let batch = if dims == shape {
+        1
+    } else if dims.len() == shape.len() + 1 && dims[1..] == *shape {
+        dims[0]
+    } else {
+        return Err(format!(
+            "input has shape {dims:?}, the model expects {shape:?} or [batch, {}]",
+            shape
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    };
+    if batch == 0 {
+        return Err("the input batch is empty".into());
+    }
+    if values.len() != batch * per {
+        return Err(format!("{} values for shape {dims:?}", values.len()));
+    }
+    Ok(InputBatch { batch, values })
+}
+
+/// The first bytes of every `.npy` file.
+pub const NPY_MAGIC: &[u8] = b"\x93NUMPY";
+
+/// Parses a `.npy` file (format versions 1–3, C order, little- or big-endian float32/float64 or
+/// 8–64-bit signed/unsigned integers). Returns the dims and the values as `f64` (integers must
+/// be exactly representable).
+pub fn parse_npy(bytes: &[u8]) -> Result<(Vec<usize>, Vec<f64>), String> {
+    let rest = bytes
+        .strip_prefix(NPY_MAGIC)
+        .ok_or("not a .npy file (bad magic)")?;
+    let (&major, rest) = rest.split_first().ok_or("truncated .npy header")?;
+    let (_minor, rest) = rest.split_first().ok_or("truncated .npy header")?;
+    let (header_len, rest) = match major {
+        1 => {
+            let (len, rest) = rest.split_at_checked(2).ok_or("truncated .npy header")?;
+            (u16::from_le_bytes([len[0], len[1]]) as usize, rest)
+        }
+        2 | 3 => {
+            let (len, rest) = rest.split_at_checked(4).ok_or("truncated .npy header")?;
+            (
+                u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize,
+                rest,
+            )
+        }
+        v => return Err(format!("unsupported .npy format version {v}")),
+    };
+    let (header, data) = rest
+        .split_at_checked(header_len)
+        .ok_or("truncated .npy header")?;
+    let header = std::str::from_utf8(header).map_err(|_| ".npy header is not text")?;
+    let descr = dict_value(header, "descr").ok_or(".npy header has no 'descr'")?;
+    let descr = descr.trim_matches(|c| c == '\'' || c == '"');
+    let fortran =
+        dict_value(header, "fortran_order").ok_or(".npy header has no 'fortran_order'")?;
+    if fortran.trim() != "False" {
+        return Err("Fortran-order .npy arrays are not supported (save with C order)".into());
+    }
+    let shape_text = dict_value(header, "shape").ok_or(".npy header has no 'shape'")?;
+    let dims = shape_text
+        .trim()
+        .trim_start_matches('(')
+        .trim_end_matches(')')
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<usize>()
+                .map_err(|_| format!("bad .npy shape {shape_text}"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let count = dims
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .ok_or("the .npy shape is too large")?;
+    let (order, kind, width) = parse_descr(descr)?;
+    if data.len()
+        != count
+            .checked_mul(width)
+            .ok_or("the .npy shape is too large")?
+    {
+        return Err(format!(
+            ".npy data has {} bytes, expected {} for shape {dims:?} of {descr}",
+            data.len(),
+            count * width
+        ));
+    }
+    let mut values = Vec::with_capacity(count);
+    for chunk in data.chunks_exact(width) {
+        let mut b = [0u8; 8];
+        b[..width].copy_from_slice(chunk);
+        if order == Endian::Big {
+            b[..width].reverse();
+        }
+        let raw = u64::from_le_bytes(b);
+        let v = match (kind, width) {
+            ('f', 4) => f32::from_bits(raw as u32) as f64,
+            ('f', 8) => f64::from_bits(raw),
+            ('i', w) => {
+                let shift = 64 - 8 * w as u32;
+                (((raw << shift) as i64) >> shift) as f64
+            }
+            ('u', _) => raw as f64,
+            _ => return Err(format!("unsupported .npy dtype {descr}")),
+        };
+        values.push(v);
+    }
+    Ok((dims, values))
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Endian {
+    Little,
+    Big,
+}
+
+/// `(byte order, kind, width)` of a NumPy dtype string such as `<f4`.
+fn parse_descr(descr: &str) -> Result<(Endian, char, usize), String> {
+    let unsupported =
+        || format!("unsupported .npy dtype '{descr}' (use float32, float64 or an integer type)");
+    let mut chars = descr.chars();
+    let order = match chars.next() {
+        Some('<') | Some('|') | Some('=') => Endian::Little,
+        Some('>') => Endian::Big,
+        _ => return Err(unsupported()),
+    };
+    let kind = chars.next().ok_or_else(unsupported)?;
+    let width: usize = chars.as_str().parse().map_err(|_| unsupported())?;
+    match (kind, width) {
+        ('f', 4 | 8) | ('i' | 'u', 1 | 2 | 4 | 8) => Ok((order, kind, width)),
+        _ => Err(unsupported()),
+    }
+}
+
+/// The text of `key`'s value in a Python dict literal (up to the next top-level comma).
+fn dict_value<'a>(header: &'a str, key: &str) -> Option<&'a str> {
+    let at = header
+        .find(&format!("'{key}'"))
+        .or_else(|| header.find(&format!("\"{key}\"")))?;
+    let after = &header[at + key.len() + 2..];
+    let colon = after.find(':')?;
+    let value = &after[colon + 1..];
+    let mut depth = 0i32;
+    for (i, c) in value.char_indices() {
+        match c {
+            '(' | '[' => depth += 1,
+            ')' | ']' => depth -= 1,
+            ',' | '}' if depth == 0 => return Some(value[..i].trim()),
+            _ => {}
+        }
+    }
+    Some(value.trim())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn npy(descr: &str, shape: &str, data: &[u8]) -> Vec<u8> {
+        let mut header =
+            format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
+        while (10 + header.len() + 1) % 64 != 0 {
+            header.push(' ');
+        }
+        header.push('\n');
+        let mut out = NPY_MAGIC.to_vec();
+        out.extend([1, 0]);
+        out.extend((header.len() as u16).to_le_bytes());
+        out.extend(header.as_bytes());
+        out.extend(data);
+        out
+    }
+
+    #[test]
+    fn npy_float_and_int() {
+        let data: Vec<u8> = [0.5f32, -1.0, 2.0, 0.25]
+            .iter()
+            .flat_map(|x| x.to_le_bytes())
+            .collect();
+        let (dims, v) = parse_npy(&npy("<f4", "(2, 2)", &data)).unwrap();
+        assert_eq!(dims, vec![2, 2]);
+        assert_eq!(v, vec![0.5, -1.0, 2.0, 0.25]);
+        let data: Vec<u8> = [-3i16, 7].iter().flat_map(|x| x.to_le_bytes()).collect();
+        let (_, v) = parse_npy(&npy("<i2", "(2,)", &data)).unwrap();
+        assert_eq!(v, vec![-3.0, 7.0]);
+        let data: Vec<u8> = [1.5f64].iter().flat_map(|x| x.to_be_bytes()).collect();
+        let (dims, v) = parse_npy(&npy(">f8", "(1,)", &data)).unwrap();
+        assert_eq!((dims, v), (vec![1], vec![1.5]));
+        let (dims, v) = parse_npy(&npy("|u1", "()", &[200])).unwrap();
+        assert_eq!((dims, v), (vec![], vec![200.0]));
+    }
+
+    #[test]
+    fn npy_errors() {
+        let ok = npy("<f4", "(2,)", &[0; 8]);
+        assert!(parse_npy(&ok[..ok.len() - 1]).is_err());
+        assert!(parse_npy(&npy("<c8", "(1,)", &[0; 8])).is_err());
+        assert!(parse_npy(&npy("<f4", "(99999999999, 99999999999, 9999999999)", &[])).is_err());
+        let fortran = String::from_utf8_lossy(&ok).replace("False", "True ");
+        assert!(parse_npy(fortran.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn json_shapes() {
+        let one = parse_input_json(b"[[1, 2], [3, 4]]", &[1, 2, 2]).unwrap_err();
+        assert!(one.contains("expects [1, 2, 2]"), "{one}");
+        let b = parse_input_json(b"[[[1, 2], [3, 4]]]", &[1, 2, 2]).unwrap();
+        assert_eq!((b.batch, b.values), (1, vec![1.0, 2.0, 3.0, 4.0]));
+        let b = parse_input_json(b"{\"input\": [[1, 2], [3, 4]]}", &[2]).unwrap();
+        assert_eq!((b.batch, b.values.len()), (2, 4));
+        assert!(parse_input_json(b"[[1, 2], [3]]", &[2]).is_err());
+        assert!(parse_input_json(b"[[1, \"x\"]]", &[2]).is_err());
+        assert!(parse_input_json(b"[]", &[2]).is_err());
+        assert!(parse_input_json(b"{\"input\": 3}", &[1]).is_err());
+        assert!(parse_input_json(b"[1, 2", &[2]).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn decoders_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = parse_npy(&bytes);
+            let mut with_magic = NPY_MAGIC.to_vec();
+            with_magic.extend(&bytes);
+            let _ = parse_npy(&with_magic);
+            let _ = parse_input_json(&bytes, &[2, 3]);
+        }
+
+        #[test]
+        fn npy_truncations_never_panic(cut in 0usize..200) {
+            let data: Vec<u8> = (0..24).map(|x| x as u8).collect();
+            let file = npy("<f8", "(3,)", &data);
+            let _ = parse_npy(&file[..cut.min(file.len())]);
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! The output report (contract of the command line, README "File formats"):
+//! `{"shape": [...], "scale_bits": s, "values": ["<signed decimal>", ...], "dequantized": [...],
+//! "argmax": [...]}`, row-major, integers as strings because they exceed 2^53.
+
+use serde::{Deserialize, Serialize};
+use verinfer_circuits::circuit::LayeredCircuit;
+use verinfer_circuits::quant::dequantize;
+
+/// A model's output on a batch, as integers at `scale_bits` fractional bits.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OutputReport {
+    /// `[batch, ...per-item output shape]`.
+    pub shape: Vec<usize>,
+    /// Fractional bits of `values`.
+    pub scale_bits: u32,
+    /// The exact integers, row-major, as signed decimal strings.
+    pub values: Vec<String>,
+    /// `values / 2^scale_bits` as floats.
+    pub dequantized: Vec<f64>,
+    /// Index of the largest value of each batch item.
+    pub argmax: Vec<usize>,
+}
+
+impl OutputReport {
+    /// The report of `output` (batch-major integers) of `circuit`.
+    pub fn new(circuit: &LayeredCircuit, output: &[i128]) -> Self {
+        let per = circuit.output().item_len().max(1);
+        let batch = output.len() / per;
+        let mut shape = vec![batch];
+        shape.extend(&circuit.output().dims);
+        let scale_bits = circuit.output_scale();
+        OutputReport {
+            shape,
+            scale_bits,
+            values: output.iter().map(|v| v.to_string()).collect(),
+            dequantized: output.iter().map(|&v| dequantize(v, scale_bits)).collect(),
+            argmax: output.chunks(per).map(argmax).collect(),
+        }
+    }
+
+    /// Parses a report written by `--output` (untrusted: errors, never panics).
+    pub fn from_json(bytes: &[u8]) -> Result<Self, String> {
+        let r: OutputReport =
+            serde_json::from_slice(bytes).map_err(|e| format!("not an output report: {e}"))?;
+        Ok(r)
+    }
+
+    /// The exact integers, or why a value is not one.
+    pub fn integers(&self) -> Result<Vec<i128>, String> {
+        self.values
+            .iter()
+            .map(|s| {
+                s.parse::<i128>()
+                    .map_err(|_| format!("output value \"{s}\" is not a signed integer"))
+            })
+            .collect()
+    }
+
+    /// Pretty JSON for files.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// A short human-readable rendering: per batch item, its argmax and the dequantized scores
+    /// (the first few).
+    pub fn summary(&self, max_items: usize) -> String {
+        let per = self.dequantized.len() / self.argmax.len().max(1);
+        let mut out = String::new();
+        for (b, chunk) in self.dequantized.chunks(per.max(1)).enumerate() {
+            if b == max_items {
+                out.push_str(&format!(
+                    "  ... {} more items\n",
+                    self.argmax.len() - max_items
+                ));
+                break;
+            }
+            let shown: Vec<String> = chunk.iter().take(10).map(|x| format!("{x:.3}")).collect();
+            let more = if chunk.len() > 10 { ", ..." } else { "" };
+            out.push_str(&format!(
+                "  item {b}: argmax {}  [{}{more}]\n",
+                self.argmax.get(b).copied().unwrap_or(0),
+                shown.join(", ")
+            ));
+        }
+        out
+    }
+}
+
+/// Index of the largest value (the first on ties).
+pub fn argmax(values: &[i128]) -> usize {
+    let mut best = 0;
+    for (i, v) in values.iter().enumerate() {
+        if *v > values[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argmax_first_on_ties() {
+        assert_eq!(argmax(&[1, 5, 5, -2]), 1);
+        assert_eq!(argmax(&[-3]), 0);
+        assert_eq!(argmax(&[]), 0);
+    }
+
+    #[test]
+    fn json_round_trip_keeps_big_integers() {
+        let r = OutputReport {
+            shape: vec![1, 2],
+            scale_bits: 3,
+            values: vec![(1i128 << 100).to_string(), "-8".into()],
+            dequantized: vec![2f64.powi(97), -1.0],
+            argmax: vec![0],
+        };
+        let back = OutputReport::from_json(r.to_json().as_bytes()).unwrap();
+        assert_eq!(back, r);
+        assert_eq!(back.integers().unwrap(), vec![1i128 << 100, -8]);
+        assert!(OutputReport::from_json(b"{}").is_err());
+    }
+}

@@ -1,0 +1,71 @@
+//! The committed digits models reach exactly the quantized test accuracy the training script
+//! recorded with its own integer reference (tools/digits/train.py), and proofs of a batch of
+//! held-out digits verify with the same predictions.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::Path;
+use verinfer::circuits::circuit::{FieldChoice, QuantParams};
+use verinfer::circuits::compile::compile;
+use verinfer::circuits::quant::quantize_input;
+use verinfer::circuits::witness::infer;
+use verinfer::demo::{recorded_accuracy, TestSet};
+use verinfer::engine::{prove_any, verify_any};
+use verinfer::onnx::{import_file, ImportOptions};
+use verinfer::report::argmax;
+
+fn models() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("models/digits")
+}
+
+#[test]
+fn quantized_accuracy_matches_the_recorded_figure() {
+    let test = TestSet::embedded().unwrap();
+    let n = test.labels.len();
+    assert!(n >= 100, "held-out set has only {n} images");
+    let values: Vec<f64> = (0..n).flat_map(|i| test.image(i)).collect();
+    let mut checked = 0;
+    for entry in std::fs::read_dir(models()).unwrap() {
+        let path = entry.unwrap().path();
+        let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else {
+            continue;
+        };
+        let Some(key) = stem.strip_prefix("digits_") else {
+            continue;
+        };
+        if path.extension().and_then(|e| e.to_str()) != Some("onnx") || key == "relu" {
+            continue;
+        }
+        let recorded = recorded_accuracy(key)
+            .and_then(|a| a.quantized)
+            .unwrap_or_else(|| panic!("no recorded quantized accuracy for {key}"));
+        let model = import_file(&path, &ImportOptions::default()).unwrap().model;
+        let circuit = compile(&model, &QuantParams::default(), FieldChoice::Auto).unwrap();
+        let input = quantize_input(&circuit, &values).unwrap();
+        let out = infer(&circuit, n, &input).unwrap();
+        let per = circuit.output().item_len();
+        let correct = out
+            .chunks(per)
+            .zip(&test.labels)
+            .filter(|(scores, &label)| argmax(scores) == label)
+            .count();
+        let acc = correct as f64 / n as f64;
+        assert!(
+            (acc - recorded).abs() < 1e-9,
+            "{key}: quantized accuracy {acc} here, {recorded} recorded by the training script"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 2, "only {checked} models checked");
+}
+
+#[test]
+fn proven_predictions_equal_inferred_ones() {
+    let circuit = verinfer::demo::circuit().unwrap();
+    let test = TestSet::embedded().unwrap();
+    let values: Vec<f64> = (0..32).flat_map(|i| test.image(i)).collect();
+    let input = quantize_input(&circuit, &values).unwrap();
+    let proved = prove_any(&circuit, &input, &mut |_| {}).unwrap();
+    let verified = verify_any(&circuit, &input, &proved.proof).unwrap();
+    assert_eq!(verified.output, infer(&circuit, 32, &input).unwrap());
+    assert!(verified.report.soundness_bits > 100.0);
+}

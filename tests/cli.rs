@@ -1,0 +1,332 @@
+//! End-to-end tests of the `verinfer` binary: exit codes, files, messages (README contract).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const MODELS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/models/digits");
+
+fn model(name: &str) -> PathBuf {
+    Path::new(MODELS).join(name)
+}
+
+fn verinfer(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_verinfer"))
+        .args(args)
+        .env("RAYON_NUM_THREADS", "2")
+        .output()
+        .expect("run verinfer")
+}
+
+fn code(o: &Output) -> i32 {
+    o.status.code().expect("exit code")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A usage error: exit 2, one line on stderr starting with "error:", no panic.
+fn assert_usage_error(o: &Output, mentions: &str) {
+    let err = stderr(o);
+    assert_eq!(code(o), 2, "stdout: {}\nstderr: {err}", stdout(o));
+    assert!(!err.contains("panicked"), "{err}");
+    let lines: Vec<&str> = err.lines().filter(|l| !l.starts_with("note:")).collect();
+    assert_eq!(lines.len(), 1, "expected one line, got: {err}");
+    assert!(lines[0].starts_with("error:"), "{err}");
+    assert!(
+        err.to_lowercase().contains(&mentions.to_lowercase()),
+        "expected '{mentions}' in: {err}"
+    );
+}
+
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(tag: &str) -> Self {
+        let d = std::env::temp_dir().join(format!("verinfer-cli-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        Dir(d)
+    }
+    fn file(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+    fn write(&self, name: &str, bytes: impl AsRef<[u8]>) -> PathBuf {
+        let p = self.file(name);
+        std::fs::write(&p, bytes).unwrap();
+        p
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The first `n` held-out digits as a JSON input `[n][1][8][8]`.
+fn digits_json(n: usize, skip: usize) -> String {
+    let text = std::fs::read_to_string(model("test_set.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let images: Vec<serde_json::Value> = v["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .skip(skip)
+        .take(n)
+        .cloned()
+        .collect();
+    serde_json::to_string(&images).unwrap()
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn prove_then_verify_and_every_rejection() {
+    let d = Dir::new("roundtrip");
+    let m = model("digits_square_plus_x.onnx");
+    let input = d.write("x.json", digits_json(3, 0));
+    let proof = d.file("x.proof");
+    let out = d.file("y.json");
+
+    let o = verinfer(&[
+        "prove",
+        "--model",
+        s(&m),
+        "--input",
+        s(&input),
+        "--proof",
+        s(&proof),
+        "--output",
+        s(&out),
+    ]);
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(report["shape"], serde_json::json!([3, 10]));
+    assert_eq!(report["values"].as_array().unwrap().len(), 30);
+    assert_eq!(report["dequantized"].as_array().unwrap().len(), 30);
+    assert_eq!(report["argmax"].as_array().unwrap().len(), 3);
+    assert!(report["values"][0].is_string());
+
+    let verify = |extra: &[&str], proof: &Path, input: &Path| {
+        let mut args = vec!["verify", "--input", s(input), "--proof", s(proof)];
+        if !extra.contains(&"--model") {
+            args.extend(["--model", s(&m)]);
+        }
+        args.extend(extra);
+        verinfer(&args)
+    };
+    let o = verify(&["--output", s(&out)], &proof, &input);
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("VALID"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("soundness"), "{}", stdout(&o));
+
+    // `infer` computes the same output without a proof.
+    let inferred = d.file("inferred.json");
+    let o = verinfer(&[
+        "infer",
+        "--model",
+        s(&m),
+        "--input",
+        s(&input),
+        "--output",
+        s(&inferred),
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read_to_string(&inferred).unwrap(),
+        std::fs::read_to_string(&out).unwrap()
+    );
+
+    // Flipped bytes anywhere in the proof: rejected with exit 1.
+    let bytes = std::fs::read(&proof).unwrap();
+    for at in [0, 5, 7, 20, 60, bytes.len() / 2, bytes.len() - 1] {
+        let mut bad = bytes.clone();
+        bad[at] ^= 0x10;
+        let p = d.write("bad.proof", &bad);
+        let o = verify(&[], &p, &input);
+        assert_eq!(code(&o), 1, "byte {at}: {}{}", stdout(&o), stderr(&o));
+        assert!(stdout(&o).contains("REJECTED"), "{}", stdout(&o));
+    }
+    // Truncated proof: rejected.
+    let p = d.write("short.proof", &bytes[..bytes.len() - 3]);
+    assert_eq!(code(&verify(&[], &p, &input)), 1);
+
+    // Another input (other digits, same shape): rejected.
+    let other = d.write("other.json", digits_json(3, 3));
+    let o = verify(&[], &proof, &other);
+    assert_eq!(code(&o), 1, "{}{}", stdout(&o), stderr(&o));
+
+    // Another model, or the same model with other quantization flags: rejected.
+    let other_model = model("digits_square.onnx");
+    let o = verify(&["--model", s(&other_model)], &proof, &input);
+    assert_eq!(code(&o), 1, "{}{}", stdout(&o), stderr(&o));
+    let o = verify(&["--weight-bits", "7"], &proof, &input);
+    assert_eq!(code(&o), 1, "{}{}", stdout(&o), stderr(&o));
+    let o = verify(&["--field", "bn254"], &proof, &input);
+    assert_eq!(code(&o), 1, "{}{}", stdout(&o), stderr(&o));
+
+    // A valid proof whose output differs from the expected report: rejected.
+    let mut changed = report.clone();
+    let v0: i128 = changed["values"][0].as_str().unwrap().parse().unwrap();
+    changed["values"][0] = serde_json::Value::String((v0 + 1).to_string());
+    let wrong = d.write("wrong.json", serde_json::to_string(&changed).unwrap());
+    let o = verify(&["--output", s(&wrong)], &proof, &input);
+    assert_eq!(code(&o), 1, "{}{}", stdout(&o), stderr(&o));
+}
+
+#[test]
+fn npy_input_matches_json_input() {
+    let d = Dir::new("npy");
+    let m = model("digits_square_plus_x.onnx");
+    let json = digits_json(2, 5);
+    let values: Vec<f64> = serde_json::from_str::<serde_json::Value>(&json)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|img| {
+            img.as_array().unwrap()[0]
+                .as_array()
+                .unwrap()
+                .iter()
+                .flat_map(|row| row.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let mut header =
+        "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 1, 8, 8), }".to_string();
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut npy = b"\x93NUMPY\x01\x00".to_vec();
+    npy.extend((header.len() as u16).to_le_bytes());
+    npy.extend(header.as_bytes());
+    for v in &values {
+        npy.extend((*v as f32).to_le_bytes());
+    }
+    let a = d.write("x.npy", npy);
+    let b = d.write("x.json", json);
+    let (oa, ob) = (d.file("a.json"), d.file("b.json"));
+    for (i, o) in [(&a, &oa), (&b, &ob)] {
+        let r = verinfer(&["infer", "--model", s(&m), "--input", s(i), "--output", s(o)]);
+        assert_eq!(code(&r), 0, "{}", stderr(&r));
+    }
+    assert_eq!(
+        std::fs::read_to_string(&oa).unwrap(),
+        std::fs::read_to_string(&ob).unwrap()
+    );
+}
+
+#[test]
+fn bad_files_are_usage_errors() {
+    let d = Dir::new("bad");
+    let m = model("digits_square_plus_x.onnx");
+    let good = d.write("x.json", digits_json(1, 0));
+    let proof = d.file("p.proof");
+    let prove = |model: &Path, input: &Path| {
+        verinfer(&[
+            "prove",
+            "--model",
+            s(model),
+            "--input",
+            s(input),
+            "--proof",
+            s(&proof),
+        ])
+    };
+
+    let bad = d.write("bad.json", "[[[1, 2,");
+    assert_usage_error(&prove(&m, &bad), "json");
+    let shape = d.write("shape.json", "[[1, 2, 3]]");
+    assert_usage_error(&prove(&m, &shape), "shape");
+    let range = d.write("range.json", digits_json(1, 0).replacen("0.", "9.", 1));
+    assert_usage_error(&prove(&m, &range), "range");
+    assert_usage_error(&prove(&m, &d.file("missing.json")), "missing.json");
+    assert_usage_error(&prove(&d.file("missing.onnx"), &good), "missing.onnx");
+
+    let onnx = std::fs::read(&m).unwrap();
+    for cut in [10, onnx.len() / 3, onnx.len() - 7] {
+        let t = d.write("truncated.onnx", &onnx[..cut]);
+        assert_usage_error(&prove(&t, &good), "truncated.onnx");
+    }
+    let garbage = d.write("garbage.onnx", [0xffu8; 64]);
+    assert_usage_error(&prove(&garbage, &good), "garbage.onnx");
+
+    // The ReLU / max-pool original is refused with a message that names the node and says
+    // what to use instead.
+    let o = prove(&model("digits_relu.onnx"), &good);
+    assert_usage_error(&o, "relu");
+
+    // verify: a missing proof file is a usage error, not a rejection.
+    let o = verinfer(&[
+        "verify",
+        "--model",
+        s(&m),
+        "--input",
+        s(&good),
+        "--proof",
+        s(&d.file("none.proof")),
+    ]);
+    assert_usage_error(&o, "none.proof");
+    // Bad flags.
+    let o = verinfer(&[
+        "prove",
+        "--model",
+        s(&m),
+        "--input",
+        s(&good),
+        "--proof",
+        s(&proof),
+        "--field",
+        "gf2",
+    ]);
+    assert_eq!(code(&o), 2);
+    let o = verinfer(&[
+        "prove",
+        "--model",
+        s(&m),
+        "--input",
+        s(&good),
+        "--proof",
+        s(&proof),
+        "--threads",
+        "0",
+    ]);
+    assert_usage_error(&o, "threads");
+}
+
+#[test]
+fn inspect_and_demo_run() {
+    let m = model("digits_square_plus_x.onnx");
+    let o = verinfer(&["inspect", "--model", s(&m)]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let out = stdout(&o);
+    for word in ["digest", "MACs", "field", "proof", "conv2d", "sum_pool"] {
+        assert!(out.contains(word), "missing {word}: {out}");
+    }
+    let o = verinfer(&["demo", "--images", "2"]);
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("rejected"), "{out}");
+    assert!(out.contains("VALID"), "{out}");
+    assert!(out.contains("soundness"), "{out}");
+}
+
+#[test]
+fn help_explains_every_command() {
+    for cmd in ["prove", "verify", "infer", "inspect", "demo"] {
+        let o = verinfer(&[cmd, "--help"]);
+        assert_eq!(code(&o), 0);
+        assert!(stdout(&o).len() > 200, "{cmd}: {}", stdout(&o));
+    }
+}
