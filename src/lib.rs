@@ -16,7 +16,11 @@ pub use verinfer_onnx as onnx;
 pub use verinfer_prover as prover;
 pub use verinfer_verifier as verifier;
 
+pub mod args;
+pub mod client;
+pub mod compare;
 pub mod demo;
 pub mod engine;
 pub mod files;
 pub mod report;
+pub mod serve;

@@ -3,19 +3,18 @@
 //! Exit codes (contract): 0 success (for `verify`: the proof is valid), 1 the proof or the
 //! expected output was rejected, 2 usage errors and unreadable or malformed files.
 use anyhow::{anyhow, bail, Context, Result};
-use clap::{Args, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-use verinfer::circuits::circuit::{FieldChoice, LayeredCircuit, QuantParams, WeightScale};
-use verinfer::circuits::compile::compile;
-use verinfer::circuits::quant::quantize_input;
+use verinfer::args::{Compiled, ModelArgs};
+use verinfer::circuits::circuit::WeightScale;
 use verinfer::circuits::witness::infer;
 use verinfer::engine::{proof_shapes, prove_any, verify_any};
-use verinfer::files::{load_model, read_input, read_limited, LoadedModel};
+use verinfer::files::read_limited;
 use verinfer::prover::inference::Progress;
 use verinfer::report::OutputReport;
 
@@ -93,6 +92,14 @@ enum Command {
         #[command(flatten)]
         model: ModelArgs,
     },
+    /// Compare prover cost and accuracy across activations (x², x²+x, quadratic presets).
+    Compare(verinfer::compare::CompareArgs),
+    /// Serve proved inferences over HTTP (a cloud server that proves every answer).
+    Serve(verinfer::serve::ServeArgs),
+    /// Ask a server for an inference and verify its proof locally against your own model.
+    ///
+    /// Exit 0: valid; 1: rejected (wrong proof, output or digest); 2: usage or network error.
+    Client(verinfer::client::ClientArgs),
     /// Prove and verify held-out handwritten digits with the embedded model, and show the result.
     Demo {
         /// Number of held-out test images to prove (1 to 64).
@@ -104,99 +111,13 @@ enum Command {
     },
 }
 
-/// The model and how to compile it; prove and verify must be given the same values.
-#[derive(Args, Debug, Clone)]
-struct ModelArgs {
-    /// Model file: .onnx (exported by torch.onnx.export) or the JSON model IR.
-    #[arg(long, short = 'm', value_name = "FILE")]
-    model: PathBuf,
-    /// Fractional bits of the input (inputs are rounded to multiples of 2^-N).
-    #[arg(long, default_value_t = 8, value_name = "N")]
-    input_bits: u32,
-    /// Fractional bits of weights and biases (with --weight-scale per-layer: the signed width).
-    #[arg(long, default_value_t = 8, value_name = "N")]
-    weight_bits: u32,
-    /// Fractional bits of non-integer activation coefficients (a·x²+b·x+c).
-    #[arg(long, default_value_t = 8, value_name = "N")]
-    coef_bits: u32,
-    /// One weight scale for every layer (uniform), or the finest scale that fits each layer.
-    #[arg(long, default_value = "uniform", value_name = "uniform|per-layer", value_parser = parse_weight_scale)]
-    weight_scale: WeightScale,
-    /// Field: auto picks the smallest that holds every value (m127 = 2^127−1, else bn254).
-    #[arg(long, default_value = "auto", value_name = "auto|m127|bn254", value_parser = parse_field)]
-    field: FieldChoice,
-    /// Declared range of input values, "lo,hi" (overrides the model file's; the default for an
-    /// ONNX file without one is -1,1). The worst-case bounds are computed from it.
-    #[arg(long, value_name = "LO,HI", value_parser = parse_range, allow_hyphen_values = true)]
-    input_range: Option<[f64; 2]>,
-}
-
-fn parse_weight_scale(s: &str) -> Result<WeightScale, String> {
-    match s {
-        "uniform" => Ok(WeightScale::Uniform),
-        "per-layer" => Ok(WeightScale::PerLayer),
-        _ => Err(format!("'{s}': expected uniform or per-layer")),
+/// Compiles the model of `args`, printing the importer's notes on stderr.
+fn compile_model(args: &ModelArgs) -> Result<Compiled> {
+    let c = args.compile()?;
+    for note in &c.loaded.notes {
+        eprintln!("note: {note}");
     }
-}
-
-fn parse_field(s: &str) -> Result<FieldChoice, String> {
-    match s.to_ascii_lowercase().as_str() {
-        "auto" => Ok(FieldChoice::Auto),
-        "m127" => Ok(FieldChoice::M127),
-        "bn254" => Ok(FieldChoice::Bn254),
-        _ => Err(format!("'{s}': expected auto, m127 or bn254")),
-    }
-}
-
-fn parse_range(s: &str) -> Result<[f64; 2], String> {
-    let (lo, hi) = s
-        .split_once(',')
-        .ok_or_else(|| format!("'{s}': expected LO,HI, e.g. 0,1"))?;
-    let num = |t: &str| {
-        t.trim()
-            .parse::<f64>()
-            .map_err(|_| format!("'{t}' is not a number"))
-    };
-    let (lo, hi) = (num(lo)?, num(hi)?);
-    if !(lo.is_finite() && hi.is_finite() && lo <= hi) {
-        return Err(format!("'{s}': need finite LO ≤ HI"));
-    }
-    Ok([lo, hi])
-}
-
-/// A model loaded and compiled with the user's flags.
-struct Compiled {
-    loaded: LoadedModel,
-    circuit: LayeredCircuit,
-}
-
-impl ModelArgs {
-    fn params(&self) -> QuantParams {
-        QuantParams {
-            input_bits: self.input_bits,
-            weight_bits: self.weight_bits,
-            coef_bits: self.coef_bits,
-            weight_scale: self.weight_scale,
-        }
-    }
-
-    fn compile(&self) -> Result<Compiled> {
-        let loaded = load_model(&self.model, self.input_range)?;
-        for note in &loaded.notes {
-            eprintln!("note: {note}");
-        }
-        let circuit = compile(&loaded.model, &self.params(), self.field)
-            .with_context(|| format!("{}: cannot compile", self.model.display()))?;
-        Ok(Compiled { loaded, circuit })
-    }
-}
-
-/// Reads and quantizes an input file for `c`; returns the integers.
-fn quantized_input(c: &Compiled, path: &Path) -> Result<Vec<i128>> {
-    let batch = read_input(path, &c.loaded.model.input_shape)?;
-    let ints = quantize_input(&c.circuit, &batch.values)
-        .map_err(|e| anyhow!("{}: {e}", path.display()))?;
-    Ok(ints)
+    Ok(c)
 }
 
 fn main() -> ExitCode {
@@ -247,6 +168,21 @@ fn run(cli: Cli) -> Result<ExitCode> {
             output,
         } => infer_cmd(&model, &input, output.as_deref()),
         Command::Inspect { model } => inspect_cmd(&model),
+        Command::Compare(args) => {
+            verinfer::compare::run(&args)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Serve(args) => {
+            verinfer::serve::run(&args)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Client(args) => match verinfer::client::run(&args)? {
+            verinfer::client::ClientOutcome::Valid => Ok(ExitCode::SUCCESS),
+            verinfer::client::ClientOutcome::Rejected(why) => {
+                println!("REJECTED: {why}");
+                Ok(ExitCode::from(1))
+            }
+        },
         Command::Demo { images, threads } => {
             set_threads(threads)?;
             demo_cmd(images)
@@ -274,8 +210,8 @@ fn prove_cmd(
     proof_path: &Path,
     output: Option<&Path>,
 ) -> Result<ExitCode> {
-    let c = args.compile()?;
-    let ints = quantized_input(&c, input)?;
+    let c = compile_model(args)?;
+    let ints = c.quantized_input(input)?;
     let progress = DelayedProgress::start("proving");
     let proved = prove_any(&c.circuit, &ints, &mut |p| progress.step(p))
         .map_err(|e| anyhow!("proving failed: {e}"))?;
@@ -307,8 +243,8 @@ fn verify_cmd(
     proof_path: &Path,
     expected: Option<&Path>,
 ) -> Result<ExitCode> {
-    let c = args.compile()?;
-    let ints = quantized_input(&c, input)?;
+    let c = compile_model(args)?;
+    let ints = c.quantized_input(input)?;
     let proof = read_limited(proof_path, 1 << 30)?;
     let expected = match expected {
         Some(path) => {
@@ -351,8 +287,8 @@ fn verify_cmd(
 }
 
 fn infer_cmd(args: &ModelArgs, input: &Path, output: Option<&Path>) -> Result<ExitCode> {
-    let c = args.compile()?;
-    let ints = quantized_input(&c, input)?;
+    let c = compile_model(args)?;
+    let ints = c.quantized_input(input)?;
     let batch = ints.len() / c.circuit.input.item_len().max(1);
     let t = Instant::now();
     let out = infer(&c.circuit, batch, &ints).map_err(|e| anyhow!("inference failed: {e}"))?;
@@ -370,7 +306,7 @@ fn infer_cmd(args: &ModelArgs, input: &Path, output: Option<&Path>) -> Result<Ex
 }
 
 fn inspect_cmd(args: &ModelArgs) -> Result<ExitCode> {
-    let c = args.compile()?;
+    let c = compile_model(args)?;
     let circuit = &c.circuit;
     let p = args.params();
     println!("model      {} ({})", circuit.name, args.model.display());

@@ -1,0 +1,138 @@
+//! Command-line arguments shared by every command that compiles a model (prove, verify, infer,
+//! inspect, and the server and client): the model file and the quantization and field flags.
+//! Prover and verifier must be given the same values, or the proof is rejected.
+
+use crate::files::{load_model, read_input, FileError, LoadedModel};
+use clap::Args;
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+use verinfer_circuits::circuit::{FieldChoice, LayeredCircuit, QuantParams, WeightScale};
+use verinfer_circuits::compile::{compile, CompileError};
+use verinfer_circuits::quant::{quantize_input, InputError};
+
+/// The model and how to compile it; prove and verify must be given the same values.
+#[derive(Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// Model file: .onnx (exported by torch.onnx.export) or the JSON model IR.
+    #[arg(long, short = 'm', value_name = "FILE")]
+    pub model: PathBuf,
+    /// Fractional bits of the input (inputs are rounded to multiples of 2^-N).
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    pub input_bits: u32,
+    /// Fractional bits of weights and biases (with --weight-scale per-layer: the signed width).
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    pub weight_bits: u32,
+    /// Fractional bits of non-integer activation coefficients (a·x²+b·x+c).
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    pub coef_bits: u32,
+    /// One weight scale for every layer (uniform), or the finest scale that fits each layer.
+    #[arg(long, default_value = "uniform", value_name = "uniform|per-layer", value_parser = parse_weight_scale)]
+    pub weight_scale: WeightScale,
+    /// Field: auto picks the smallest that holds every value (m127 = 2^127−1, else bn254).
+    #[arg(long, default_value = "auto", value_name = "auto|m127|bn254", value_parser = parse_field)]
+    pub field: FieldChoice,
+    /// Declared range of input values, "lo,hi" (overrides the model file's; the default for an
+    /// ONNX file without one is -1,1). The worst-case bounds are computed from it.
+    #[arg(long, value_name = "LO,HI", value_parser = parse_range, allow_hyphen_values = true)]
+    pub input_range: Option<[f64; 2]>,
+}
+
+pub fn parse_weight_scale(s: &str) -> Result<WeightScale, String> {
+    match s {
+        "uniform" => Ok(WeightScale::Uniform),
+        "per-layer" => Ok(WeightScale::PerLayer),
+        _ => Err(format!("'{s}': expected uniform or per-layer")),
+    }
+}
+
+pub fn parse_field(s: &str) -> Result<FieldChoice, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "auto" => Ok(FieldChoice::Auto),
+        "m127" => Ok(FieldChoice::M127),
+        "bn254" => Ok(FieldChoice::Bn254),
+        _ => Err(format!("'{s}': expected auto, m127 or bn254")),
+    }
+}
+
+pub fn parse_range(s: &str) -> Result<[f64; 2], String> {
+    let (lo, hi) = s
+        .split_once(',')
+        .ok_or_else(|| format!("'{s}': expected LO,HI, e.g. 0,1"))?;
+    let num = |t: &str| {
+        t.trim()
+            .parse::<f64>()
+            .map_err(|_| format!("'{t}' is not a number"))
+    };
+    let (lo, hi) = (num(lo)?, num(hi)?);
+    if !(lo.is_finite() && hi.is_finite() && lo <= hi) {
+        return Err(format!("'{s}': need finite LO ≤ HI"));
+    }
+    Ok([lo, hi])
+}
+
+/// A model loaded and compiled with the user's flags.
+#[derive(Clone, Debug)]
+pub struct Compiled {
+    /// The float model and the importer's notes.
+    pub loaded: LoadedModel,
+    /// The compiled circuit.
+    pub circuit: LayeredCircuit,
+}
+
+impl ModelArgs {
+    pub fn params(&self) -> QuantParams {
+        QuantParams {
+            input_bits: self.input_bits,
+            weight_bits: self.weight_bits,
+            coef_bits: self.coef_bits,
+            weight_scale: self.weight_scale,
+        }
+    }
+
+    /// Loads the model file and compiles it with these flags. Import notes go to `notes`.
+    pub fn compile(&self) -> Result<Compiled, ArgsError> {
+        let loaded = load_model(&self.model, self.input_range)?;
+        let circuit = compile(&loaded.model, &self.params(), self.field).map_err(|source| {
+            ArgsError::Compile {
+                path: self.model.clone(),
+                source,
+            }
+        })?;
+        Ok(Compiled { loaded, circuit })
+    }
+}
+
+impl Compiled {
+    /// Reads an input file and quantizes it for this circuit (shape and declared range checked).
+    pub fn quantized_input(&self, path: &Path) -> Result<Vec<i128>, ArgsError> {
+        let batch = read_input(path, &self.loaded.model.input_shape)?;
+        quantize_input(&self.circuit, &batch.values).map_err(|source| ArgsError::Input {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+}
+
+/// Why a model could not be compiled or an input not used.
+#[derive(Debug, Error)]
+pub enum ArgsError {
+    /// The model or input file is unreadable or malformed.
+    #[error(transparent)]
+    File(#[from] FileError),
+    /// The model does not compile with these flags (bounds, quantization).
+    #[error("{}: cannot compile: {source}", path.display())]
+    Compile {
+        /// The model file.
+        path: PathBuf,
+        /// Why.
+        source: CompileError,
+    },
+    /// The input does not fit the circuit (length, declared range).
+    #[error("{}: {source}", path.display())]
+    Input {
+        /// The input file.
+        path: PathBuf,
+        /// Why.
+        source: InputError,
+    },
+}
