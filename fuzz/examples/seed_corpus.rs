@@ -1,5 +1,5 @@
-//! Writes seed corpora for the fuzz targets: valid encoded proofs for `decode_proof` and a few
-//! edit lists for `verify_proof`.
+//! Writes seed corpora for the fuzz targets: valid encoded proofs for `decode_proof`, a few
+//! edit lists for `verify_proof`, and the ONNX fixtures for `import_onnx`.
 //!
 //! `cargo run --release --example seed_corpus` (from `fuzz/`; stable toolchain is fine).
 use std::fs;
@@ -46,8 +46,21 @@ fn main() -> std::io::Result<()> {
     for (k, s) in seeds.iter().enumerate() {
         fs::write(format!("{ver}/seed_{k}"), s)?;
     }
+    // The ONNX importer fixtures (PyTorch exports) seed `import_onnx`.
+    let onnx = "corpus/import_onnx";
+    fs::create_dir_all(onnx)?;
+    let mut models = 0;
+    for entry in fs::read_dir("../onnx/tests/fixtures")? {
+        let path = entry?.path();
+        if path.extension().and_then(|e| e.to_str()) == Some("onnx") {
+            if let Some(name) = path.file_name() {
+                fs::copy(&path, std::path::Path::new(onnx).join(name))?;
+                models += 1;
+            }
+        }
+    }
     println!(
-        "wrote {} decode seeds and {} verify seeds",
+        "wrote {} decode seeds, {} verify seeds and {models} ONNX seeds",
         2 * i,
         seeds.len()
     );

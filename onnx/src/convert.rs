@@ -1162,28 +1162,11 @@ impl<'g> Converter<'g> {
         if !batch_ok {
             return None;
         }
-        let total = numel(cur)?;
-        let mut item = Vec::with_capacity(rest.len());
-        let mut infer = None;
-        for (i, &d) in rest.iter().enumerate() {
-            match d {
-                -1 if infer.is_none() && d0 != -1 => {
-                    infer = Some(i);
-                    item.push(1);
-                }
-                0 => item.push(*cur.get(i)?),
-                d if d > 0 => item.push(usize::try_from(d).ok()?),
-                _ => return None,
-            }
+        // With the batch inferred, the per-item dimensions must all be given.
+        if d0 == -1 && rest.contains(&-1) {
+            return None;
         }
-        let known = numel(&item)?;
-        if let Some(i) = infer {
-            if known == 0 || total % known != 0 {
-                return None;
-            }
-            item[i] = total / known;
-        }
-        (numel(&item)? == total).then_some(item)
+        resolve_shape(cur, rest, false)
     }
 
     fn flatten(&mut self, ctx: &Ctx) -> Result<(), OnnxError> {
@@ -1488,32 +1471,15 @@ impl<'g> Converter<'g> {
             other => return Err(ctx.err(format!("unknown auto_pad '{}'", clean(other)))),
         };
         let (k, off) = self.linear_input(ctx, p)?;
-        let per = wc * kh * kw;
-        let wv = w.to_f64();
-        let mut bias = bias;
-        if off != 0.0 {
-            if padding != [0, 0] {
-                return Err(ctx.err(format!(
-                    "its input is shifted by the constant {off}, which cannot be folded into a \
-                     padded convolution (the zero padding would not be shifted); fold the offset \
-                     into the previous layer or normalize the input outside the model"
-                )));
-            }
-            let b = bias.get_or_insert_with(|| vec![0.0; out]);
-            for (o, bo) in b.iter_mut().enumerate() {
-                let s: f64 = wv.iter().skip(o * per).take(per).sum();
-                *bo += off * s;
-            }
+        if off != 0.0 && padding != [0, 0] {
+            return Err(ctx.err(format!(
+                "its input is shifted by the constant {off}, which cannot be folded into a \
+                 padded convolution (the zero padding would not be shifted); fold the offset \
+                 into the previous layer or normalize the input outside the model"
+            )));
         }
-        if k != 1.0 {
-            self.notes.push(format!(
-                "folded the constant factor {k} into the weights of layer {} (conv2d, {})",
-                self.cur(),
-                ctx.label
-            ));
-        }
-        let weight = wv.iter().map(|x| x * k).collect();
-        self.push_layer(
+        let (weight, bias) = self.fold_input_affine(ctx, &w.to_f64(), out, bias, k, off, "conv2d");
+        self.push_linear(
             ctx,
             Layer::Conv2d(Conv2d {
                 in_channels: wc,
@@ -1524,7 +1490,48 @@ impl<'g> Converter<'g> {
                 weight,
                 bias,
             }),
-        )?;
+        )
+    }
+
+    /// Folds an input `k·x + off` into a linear layer's weights `[out, per]` and bias:
+    /// `W' = k·W`, `b' = b + off·ΣW[o]`.
+    #[allow(clippy::too_many_arguments)]
+    fn fold_input_affine(
+        &mut self,
+        ctx: &Ctx,
+        weight: &[f64],
+        out: usize,
+        bias: Option<Vec<f64>>,
+        k: f64,
+        off: f64,
+        op: &str,
+    ) -> (Vec<f64>, Option<Vec<f64>>) {
+        let per = (weight.len() / out.max(1)).max(1);
+        let mut bias = bias;
+        if off != 0.0 {
+            let b = bias.get_or_insert_with(|| vec![0.0; out]);
+            for (bo, ws) in b.iter_mut().zip(weight.chunks(per)) {
+                *bo += off * ws.iter().sum::<f64>();
+            }
+            self.notes.push(format!(
+                "folded the constant input offset {off} into the bias of layer {} ({op}, {})",
+                self.cur(),
+                ctx.label
+            ));
+        }
+        if k != 1.0 {
+            self.notes.push(format!(
+                "folded the constant factor {k} into the weights of layer {} ({op}, {})",
+                self.cur(),
+                ctx.label
+            ));
+        }
+        (weight.iter().map(|x| x * k).collect(), bias)
+    }
+
+    /// Appends a linear layer; its output is the new anchor.
+    fn push_linear(&mut self, ctx: &Ctx, layer: Layer) -> Result<(), OnnxError> {
+        self.push_layer(ctx, layer)?;
         let a = self.cur();
         self.set_poly(ctx, Poly::identity(a))
     }
@@ -1553,23 +1560,8 @@ impl<'g> Converter<'g> {
             )));
         }
         let (k, off) = self.linear_input(ctx, p)?;
-        let mut bias = bias;
-        if off != 0.0 {
-            let b = bias.get_or_insert_with(|| vec![0.0; out]);
-            for (o, bo) in b.iter_mut().enumerate() {
-                let s: f64 = weight.iter().skip(o * inf).take(inf).sum();
-                *bo += off * s;
-            }
-        }
-        if k != 1.0 {
-            self.notes.push(format!(
-                "folded the constant factor {k} into the weights of layer {} (dense, {})",
-                self.cur(),
-                ctx.label
-            ));
-        }
-        let weight = weight.iter().map(|x| x * k).collect();
-        self.push_layer(
+        let (weight, bias) = self.fold_input_affine(ctx, &weight, out, bias, k, off, "dense");
+        self.push_linear(
             ctx,
             Layer::Dense(Dense {
                 in_features: inf,
@@ -1577,9 +1569,7 @@ impl<'g> Converter<'g> {
                 weight,
                 bias,
             }),
-        )?;
-        let a = self.cur();
-        self.set_poly(ctx, Poly::identity(a))
+        )
     }
 
     fn gemm(&mut self, ctx: &Ctx) -> Result<(), OnnxError> {

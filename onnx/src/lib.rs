@@ -23,7 +23,7 @@
 //! | `Flatten` (axis 1), `Reshape`, `Squeeze`, `Unsqueeze` (batch axis untouched) | `Flatten` / `Reshape`, or nothing when the shape is unchanged |
 //! | `Identity`, `Dropout`, `Cast` to a float type | nothing |
 //! | trailing `Softmax` / `LogSoftmax` | dropped, with a note (argmax is unchanged) |
-//! | `Constant`, `ConstantOfShape`, `Shape`, `Gather`, `Slice`, `Concat`, `Unsqueeze`, `Squeeze`, `Reshape`, `Cast`, `Transpose`, arithmetic on constants | folded at import time (e.g. `x.view(x.size(0), -1)`) |
+//! | `Constant`, `ConstantOfShape`, `Shape`, `Gather`, `Slice`, `Concat`, `Unsqueeze`, `Squeeze`, `Reshape`, `Cast`, `Transpose`, `Add`/`Sub`/`Mul`/`Div`/`Neg`/`Pow`/`Sqrt`/`Reciprocal` of constants | folded at import time (e.g. `x.view(x.size(0), -1)`) |
 //! | `Relu`, `LeakyRelu`, `Sigmoid`, `Tanh`, `Gelu`, `Erf`, `Clip`, … | refused: use `x * x` or `x * x + x` |
 //! | `MaxPool`, `GlobalMaxPool` | refused: use sum-pooling `F.avg_pool2d(x, k) * (k*k)` |
 //! | `Conv` with `group > 1` or dilation > 1, asymmetric pads | refused |
@@ -58,6 +58,7 @@
 //! property `verinfer.name`, else the graph name (unless it is an exporter default such as
 //! `main_graph`), else the file stem.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 use std::path::{Path, PathBuf};
 

@@ -65,6 +65,18 @@ fn step(counter: &mut [usize], dims: &[usize]) {
     }
 }
 
+/// The source offset of every output position (row-major over `out_dims`, `n` of them), given
+/// a function of the output multi-index.
+fn offsets(out_dims: &[usize], n: usize, off: impl Fn(&[usize]) -> usize) -> Vec<usize> {
+    let mut counter = vec![0usize; out_dims.len()];
+    let mut v = Vec::with_capacity(n);
+    for _ in 0..n {
+        v.push(off(&counter));
+        step(&mut counter, out_dims);
+    }
+    v
+}
+
 impl Data {
     fn pick(&self, offsets: &[usize]) -> Option<Data> {
         Some(match self {
@@ -166,17 +178,13 @@ impl Const {
         let out_dims: Vec<usize> = idx.iter().map(Vec::len).collect();
         let n = numel(&out_dims).filter(|&n| n <= MAX_FOLD)?;
         let st = strides(&self.dims)?;
-        let mut offsets = Vec::with_capacity(n);
-        let mut counter = vec![0usize; idx.len()];
-        for _ in 0..n {
-            let off: usize = counter
+        let offsets = offsets(&out_dims, n, |counter| {
+            counter
                 .iter()
                 .enumerate()
                 .map(|(a, &c)| idx[a][c] * st[a])
-                .sum();
-            offsets.push(off);
-            step(&mut counter, &out_dims);
-        }
+                .sum()
+        });
         Some(Const {
             dims: out_dims,
             data: self.data.pick(&offsets)?,
@@ -199,17 +207,13 @@ impl Const {
         let out_dims: Vec<usize> = perm.iter().map(|&p| self.dims[p]).collect();
         let n = numel(&out_dims)?;
         let st = strides(&self.dims)?;
-        let mut counter = vec![0usize; r];
-        let mut offsets = Vec::with_capacity(n);
-        for _ in 0..n {
-            let off: usize = counter
+        let offsets = offsets(&out_dims, n, |counter| {
+            counter
                 .iter()
                 .enumerate()
                 .map(|(i, &c)| c * st[perm[i]])
-                .sum();
-            offsets.push(off);
-            step(&mut counter, &out_dims);
-        }
+                .sum()
+        });
         Some(Const {
             dims: out_dims,
             data: self.data.pick(&offsets)?,

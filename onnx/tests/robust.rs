@@ -181,19 +181,7 @@ fn rich_model() -> Vec<u8> {
     )
     .scalar("four", 4.0)
     .node("Mul", &["p", "four"], "p4", vec![])
-    .node("Shape", &["p4"], "shp", vec![])
-    .node(
-        "Constant",
-        &[],
-        "zero",
-        vec![at("value", ti("v", &[], &[0]))],
-    )
-    .node("Gather", &["shp", "zero"], "n", vec![])
-    .consti("ax", &[0])
-    .node("Unsqueeze", &["n", "ax"], "n1", vec![])
-    .consti("m1", &[-1])
-    .node("Concat", &["n1", "m1"], "shape", vec![ai("axis", 0)])
-    .node("Reshape", &["p4", "shape"], "f", vec![])
+    .view_flat("p4", "f")
     .node("Gemm", &["f", "F", "Fb"], "logits", vec![ai("transB", 1)])
     .node("Softmax", &["logits"], "out", vec![ai("axis", 1)]);
     let bytes = g.bytes("out");

@@ -210,6 +210,34 @@ impl G {
         )
     }
 
+    /// `x.view(x.size(0), -1)` as the TorchScript exporter writes it at opset 13:
+    /// Shape → Gather(0) → Unsqueeze(axes input) → Concat([-1]) → Reshape.
+    pub fn view_flat(&mut self, src: &str, dst: &str) -> &mut Self {
+        let t = |s: &str| format!("{dst}.{s}");
+        let (shp, zero, n, ax, n1, m1, shape) = (
+            t("shp"),
+            t("zero"),
+            t("n"),
+            t("ax"),
+            t("n1"),
+            t("m1"),
+            t("shape"),
+        );
+        self.node("Shape", &[src], &shp, vec![])
+            .node(
+                "Constant",
+                &[],
+                &zero,
+                vec![at("value", ti("v", &[], &[0]))],
+            )
+            .node("Gather", &[&shp, &zero], &n, vec![ai("axis", 0)])
+            .consti(&ax, &[0])
+            .node("Unsqueeze", &[&n, &ax], &n1, vec![])
+            .consti(&m1, &[-1])
+            .node("Concat", &[&n1, &m1], &shape, vec![ai("axis", 0)])
+            .node("Reshape", &[src, &shape], dst, vec![])
+    }
+
     /// The model with `output` as the graph output.
     pub fn model(&self, output: &str) -> ModelProto {
         let mut g = self.graph.clone();
