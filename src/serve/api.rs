@@ -1,0 +1,188 @@
+//! The wire format of the HTTP API, shared by the server and the client.
+//!
+//! - `GET /v1/model` answers a [`ModelInfo`];
+//! - `POST /v1/infer` takes `{"input": <nested arrays>}` and answers an [`InferResponse`], or,
+//!   when the request's `Accept` is [`OCTET_STREAM`], the raw proof file as the body with the
+//!   output report and the digest in the [`OUTPUT_HEADER`] and [`DIGEST_HEADER`] headers;
+//! - every error is an [`ErrorBody`] with a 4xx or 5xx status.
+
+use crate::report::OutputReport;
+use serde::{Deserialize, Serialize};
+use verinfer_circuits::circuit::{LayeredCircuit, WeightScale};
+use verinfer_circuits::quant::dequantize;
+
+/// Route of the model description.
+pub const MODEL_ROUTE: &str = "/v1/model";
+/// Route of proved inference.
+pub const INFER_ROUTE: &str = "/v1/infer";
+/// Route of the liveness check.
+pub const HEALTH_ROUTE: &str = "/healthz";
+/// Route of the Prometheus metrics.
+pub const METRICS_ROUTE: &str = "/metrics";
+
+/// Media type of a raw proof file.
+pub const OCTET_STREAM: &str = "application/octet-stream";
+/// Response header (binary answers): the output report as compact JSON.
+pub const OUTPUT_HEADER: &str = "x-verinfer-output";
+/// Response header (binary answers): the circuit digest, hex.
+pub const DIGEST_HEADER: &str = "x-verinfer-digest";
+/// Response header (binary answers): the timings as compact JSON ([`Timings`]).
+pub const TIMINGS_HEADER: &str = "x-verinfer-timings-ms";
+
+/// What `GET /v1/model` answers: everything a client needs to check it runs the same circuit and
+/// to shape its input.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelInfo {
+    /// Model name.
+    pub name: String,
+    /// Circuit digest (hex): covers weights, quantization, field and every layer.
+    pub digest: String,
+    /// The field (`m127` or `bn254`).
+    pub field: String,
+    /// Per-item input shape (a request may add a leading batch dimension).
+    pub input_shape: Vec<usize>,
+    /// Real input values accepted, `[lo, hi]` (after rounding to the input scale).
+    pub input_range: [f64; 2],
+    /// Quantization parameters.
+    pub quantization: QuantInfo,
+    /// The compiled layers, input first.
+    pub layers: Vec<LayerInfo>,
+    /// Per-item output shape.
+    pub output_shape: Vec<usize>,
+    /// Fractional bits of the output values.
+    pub output_scale_bits: u32,
+    /// Worst-case bits of any value in the circuit.
+    pub max_bits: u32,
+    /// The server's request limits.
+    pub limits: Limits,
+}
+
+/// Quantization parameters of a compiled model.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct QuantInfo {
+    /// Fractional bits of the input.
+    pub input_bits: u32,
+    /// Fractional bits of weights and biases.
+    pub weight_bits: u32,
+    /// Fractional bits of activation coefficients.
+    pub coef_bits: u32,
+    /// `uniform` or `per-layer`.
+    pub weight_scale: String,
+}
+
+/// One compiled layer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LayerInfo {
+    /// Operation (`conv2d`, `dense`, `sum_pool`, `activation`, `gates`).
+    pub kind: String,
+    /// Human-readable description.
+    pub label: String,
+    /// Per-item input dims.
+    pub input_dims: Vec<usize>,
+    /// Per-item output dims.
+    pub output_dims: Vec<usize>,
+    /// Fractional bits of the layer's output.
+    pub scale_bits: u32,
+    /// Worst-case bits of the layer's values.
+    pub bound_bits: u32,
+}
+
+/// Limits a server enforces on requests.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Limits {
+    /// Largest batch per request.
+    pub max_batch: usize,
+    /// Largest request body in bytes.
+    pub max_body_bytes: usize,
+    /// Proving threads.
+    pub workers: usize,
+    /// Requests that may wait for a worker.
+    pub queue: usize,
+}
+
+impl ModelInfo {
+    /// The description of `circuit` (per-item input shape `input_shape`) served with `limits`.
+    pub fn new(circuit: &LayeredCircuit, input_shape: &[usize], limits: Limits) -> Self {
+        let p = &circuit.params;
+        ModelInfo {
+            name: circuit.name.clone(),
+            digest: hex(&circuit.digest()),
+            field: circuit.field.to_string(),
+            input_shape: input_shape.to_vec(),
+            input_range: [
+                dequantize(circuit.input_min, circuit.input_scale),
+                dequantize(circuit.input_max, circuit.input_scale),
+            ],
+            quantization: QuantInfo {
+                input_bits: p.input_bits,
+                weight_bits: p.weight_bits,
+                coef_bits: p.coef_bits,
+                weight_scale: match p.weight_scale {
+                    WeightScale::Uniform => "uniform".into(),
+                    WeightScale::PerLayer => "per-layer".into(),
+                },
+            },
+            layers: circuit
+                .layers
+                .iter()
+                .map(|l| LayerInfo {
+                    kind: l.op.name().into(),
+                    label: l.label.clone(),
+                    input_dims: l.input.dims.clone(),
+                    output_dims: l.output.dims.clone(),
+                    scale_bits: l.scale_bits,
+                    bound_bits: l.bound_bits,
+                })
+                .collect(),
+            output_shape: circuit.output().dims.clone(),
+            output_scale_bits: circuit.output_scale(),
+            max_bits: circuit.max_bits(),
+            limits,
+        }
+    }
+}
+
+/// The body of `POST /v1/infer`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InferRequest {
+    /// Nested arrays: one item in the model's input shape, or a batch of them.
+    pub input: serde_json::Value,
+}
+
+/// What `POST /v1/infer` answers (JSON).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InferResponse {
+    /// The claimed output (the CLI's output report).
+    pub output: OutputReport,
+    /// The proof file, base64 (standard alphabet, padded).
+    pub proof: String,
+    /// The circuit digest (hex) the proof is for.
+    pub digest: String,
+    /// Where the server's time went.
+    pub timings_ms: Timings,
+}
+
+/// Server-side timings of one request, in milliseconds.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timings {
+    /// Waiting for a proving worker.
+    pub queue: f64,
+    /// Integer inference and the witness.
+    pub witness: f64,
+    /// The layer proofs (witness excluded).
+    pub prove: f64,
+    /// The whole request, from its arrival to the answer (body reading and parsing included).
+    pub total: f64,
+}
+
+/// Every error answer: `{"error": "..."}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// What went wrong, one line.
+    pub error: String,
+}
+
+/// Lower-case hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,226 @@
+//! `verinfer serve`: prove every inference as an HTTP service.
+//!
+//! The server compiles the model once, then answers `POST /v1/infer` with the output and its
+//! proof (see [`api`] for the wire format). Requests are parsed and checked on the async executor
+//! (tokio) and its blocking pool; proofs run on a dedicated rayon pool of `--workers` threads.
+//! At most `--workers + --queue` proofs are accepted at once; past that, requests get 503 with
+//! `Retry-After`. On SIGINT or SIGTERM the server stops accepting connections, answers the
+//! requests in flight (their proofs finish) and exits.
+//!
+//! The server keeps no state between requests, so any number of instances can run behind an
+//! HTTP load balancer.
+
+pub mod api;
+mod handlers;
+pub mod metrics;
+
+use crate::args::{ArgsError, ModelArgs};
+use api::{Limits, ModelInfo};
+use handlers::{router, AppState};
+use metrics::Metrics;
+use std::future::IntoFuture;
+use std::io::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+use thiserror::Error;
+use tokio::sync::Semaphore;
+
+/// Flags of `verinfer serve`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    /// The model and its quantization; clients must compile it with the same flags.
+    pub model: ModelArgs,
+    /// Address to listen on. With port 0 the OS picks a free port; the address is printed as
+    /// "listening on http://HOST:PORT".
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "HOST:PORT")]
+    pub addr: String,
+    /// Largest batch a request may carry (413 past it).
+    #[arg(long, default_value_t = 64, value_name = "N")]
+    pub max_batch: usize,
+    /// Proving threads: a dedicated pool (default: all cores).
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
+    /// Requests that may wait for a proving thread besides those being proved; more get 503.
+    #[arg(long, default_value_t = 16, value_name = "N")]
+    pub queue: usize,
+    /// Largest request body in bytes (413 past it).
+    #[arg(long, default_value_t = 8 << 20, value_name = "BYTES")]
+    pub max_body_bytes: usize,
+    /// Seconds a client gets to send its request body (408 past it).
+    #[arg(long, default_value_t = 30, value_name = "SECS")]
+    pub body_timeout_secs: u64,
+    /// After SIGINT / SIGTERM, seconds the requests in flight get to finish before the
+    /// remaining connections are closed (accepted proofs still finish before exit).
+    #[arg(long, default_value_t = 300, value_name = "SECS")]
+    pub shutdown_grace_secs: u64,
+}
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, Error)]
+pub enum ServeError {
+    /// The model could not be loaded or compiled.
+    #[error(transparent)]
+    Model(#[from] ArgsError),
+    /// A flag is out of range.
+    #[error("{0}")]
+    Usage(String),
+    /// The proving pool could not be created.
+    #[error("cannot start the proving threads: {0}")]
+    Pool(#[from] rayon::ThreadPoolBuildError),
+    /// The async runtime could not be created.
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
+    /// The address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address given.
+        addr: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The server failed while running.
+    #[error("server error: {0}")]
+    Io(std::io::Error),
+    /// The model description could not be encoded.
+    #[error("cannot describe the model: {0}")]
+    Describe(serde_json::Error),
+}
+
+/// Largest `--workers + --queue` (the semaphore counts permits in `u32`).
+const MAX_CAPACITY: usize = 1 << 20;
+
+/// Runs the server until SIGINT / SIGTERM, finishing in-flight proofs.
+pub fn run(args: &ServeArgs) -> Result<(), ServeError> {
+    let workers = match args.workers {
+        Some(0) => return Err(ServeError::Usage("--workers must be at least 1".into())),
+        Some(n) => n,
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    if args.max_batch == 0 {
+        return Err(ServeError::Usage("--max-batch must be at least 1".into()));
+    }
+    let capacity = workers.saturating_add(args.queue);
+    if capacity > MAX_CAPACITY {
+        return Err(ServeError::Usage(format!(
+            "--workers plus --queue must be at most {MAX_CAPACITY}"
+        )));
+    }
+    let compiled = args.model.compile()?;
+    for note in &compiled.loaded.notes {
+        eprintln!("note: {note}");
+    }
+    let circuit = compiled.circuit;
+    let input_shape = compiled.loaded.model.input_shape.clone();
+    let info = ModelInfo::new(
+        &circuit,
+        &input_shape,
+        Limits {
+            max_batch: args.max_batch,
+            max_body_bytes: args.max_body_bytes,
+            workers,
+            queue: args.queue,
+        },
+    );
+    let info_json = serde_json::to_string(&info).map_err(ServeError::Describe)?;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(workers)
+        .thread_name(|i| format!("verinfer-prove-{i}"))
+        .panic_handler(|_| eprintln!("error: a proving thread panicked"))
+        .build()?;
+    let state = Arc::new(AppState {
+        circuit: Arc::new(circuit),
+        input_shape,
+        info_json,
+        digest: info.digest.clone(),
+        pool: Arc::new(pool),
+        permits: Arc::new(Semaphore::new(capacity)),
+        capacity,
+        workers,
+        max_batch: args.max_batch,
+        max_body_bytes: args.max_body_bytes,
+        body_timeout: Duration::from_secs(args.body_timeout_secs),
+        retry_after_secs: 1,
+        metrics: Arc::new(Metrics::default()),
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(8)
+        .thread_name("verinfer-http")
+        .enable_all()
+        .build()
+        .map_err(ServeError::Runtime)?;
+    eprintln!(
+        "serving {} (digest {}, field {}) with {workers} proving threads, queue {}, max batch {}",
+        info.name, info.digest, info.field, args.queue, args.max_batch
+    );
+    runtime.block_on(serve(state, args))
+}
+
+async fn serve(state: Arc<AppState>, args: &ServeArgs) -> Result<(), ServeError> {
+    let listener = tokio::net::TcpListener::bind(&args.addr)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: args.addr.clone(),
+            source,
+        })?;
+    let local = listener.local_addr().map_err(|source| ServeError::Bind {
+        addr: args.addr.clone(),
+        source,
+    })?;
+    println!("listening on http://{local}");
+    let _ = std::io::stdout().flush();
+
+    let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
+    let on_signal = async move {
+        shutdown_signal().await;
+        eprintln!("shutting down: answering the requests in flight");
+        let _ = signalled_tx.send(());
+    };
+    let server = axum::serve(listener, router(state.clone()))
+        .with_graceful_shutdown(on_signal)
+        .into_future();
+    let grace = Duration::from_secs(args.shutdown_grace_secs);
+    let grace_expired = async move {
+        match signalled_rx.await {
+            Ok(()) => tokio::time::sleep(grace).await,
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    let result = tokio::select! {
+        r = server => r.map_err(ServeError::Io),
+        () = grace_expired => {
+            eprintln!("shutdown grace of {} s expired: closing the remaining connections", grace.as_secs());
+            Ok(())
+        }
+    };
+    // Every accepted proof finishes, even one whose client has gone away.
+    let all = u32::try_from(state.capacity).unwrap_or(u32::MAX);
+    let _ = state.permits.acquire_many(all).await;
+    eprintln!("stopped");
+    result
+}
+
+/// Resolves on SIGINT (Ctrl-C) or, on Unix, SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+}
