@@ -108,6 +108,8 @@ fn prove_then_verify_and_every_rejection() {
         s(&out),
     ]);
     assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    // stderr is not a terminal here: no progress bar, no notes for this model.
+    assert_eq!(stderr(&o), "");
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
     assert_eq!(report["shape"], serde_json::json!([3, 10]));
@@ -181,6 +183,12 @@ fn prove_then_verify_and_every_rejection() {
     let wrong = d.write("wrong.json", serde_json::to_string(&changed).unwrap());
     let o = verify(&["--output", s(&wrong)], &proof, &input);
     assert_eq!(code(&o), 1, "{}{}", stdout(&o), stderr(&o));
+    // An expected-output file that is not a report is a usage error, not a rejection.
+    let garbage = d.write("garbage.json", "{\"shape\": 3}");
+    assert_usage_error(
+        &verify(&["--output", s(&garbage)], &proof, &input),
+        "garbage.json",
+    );
 }
 
 #[test]
