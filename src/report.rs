@@ -64,14 +64,12 @@ impl OutputReport {
     /// A short human-readable rendering: per batch item, its argmax and the dequantized scores
     /// (the first few).
     pub fn summary(&self, max_items: usize) -> String {
-        let per = self.dequantized.len() / self.argmax.len().max(1);
+        let per = (self.dequantized.len() / self.argmax.len().max(1)).max(1);
+        let items = self.dequantized.len().div_ceil(per);
         let mut out = String::new();
-        for (b, chunk) in self.dequantized.chunks(per.max(1)).enumerate() {
+        for (b, chunk) in self.dequantized.chunks(per).enumerate() {
             if b == max_items {
-                out.push_str(&format!(
-                    "  ... {} more items\n",
-                    self.argmax.len() - max_items
-                ));
+                out.push_str(&format!("  ... {} more items\n", items - max_items));
                 break;
             }
             let shown: Vec<String> = chunk.iter().take(10).map(|x| format!("{x:.3}")).collect();
