@@ -466,6 +466,8 @@ pub struct Comparison {
     pub machine: String,
     /// Timed runs per row (medians reported).
     pub repeat: usize,
+    /// The command line that produced the report.
+    pub command: String,
     /// Rayon threads.
     pub threads: usize,
     /// Quantization parameters.
@@ -743,9 +745,9 @@ pub fn compare(args: &CompareArgs) -> Result<Comparison, CompareError> {
     // Timed runs, round-robin over the rows.
     for r in 0..args.repeat {
         eprintln!("compare: run {} of {}", r + 1, args.repeat);
-        for i in 0..benches.len() {
-            if let Some(run) = measure(&benches[i], args.batch)? {
-                benches[i]
+        for bench in &mut benches {
+            if let Some(run) = measure(bench, args.batch)? {
+                bench
                     .samples
                     .push([run.witness_ms, run.prove_ms, run.verify_ms]);
             }
@@ -770,6 +772,7 @@ pub fn compare(args: &CompareArgs) -> Result<Comparison, CompareError> {
         batch: args.batch,
         machine: machine(),
         repeat: args.repeat,
+        command: std::env::args().collect::<Vec<_>>().join(" "),
         threads: args.threads.unwrap_or_else(|| {
             std::thread::available_parallelism()
                 .map(|n| n.get())
@@ -1220,6 +1223,7 @@ pub fn render_table(cmp: &Comparison) -> String {
         "proof B",
         "sound bits",
         "prove/wit",
+        "gates",
         "float",
         "quant",
         "proven",
@@ -1242,6 +1246,7 @@ pub fn render_table(cmp: &Comparison) -> String {
             r.soundness_bits.map_or("-".into(), |s| format!("{s:.1}")),
             r.prove_over_witness
                 .map_or("-".into(), |s| format!("{s:.1}")),
+            opt(r.gates),
             fmt_pct(acc.and_then(|a| a.float)),
             fmt_pct(acc.and_then(|a| a.quantized)),
             fmt_pct(acc.and_then(|a| a.proven)),
@@ -1355,7 +1360,7 @@ pub fn render_svg(cmp: &Comparison) -> String {
         ("proof size", "bytes", |r| r.proof_bytes.map(|b| b as f64)),
     ];
     let (pw, ph) = (360.0_f64, 300.0_f64);
-    let (left, top, gap) = (60.0, 80.0, 40.0);
+    let (left, top, gap) = (60.0, 100.0, 40.0);
     let bottom = 120.0;
     let width = left + 3.0 * pw + 2.0 * gap + 20.0;
     let height = top + ph + bottom;
@@ -1371,20 +1376,30 @@ pub fn render_svg(cmp: &Comparison) -> String {
         "<text x=\"{:.0}\" y=\"26\" font-size=\"17\" text-anchor=\"middle\" font-weight=\"bold\">{}</text>\n",
         width / 2.0,
         esc(&format!(
-            "verinfer compare: {} — batch {}, median of {} runs (log scales)",
-            cmp.arch, cmp.batch, cmp.repeat
+            "verinfer compare: {} — batch {}, median of {} run{} (log scales)",
+            cmp.arch,
+            cmp.batch,
+            cmp.repeat,
+            if cmp.repeat == 1 { "" } else { "s" }
         ))
     ));
     s.push_str(&format!(
         "<text x=\"{:.0}\" y=\"46\" font-size=\"11\" text-anchor=\"middle\" fill=\"#444\">{}</text>\n",
         width / 2.0,
-        esc(&cmp.machine)
+        esc(&format!(
+            "{} · {} threads · input/weight/coef bits {}/{}/{} · prover time includes the witness",
+            cmp.machine,
+            cmp.threads,
+            cmp.params.input_bits,
+            cmp.params.weight_bits,
+            cmp.params.coef_bits
+        ))
     ));
     // Legend.
     for (k, low) in lows.iter().enumerate() {
-        let x = width - 260.0 + 130.0 * k as f64;
+        let x = width / 2.0 - 65.0 * lows.len() as f64 + 130.0 * k as f64;
         s.push_str(&format!(
-            "<rect x=\"{x:.0}\" y=\"56\" width=\"12\" height=\"12\" fill=\"{}\"/><text x=\"{:.0}\" y=\"67\" font-size=\"12\">{}</text>\n",
+            "<rect x=\"{x:.0}\" y=\"58\" width=\"12\" height=\"12\" fill=\"{}\"/><text x=\"{:.0}\" y=\"69\" font-size=\"12\">{}</text>\n",
             colors[k % 2],
             x + 16.0,
             esc(&format!("{low} lowering"))
@@ -1470,10 +1485,19 @@ pub fn render_svg(cmp: &Comparison) -> String {
                 }
             }
             let lx = x0 + (i as f64 + 0.5) * group;
+            let field = cmp
+                .rows
+                .iter()
+                .find(|r| r.activation == *act)
+                .and_then(|r| r.field.as_deref());
+            let label = match field {
+                Some(f) => format!("{act} [{f}]"),
+                None => act.to_string(),
+            };
             let ly = top + ph + 14.0;
             s.push_str(&format!(
                 "<text x=\"{lx:.1}\" y=\"{ly:.1}\" font-size=\"11\" text-anchor=\"end\" transform=\"rotate(-35 {lx:.1} {ly:.1})\">{}</text>\n",
-                esc(act)
+                esc(&label)
             ));
         }
     }
