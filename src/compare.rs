@@ -1397,7 +1397,7 @@ pub fn render_svg(cmp: &Comparison) -> String {
     ));
     // Legend.
     for (k, low) in lows.iter().enumerate() {
-        let x = width / 2.0 - 65.0 * lows.len() as f64 + 130.0 * k as f64;
+        let x = width / 2.0 - 85.0 * lows.len() as f64 + 170.0 * k as f64;
         s.push_str(&format!(
             "<rect x=\"{x:.0}\" y=\"58\" width=\"12\" height=\"12\" fill=\"{}\"/><text x=\"{:.0}\" y=\"69\" font-size=\"12\">{}</text>\n",
             colors[k % 2],
