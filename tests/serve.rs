@@ -200,7 +200,13 @@ fn verinfer(args: &[&str]) -> Output {
 
 fn client(server: &str, input: &Path, extra: &[&str]) -> Output {
     let mut args = vec![
-        "client", "--server", server, "--model", MODEL, "--input", s(input),
+        "client",
+        "--server",
+        server,
+        "--model",
+        MODEL,
+        "--input",
+        s(input),
     ];
     args.extend(extra);
     verinfer(&args)
@@ -255,7 +261,15 @@ fn client_verifies_the_servers_answers() {
         assert_eq!(code(&o), 0, "{}", text(&o));
         assert!(String::from_utf8_lossy(&o.stdout).starts_with("VALID:"));
         let local = d.file("local.json");
-        let o = verinfer(&["infer", "--model", MODEL, "--input", s(input), "--output", s(&local)]);
+        let o = verinfer(&[
+            "infer",
+            "--model",
+            MODEL,
+            "--input",
+            s(input),
+            "--output",
+            s(&local),
+        ]);
         assert_eq!(code(&o), 0, "{}", text(&o));
         let got: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
@@ -264,7 +278,15 @@ fn client_verifies_the_servers_answers() {
         assert_eq!(got["values"], want["values"]);
         assert_eq!(got["shape"], want["shape"]);
         // The kept proof checks with `verify` too.
-        let o = verinfer(&["verify", "--model", MODEL, "--input", s(input), "--proof", s(&proof)]);
+        let o = verinfer(&[
+            "verify",
+            "--model",
+            MODEL,
+            "--input",
+            s(input),
+            "--proof",
+            s(&proof),
+        ]);
         assert_eq!(code(&o), 0, "{}", text(&o));
     }
 
@@ -285,7 +307,10 @@ fn client_verifies_the_servers_answers() {
         request(1, 0).as_bytes(),
     );
     assert_eq!(r.status, 200);
-    assert_eq!(r.header("content-type").unwrap(), "application/octet-stream");
+    assert_eq!(
+        r.header("content-type").unwrap(),
+        "application/octet-stream"
+    );
     assert_eq!(r.header("x-verinfer-digest").unwrap(), digest);
     let report: serde_json::Value =
         serde_json::from_str(&r.header("x-verinfer-output").unwrap()).unwrap();
@@ -390,8 +415,7 @@ fn relay(mut conn: TcpStream, upstream: &str, lie: Lie) -> std::io::Result<()> {
         if let Lie::OtherInput = lie {
             let mut req: serde_json::Value = serde_json::from_slice(&body).unwrap();
             let n = req["input"].as_array().map_or(1, Vec::len);
-            let other: serde_json::Value =
-                serde_json::from_str(&request(n, 100)).unwrap();
+            let other: serde_json::Value = serde_json::from_str(&request(n, 100)).unwrap();
             req["input"] = other["input"].clone();
             body = req.to_string().into_bytes();
         }
@@ -417,7 +441,9 @@ fn relay(mut conn: TcpStream, upstream: &str, lie: Lie) -> std::io::Result<()> {
     if reply.status == 200 && is_json {
         let mut j: serde_json::Value = serde_json::from_slice(&out).unwrap();
         match lie {
-            Lie::ModelDigest if path == "/v1/model" => j["digest"] = serde_json::json!("ab".repeat(32)),
+            Lie::ModelDigest if path == "/v1/model" => {
+                j["digest"] = serde_json::json!("ab".repeat(32))
+            }
             Lie::OutputValue if path == "/v1/infer" => {
                 let v: i128 = j["output"]["values"][3].as_str().unwrap().parse().unwrap();
                 j["output"]["values"][3] = serde_json::json!((v + 1).to_string());
@@ -485,7 +511,10 @@ fn a_lying_server_is_caught() {
         let o = client(&url, &input, extra);
         assert_eq!(code(&o), 1, "{lie:?}: {}", text(&o));
         let out = String::from_utf8_lossy(&o.stdout);
-        assert!(out.contains("REJECTED") && out.contains(says), "{lie:?}: {out}");
+        assert!(
+            out.contains("REJECTED") && out.contains(says),
+            "{lie:?}: {out}"
+        );
     }
 
     // A lie about another route leaves the answer honest: the client accepts it.
@@ -534,11 +563,21 @@ fn bad_requests_get_their_status() {
     ];
     for (what, body, want) in cases {
         let r = post_json(&infer, &body);
-        assert_eq!(r.status, want, "{what}: {}", String::from_utf8_lossy(&r.body));
+        assert_eq!(
+            r.status,
+            want,
+            "{what}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
         let err = r.json()["error"].as_str().unwrap_or("").to_string();
         assert!(!err.is_empty(), "{what}: an error message");
     }
-    let r = post(&infer, "text/plain", "application/json", request(1, 0).as_bytes());
+    let r = post(
+        &infer,
+        "text/plain",
+        "application/json",
+        request(1, 0).as_bytes(),
+    );
     assert_eq!(r.status, 415);
     assert!(r.json()["error"].is_string());
     let r = get(&infer);
@@ -562,9 +601,17 @@ fn bad_requests_get_their_status() {
 
     // Still alive and counting.
     let m = String::from_utf8(get(&format!("{}/metrics", srv.url)).body).unwrap();
-    for reason in ["malformed_json", "shape", "range", "body_too_large", "batch_too_large"] {
+    for reason in [
+        "malformed_json",
+        "shape",
+        "range",
+        "body_too_large",
+        "batch_too_large",
+    ] {
         assert!(
-            m.contains(&format!("verinfer_rejected_requests_total{{reason=\"{reason}\"}}")),
+            m.contains(&format!(
+                "verinfer_rejected_requests_total{{reason=\"{reason}\"}}"
+            )),
             "{reason}: {m}"
         );
     }
@@ -612,7 +659,10 @@ fn full_queue_gets_503_and_shutdown_finishes_the_proof_in_flight() {
     let r = post_json(&infer, &request(1, 0));
     let refused_in = t.elapsed();
     let finished_early = in_flight.is_finished();
-    eprintln!("503 probe answered {} in {refused_in:?}; proof finished early: {finished_early}", r.status);
+    eprintln!(
+        "503 probe answered {} in {refused_in:?}; proof finished early: {finished_early}",
+        r.status
+    );
     if !finished_early {
         assert_eq!(r.status, 503, "{}", String::from_utf8_lossy(&r.body));
         assert_eq!(r.header("retry-after").as_deref(), Some("1"));
@@ -633,7 +683,10 @@ fn full_queue_gets_503_and_shutdown_finishes_the_proof_in_flight() {
     assert_eq!(r.json()["output"]["shape"], serde_json::json!([4096, 10]));
     assert_eq!(srv.wait_exit(Duration::from_secs(30)), Some(0));
     let log = srv.stderr.lock().unwrap().clone();
-    assert!(log.contains("shutting down") && log.contains("stopped"), "{log}");
+    assert!(
+        log.contains("shutting down") && log.contains("stopped"),
+        "{log}"
+    );
 }
 
 #[test]

@@ -152,7 +152,10 @@ async fn model(State(s): State<Arc<AppState>>) -> Response {
 async fn metrics(State(s): State<Arc<AppState>>) -> Response {
     (
         StatusCode::OK,
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         s.metrics.render(s.gauges()),
     )
         .into_response()
@@ -230,19 +233,24 @@ async fn infer_inner(
 
     // Parsing and quantizing are CPU work proportional to the body: off the executor.
     let (circuit, shape, max_batch) = (s.circuit.clone(), s.input_shape.clone(), s.max_batch);
-    let ints = tokio::task::spawn_blocking(move || parse_request(&bytes, &shape, &circuit, max_batch))
-        .await
-        .map_err(|_| internal("the request parser failed"))??;
+    let ints =
+        tokio::task::spawn_blocking(move || parse_request(&bytes, &shape, &circuit, max_batch))
+            .await
+            .map_err(|_| internal("the request parser failed"))??;
     let batch = ints.len() / s.circuit.input.item_len().max(1);
 
-    let permit = s.permits.clone().try_acquire_owned().map_err(|_| ApiError {
-        retry_after: Some(s.retry_after_secs),
-        ..ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "queue_full",
-            "the proving queue is full; retry later",
-        )
-    })?;
+    let permit = s
+        .permits
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| ApiError {
+            retry_after: Some(s.retry_after_secs),
+            ..ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "queue_full",
+                "the proving queue is full; retry later",
+            )
+        })?;
     let (tx, rx) = oneshot::channel::<(f64, JobResult)>();
     let circuit = s.circuit.clone();
     let metrics = s.metrics.clone();
@@ -269,9 +277,7 @@ async fn infer_inner(
         let _ = tx.send((queue_ms, result));
         drop(permit);
     });
-    let (queue_ms, result) = rx
-        .await
-        .map_err(|_| internal("the proving job was lost"))?;
+    let (queue_ms, result) = rx.await.map_err(|_| internal("the proving job was lost"))?;
     let proved = match result {
         JobResult::Proved(p) => p,
         JobResult::Failed(ProveError::Input(msg)) => {
@@ -314,8 +320,7 @@ async fn infer_inner(
         digest: s.digest.clone(),
         timings_ms: timings,
     };
-    let body =
-        serde_json::to_string(&answer).map_err(|_| internal("cannot encode the answer"))?;
+    let body = serde_json::to_string(&answer).map_err(|_| internal("cannot encode the answer"))?;
     Ok(json_response(StatusCode::OK, body))
 }
 
@@ -381,7 +386,8 @@ enum BodyError {
 /// Reads the whole body, refusing it as soon as it passes `limit` bytes.
 async fn read_body(mut body: Body, limit: usize) -> Result<Vec<u8>, BodyError> {
     let mut out = Vec::new();
-    while let Some(frame) = std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await
+    while let Some(frame) =
+        std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await
     {
         let frame = frame.map_err(|e| BodyError::Read(e.to_string()))?;
         if let Ok(data) = frame.into_data() {
@@ -478,11 +484,21 @@ mod tests {
         let c = crate::demo::circuit().unwrap();
         let shape = [1, 8, 8];
         let one = serde_json::json!({ "input": vec![vec![vec![0.5; 8]; 8]; 1] }).to_string();
-        assert_eq!(parse_request(one.as_bytes(), &shape, &c, 4).unwrap().len(), 64);
-        let status = |body: &str, max: usize| parse_request(body.as_bytes(), &shape, &c, max).unwrap_err().status;
+        assert_eq!(
+            parse_request(one.as_bytes(), &shape, &c, 4).unwrap().len(),
+            64
+        );
+        let status = |body: &str, max: usize| {
+            parse_request(body.as_bytes(), &shape, &c, max)
+                .unwrap_err()
+                .status
+        };
         assert_eq!(status("{\"input\": [", 4), StatusCode::BAD_REQUEST);
         assert_eq!(status("[1, 2]", 4), StatusCode::BAD_REQUEST);
-        assert_eq!(status("{\"input\": [[1, 2]]}", 4), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(
+            status("{\"input\": [[1, 2]]}", 4),
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
         let far = serde_json::json!({ "input": vec![vec![vec![99.0; 8]; 8]; 1] }).to_string();
         assert_eq!(status(&far, 4), StatusCode::UNPROCESSABLE_ENTITY);
         assert_eq!(status(&one, 0), StatusCode::PAYLOAD_TOO_LARGE);

@@ -98,25 +98,23 @@ impl Metrics {
                 "verinfer_rejected_requests_total{{reason=\"{reason}\"}} {n}"
             );
         }
-        let counter = |s: &mut String, name: &str, help: &str, v: u64| {
-            let _ = writeln!(s, "# HELP {name} {help}");
-            let _ = writeln!(s, "# TYPE {name} counter");
-            let _ = writeln!(s, "{name} {v}");
-        };
-        counter(
+        scalar(
             &mut s,
+            "counter",
             "verinfer_proofs_total",
             "Proofs made.",
             self.proofs.load(Ordering::Relaxed),
         );
-        counter(
+        scalar(
             &mut s,
+            "counter",
             "verinfer_proved_items_total",
             "Batch items proved.",
             self.items.load(Ordering::Relaxed),
         );
-        counter(
+        scalar(
             &mut s,
+            "counter",
             "verinfer_proof_failures_total",
             "Proofs that failed with an internal error.",
             self.failures.load(Ordering::Relaxed),
@@ -136,31 +134,36 @@ impl Metrics {
             let _ = writeln!(s, "{name}_sum {}", h.sum);
             let _ = writeln!(s, "{name}_count {}", h.count);
         }
-        let gauge = |s: &mut String, name: &str, help: &str, v: usize| {
-            let _ = writeln!(s, "# HELP {name} {help}");
-            let _ = writeln!(s, "# TYPE {name} gauge");
-            let _ = writeln!(s, "{name} {v}");
-        };
-        gauge(
+        scalar(
             &mut s,
+            "gauge",
             "verinfer_queue_depth",
             "Proving jobs accepted and not finished.",
-            queue.depth,
+            queue.depth as u64,
         );
-        gauge(
+        scalar(
             &mut s,
+            "gauge",
             "verinfer_queue_capacity",
             "Proving jobs accepted at most at once (workers + queue).",
-            queue.capacity,
+            queue.capacity as u64,
         );
-        gauge(
+        scalar(
             &mut s,
+            "gauge",
             "verinfer_workers",
             "Proving threads.",
-            queue.workers,
+            queue.workers as u64,
         );
         s
     }
+}
+
+/// One counter or gauge without labels.
+fn scalar(s: &mut String, kind: &str, name: &str, help: &str, value: u64) {
+    let _ = writeln!(s, "# HELP {name} {help}");
+    let _ = writeln!(s, "# TYPE {name} {kind}");
+    let _ = writeln!(s, "{name} {value}");
 }
 
 #[cfg(test)]
