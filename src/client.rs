@@ -251,14 +251,14 @@ pub fn run(args: &ClientArgs) -> Result<ClientOutcome, ClientError> {
         .timings
         .map(|t| format!(", proved in {:.1} ms", t.witness + t.prove))
         .unwrap_or_default();
-    println!(
+    crate::outln!(
         "VALID: {} on a batch of {} from {base}{server_ms} (round trip {round_trip_ms:.1} ms), \
          verified here in {verify_ms:.1} ms, soundness {:.1} bits",
         circuit.name, verified.report.batch, verified.report.soundness_bits
     );
-    print!("{}", report.summary(16));
+    crate::out!("{}", report.summary(16));
     if let Some(path) = &args.output {
-        println!("verified output report -> {}", path.display());
+        crate::outln!("verified output report -> {}", path.display());
     }
     Ok(ClientOutcome::Valid)
 }

@@ -519,16 +519,16 @@ const GATE_CACHE: usize = 1 << 25;
 /// Runs the comparison, prints the table and writes the requested files.
 pub fn run(args: &CompareArgs) -> Result<(), CompareError> {
     let cmp = compare(args)?;
-    print!("{}", render_table(&cmp));
+    crate::out!("{}", render_table(&cmp));
     if let Some(path) = &args.json {
         let text = serde_json::to_string_pretty(&cmp)
             .map_err(|e| CompareError::Usage(format!("cannot encode the JSON report: {e}")))?;
         write(path, text.as_bytes())?;
-        println!("json -> {}", path.display());
+        crate::outln!("json -> {}", path.display());
     }
     if let Some(path) = &args.svg {
         write(path, render_svg(&cmp).as_bytes())?;
-        println!("svg -> {}", path.display());
+        crate::outln!("svg -> {}", path.display());
     }
     Ok(())
 }

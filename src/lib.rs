@@ -24,3 +24,22 @@ pub mod engine;
 pub mod files;
 pub mod report;
 pub mod serve;
+
+/// `println!` for command output: a closed stdout (e.g. `verinfer verify ... | head -1`) ends
+/// the output quietly instead of panicking.
+#[macro_export]
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// `print!` counterpart of [`outln!`].
+#[macro_export]
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), $($arg)*);
+    }};
+}

@@ -179,7 +179,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Client(args) => match verinfer::client::run(&args)? {
             verinfer::client::ClientOutcome::Valid => Ok(ExitCode::SUCCESS),
             verinfer::client::ClientOutcome::Rejected(why) => {
-                println!("REJECTED: {why}");
+                verinfer::outln!("REJECTED: {why}");
                 Ok(ExitCode::from(1))
             }
         },
@@ -221,7 +221,7 @@ fn prove_cmd(
     if let Some(path) = output {
         write_file(path, report.to_json().as_bytes())?;
     }
-    println!(
+    verinfer::outln!(
         "proved {} on a batch of {} in {:.1} ms (witness {:.1} ms); proof {} bytes -> {}",
         c.circuit.name,
         report.argmax.len(),
@@ -230,9 +230,9 @@ fn prove_cmd(
         proved.proof.len(),
         proof_path.display()
     );
-    print!("{}", report.summary(16));
+    verinfer::out!("{}", report.summary(16));
     if let Some(path) = output {
-        println!("output report -> {}", path.display());
+        verinfer::outln!("output report -> {}", path.display());
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -260,7 +260,7 @@ fn verify_cmd(
     let verified = match verify_any(&c.circuit, &ints, &proof) {
         Ok(v) => v,
         Err(e) => {
-            println!("REJECTED: {e}");
+            verinfer::outln!("REJECTED: {e}");
             return Ok(ExitCode::from(1));
         }
     };
@@ -271,18 +271,18 @@ fn verify_cmd(
             || want.shape != report.shape
             || want.scale_bits != report.scale_bits
         {
-            println!(
+            verinfer::outln!(
                 "REJECTED: the proof is valid, but its output differs from {}",
                 path.display()
             );
             return Ok(ExitCode::from(1));
         }
     }
-    println!(
+    verinfer::outln!(
         "VALID: {} on a batch of {}, verified in {:.1} ms, soundness {:.1} bits",
         c.circuit.name, verified.report.batch, ms, verified.report.soundness_bits
     );
-    print!("{}", report.summary(16));
+    verinfer::out!("{}", report.summary(16));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -297,11 +297,11 @@ fn infer_cmd(args: &ModelArgs, input: &Path, output: Option<&Path>) -> Result<Ex
     if let Some(path) = output {
         write_file(path, report.to_json().as_bytes())?;
     }
-    println!(
+    verinfer::outln!(
         "inferred {} on a batch of {batch} in {ms:.2} ms (quantized, no proof)",
         c.circuit.name
     );
-    print!("{}", report.summary(16));
+    verinfer::out!("{}", report.summary(16));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -309,8 +309,8 @@ fn inspect_cmd(args: &ModelArgs) -> Result<ExitCode> {
     let c = compile_model(args)?;
     let circuit = &c.circuit;
     let p = args.params();
-    println!("model      {} ({})", circuit.name, args.model.display());
-    println!(
+    verinfer::outln!("model      {} ({})", circuit.name, args.model.display());
+    verinfer::outln!(
         "quantized  input {} bits, weights {} bits ({}), coefficients {} bits; input range [{}, {}]",
         p.input_bits,
         p.weight_bits,
@@ -329,8 +329,8 @@ fn inspect_cmd(args: &ModelArgs) -> Result<ExitCode> {
     let one = prove_any(circuit, &dummy(1), &mut |_| {}).map_err(|e| anyhow!("{e}"))?;
     let sixteen = prove_any(circuit, &dummy(16), &mut |_| {}).map_err(|e| anyhow!("{e}"))?;
     let shapes = proof_shapes(&one.proof).map_err(|e| anyhow!("{e}"))?;
-    println!();
-    println!(
+    verinfer::outln!();
+    verinfer::outln!(
         "  {:>2}  {:<34} {:>14} {:>14} {:>9} {:>9}  {:<20} {:>5}",
         "#", "layer", "input", "output", "in pad", "out pad", "sumchecks (deg×vars)", "bits"
     );
@@ -349,7 +349,7 @@ fn inspect_cmd(args: &ModelArgs) -> Result<ExitCode> {
                 }
             })
             .unwrap_or_default();
-        println!(
+        verinfer::outln!(
             "  {:>2}  {:<34} {:>14} {:>14} {:>9} {:>9}  {:<20} {:>5}",
             i,
             truncate(&l.label, 34),
@@ -361,25 +361,25 @@ fn inspect_cmd(args: &ModelArgs) -> Result<ExitCode> {
             l.bound_bits
         );
     }
-    println!();
-    println!(
+    verinfer::outln!();
+    verinfer::outln!(
         "MACs       {} per item ({} layers)",
         circuit.macs_per_item(),
         circuit.layers.len()
     );
-    println!(
+    verinfer::outln!(
         "field      {} ({}); worst case {} bits",
         circuit.field,
         circuit.field_reason,
         circuit.max_bits()
     );
-    println!("digest     {}", hex(&circuit.digest()));
-    println!(
+    verinfer::outln!("digest     {}", hex(&circuit.digest()));
+    verinfer::outln!(
         "proof      {} bytes for 1 item, {} bytes for 16 (sumcheck rounds grow with log2 batch)",
         one.proof.len(),
         sixteen.proof.len()
     );
-    println!(
+    verinfer::outln!(
         "output     {} at scale 2^-{}",
         dims(&circuit.output().dims),
         circuit.output_scale()
@@ -413,7 +413,7 @@ fn demo_cmd(images: usize) -> Result<ExitCode> {
         bail!("--images must be between 1 and 64");
     }
     let r = verinfer::demo::run(images).map_err(|e| anyhow!("demo failed: {e}"))?;
-    print!("{}", r.render());
+    verinfer::out!("{}", r.render());
     Ok(if r.ok() {
         ExitCode::SUCCESS
     } else {
