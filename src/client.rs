@@ -254,7 +254,9 @@ pub fn run(args: &ClientArgs) -> Result<ClientOutcome, ClientError> {
     crate::outln!(
         "VALID: {} on a batch of {} from {base}{server_ms} (round trip {round_trip_ms:.1} ms), \
          verified here in {verify_ms:.1} ms, soundness {:.1} bits",
-        circuit.name, verified.report.batch, verified.report.soundness_bits
+        circuit.name,
+        verified.report.batch,
+        verified.report.soundness_bits
     );
     crate::out!("{}", report.summary(16));
     if let Some(path) = &args.output {

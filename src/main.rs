@@ -280,7 +280,10 @@ fn verify_cmd(
     }
     verinfer::outln!(
         "VALID: {} on a batch of {}, verified in {:.1} ms, soundness {:.1} bits",
-        c.circuit.name, verified.report.batch, ms, verified.report.soundness_bits
+        c.circuit.name,
+        verified.report.batch,
+        ms,
+        verified.report.soundness_bits
     );
     verinfer::out!("{}", report.summary(16));
     Ok(ExitCode::SUCCESS)
@@ -332,7 +335,14 @@ fn inspect_cmd(args: &ModelArgs) -> Result<ExitCode> {
     verinfer::outln!();
     verinfer::outln!(
         "  {:>2}  {:<34} {:>14} {:>14} {:>9} {:>9}  {:<20} {:>5}",
-        "#", "layer", "input", "output", "in pad", "out pad", "sumchecks (deg×vars)", "bits"
+        "#",
+        "layer",
+        "input",
+        "output",
+        "in pad",
+        "out pad",
+        "sumchecks (deg×vars)",
+        "bits"
     );
     for (i, l) in circuit.layers.iter().enumerate() {
         let sc = shapes
