@@ -1,34 +1,11 @@
 //! End-to-end tests of the `verinfer` binary: exit codes, files, messages (README contract).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Output;
 
-const MODELS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/models/digits");
-
-fn model(name: &str) -> PathBuf {
-    Path::new(MODELS).join(name)
-}
-
-fn verinfer(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_verinfer"))
-        .args(args)
-        .env("RAYON_NUM_THREADS", "2")
-        .output()
-        .expect("run verinfer")
-}
-
-fn code(o: &Output) -> i32 {
-    o.status.code().expect("exit code")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+mod common;
+use common::*;
 
 /// A usage error: exit 2, one line on stderr starting with "error:", no panic.
 fn assert_usage_error(o: &Output, mentions: &str) {
@@ -42,50 +19,6 @@ fn assert_usage_error(o: &Output, mentions: &str) {
         err.to_lowercase().contains(&mentions.to_lowercase()),
         "expected '{mentions}' in: {err}"
     );
-}
-
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(tag: &str) -> Self {
-        let d = std::env::temp_dir().join(format!("verinfer-cli-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        Dir(d)
-    }
-    fn file(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-    fn write(&self, name: &str, bytes: impl AsRef<[u8]>) -> PathBuf {
-        let p = self.file(name);
-        std::fs::write(&p, bytes).unwrap();
-        p
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// The first `n` held-out digits as a JSON input `[n][1][8][8]`.
-fn digits_json(n: usize, skip: usize) -> String {
-    let text = std::fs::read_to_string(model("test_set.json")).unwrap();
-    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let images: Vec<serde_json::Value> = v["images"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .skip(skip)
-        .take(n)
-        .cloned()
-        .collect();
-    serde_json::to_string(&images).unwrap()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 #[test]

@@ -4,37 +4,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use serde_json::Value;
-use std::path::PathBuf;
-use std::process::{Command, Output};
 use verinfer::compare::{parse_activations, preset, PRESETS};
 use verinfer::demo::recorded_accuracy;
 
-fn verinfer(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_verinfer"))
-        .args(args)
-        .output()
-        .expect("run verinfer")
-}
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        let dir =
-            std::env::temp_dir().join(format!("verinfer-compare-{tag}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-    fn file(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+mod common;
+use common::{verinfer, Dir as TempDir};
 
 #[test]
 fn digits_end_to_end_json_accuracy_and_svg() {

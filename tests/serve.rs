@@ -5,7 +5,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -14,8 +14,9 @@ const MODEL: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/models/digits/digits_square_plus_x.onnx"
 );
-const TEST_SET: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/models/digits/test_set.json");
-const BIN: &str = env!("CARGO_BIN_EXE_verinfer");
+
+mod common;
+use common::{code, images, s, verinfer, Dir, BIN};
 
 /// A server process on 127.0.0.1:0, killed on drop.
 struct Server {
@@ -148,54 +149,10 @@ fn post_json(url: &str, body: &str) -> Reply {
     post(url, "application/json", "application/json", body.as_bytes())
 }
 
-fn images() -> Vec<serde_json::Value> {
-    let v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(TEST_SET).unwrap()).unwrap();
-    v["images"].as_array().unwrap().clone()
-}
-
 /// `{"input": [images skip..skip+n]}`.
 fn request(n: usize, skip: usize) -> String {
     let imgs: Vec<_> = images().into_iter().cycle().skip(skip).take(n).collect();
     serde_json::json!({ "input": imgs }).to_string()
-}
-
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(tag: &str) -> Self {
-        let d = std::env::temp_dir().join(format!("verinfer-serve-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        Dir(d)
-    }
-    fn file(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-    fn input(&self, name: &str, n: usize, skip: usize) -> PathBuf {
-        let p = self.file(name);
-        let imgs: Vec<_> = images().into_iter().skip(skip).take(n).collect();
-        std::fs::write(&p, serde_json::to_string(&imgs).unwrap()).unwrap();
-        p
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn verinfer(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .env("RAYON_NUM_THREADS", "2")
-        .output()
-        .expect("run verinfer")
 }
 
 fn client(server: &str, input: &Path, extra: &[&str]) -> Output {
@@ -210,10 +167,6 @@ fn client(server: &str, input: &Path, extra: &[&str]) -> Output {
     ];
     args.extend(extra);
     verinfer(&args)
-}
-
-fn code(o: &Output) -> i32 {
-    o.status.code().expect("exit code")
 }
 
 fn text(o: &Output) -> String {
