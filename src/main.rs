@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use verinfer::args::{Compiled, ModelArgs};
-use verinfer::circuits::circuit::WeightScale;
+use verinfer::circuits::circuit::{Op, WeightScale};
 use verinfer::circuits::witness::infer;
 use verinfer::engine::{proof_shapes, prove_any, verify_any};
 use verinfer::files::read_limited;
@@ -334,7 +334,7 @@ fn inspect_cmd(args: &ModelArgs) -> Result<ExitCode> {
     let shapes = proof_shapes(&one.proof).map_err(|e| anyhow!("{e}"))?;
     verinfer::outln!();
     verinfer::outln!(
-        "  {:>2}  {:<34} {:>14} {:>14} {:>9} {:>9}  {:<20} {:>5}",
+        "  {:>2}  {:<34} {:>14} {:>14} {:>9} {:>9}  {:<20} {:>5} {:>6}",
         "#",
         "layer",
         "input",
@@ -342,9 +342,24 @@ fn inspect_cmd(args: &ModelArgs) -> Result<ExitCode> {
         "in pad",
         "out pad",
         "sumchecks (deg×vars)",
-        "bits"
+        "bits",
+        "scale"
     );
+    let mut in_scale = circuit.input_scale;
     for (i, l) in circuit.layers.iter().enumerate() {
+        // Output scale, and for linear layers the weights' own fractional bits (which
+        // `--weight-scale per-layer` chooses per layer).
+        let scale = match l.op {
+            Op::Conv2d { .. } | Op::Dense { .. } => {
+                format!(
+                    "{} w{}",
+                    l.scale_bits,
+                    l.scale_bits.saturating_sub(in_scale)
+                )
+            }
+            _ => l.scale_bits.to_string(),
+        };
+        in_scale = l.scale_bits;
         let sc = shapes
             .get(i)
             .map(|s| {
@@ -360,7 +375,7 @@ fn inspect_cmd(args: &ModelArgs) -> Result<ExitCode> {
             })
             .unwrap_or_default();
         verinfer::outln!(
-            "  {:>2}  {:<34} {:>14} {:>14} {:>9} {:>9}  {:<20} {:>5}",
+            "  {:>2}  {:<34} {:>14} {:>14} {:>9} {:>9}  {:<20} {:>5} {:>6}",
             i,
             truncate(&l.label, 34),
             dims(&l.input.dims),
@@ -368,7 +383,8 @@ fn inspect_cmd(args: &ModelArgs) -> Result<ExitCode> {
             l.input.item_len_padded(),
             l.output.item_len_padded(),
             sc,
-            l.bound_bits
+            l.bound_bits,
+            scale
         );
     }
     verinfer::outln!();
