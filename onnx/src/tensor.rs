@@ -38,7 +38,11 @@ pub(crate) fn numel(dims: &[usize]) -> Option<usize> {
 pub(crate) fn check_dims(dims: &[usize]) -> Result<(), String> {
     let n = numel(dims).filter(|&n| n <= MAX_ELEMS);
     let small = dims.iter().all(|&d| d <= MAX_ELEMS);
-    let empty_ok = n != Some(0) || dims.iter().sum::<usize>() <= 1 << 16;
+    let empty_ok = n != Some(0)
+        || dims
+            .iter()
+            .try_fold(0usize, |sum, &d| sum.checked_add(d))
+            .is_some_and(|sum| sum <= 1 << 16);
     if n.is_none() || !small || !empty_ok {
         return Err(format!("shape {dims:?} is too large (limit 2^28 elements)"));
     }
@@ -534,6 +538,13 @@ fn read_external(t: &TensorProto, base_dir: Option<&Path>, expect: usize) -> Ten
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn huge_dimensions_of_empty_tensors_are_refused() {
+        let huge = i64::MAX as usize;
+        assert!(check_dims(&[0, huge, huge, huge]).is_err());
+        assert!(check_dims(&[0, 1 << 16]).is_ok());
+    }
 
     #[test]
     fn half_precision() {
