@@ -927,7 +927,7 @@ impl<'g> Converter<'g> {
                     list.push(j as usize);
                     j += st;
                 }
-            } else {
+            } else if d > 0 {
                 let (s, e) = (s.clamp(0, d - 1), e.clamp(-1, d - 1));
                 let mut j = s;
                 while j > e {
@@ -1839,4 +1839,73 @@ fn resolve_shape(cur: &[usize], target: &[i64], allowzero: bool) -> Option<Vec<u
         out[i] = total / known;
     }
     (numel(&out)? == total).then_some(out)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::proto::*;
+
+    fn ints(name: &str, dims: &[i64], v: &[i64]) -> TensorProto {
+        TensorProto {
+            name: name.into(),
+            dims: dims.to_vec(),
+            data_type: DT_INT64,
+            int64_data: v.to_vec(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn negative_step_slice_of_an_empty_axis_is_empty() {
+        let input = ValueInfoProto {
+            name: "input".into(),
+            r#type: Some(TypeProto {
+                tensor_type: Some(TypeProtoTensor {
+                    elem_type: DT_FLOAT,
+                    shape: Some(TensorShapeProto {
+                        dim: [1, 2]
+                            .map(|d| Dimension {
+                                dim_value: d,
+                                dim_param: String::new(),
+                            })
+                            .to_vec(),
+                    }),
+                }),
+            }),
+        };
+        let node = |op: &str, inputs: &[&str], out: &str| NodeProto {
+            op_type: op.into(),
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: vec![out.into()],
+            ..Default::default()
+        };
+        let graph = GraphProto {
+            input: vec![input],
+            output: vec![ValueInfoProto {
+                name: "out".into(),
+                r#type: None,
+            }],
+            initializer: vec![
+                ints("empty", &[0], &[]),
+                ints("starts", &[1], &[-1]),
+                ints("ends", &[1], &[-10]),
+                ints("axes", &[1], &[0]),
+                ints("steps", &[1], &[-1]),
+            ],
+            node: vec![
+                node("Slice", &["empty", "starts", "ends", "axes", "steps"], "s"),
+                node("Shape", &["s"], "n"),
+                node("Add", &["input", "n"], "out"),
+            ],
+            ..Default::default()
+        };
+        let model = ModelProto {
+            graph: Some(graph),
+            ..Default::default()
+        };
+        // The slice folds to an empty tensor (its shape [0]); the model is then refused.
+        assert!(convert(&model, None, &ImportOptions::default(), None).is_err());
+    }
 }
