@@ -8,7 +8,7 @@
 
 use crate::report::OutputReport;
 use serde::{Deserialize, Serialize};
-use verinfer_circuits::circuit::{LayeredCircuit, WeightScale};
+use verinfer_circuits::circuit::{LayeredCircuit, QuantParams};
 use verinfer_circuits::quant::dequantize;
 
 /// Route of the model description.
@@ -43,8 +43,8 @@ pub struct ModelInfo {
     pub input_shape: Vec<usize>,
     /// Real input values accepted, `[lo, hi]` (after rounding to the input scale).
     pub input_range: [f64; 2],
-    /// Quantization parameters.
-    pub quantization: QuantInfo,
+    /// Quantization parameters (`weight_scale` is `uniform` or `per-layer`).
+    pub quantization: QuantParams,
     /// The compiled layers, input first.
     pub layers: Vec<LayerInfo>,
     /// Per-item output shape.
@@ -55,19 +55,6 @@ pub struct ModelInfo {
     pub max_bits: u32,
     /// The server's request limits.
     pub limits: Limits,
-}
-
-/// Quantization parameters of a compiled model.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct QuantInfo {
-    /// Fractional bits of the input.
-    pub input_bits: u32,
-    /// Fractional bits of weights and biases.
-    pub weight_bits: u32,
-    /// Fractional bits of activation coefficients.
-    pub coef_bits: u32,
-    /// `uniform` or `per-layer`.
-    pub weight_scale: String,
 }
 
 /// One compiled layer.
@@ -103,7 +90,6 @@ pub struct Limits {
 impl ModelInfo {
     /// The description of `circuit` (per-item input shape `input_shape`) served with `limits`.
     pub fn new(circuit: &LayeredCircuit, input_shape: &[usize], limits: Limits) -> Self {
-        let p = &circuit.params;
         ModelInfo {
             name: circuit.name.clone(),
             digest: hex(&circuit.digest()),
@@ -113,15 +99,7 @@ impl ModelInfo {
                 dequantize(circuit.input_min, circuit.input_scale),
                 dequantize(circuit.input_max, circuit.input_scale),
             ],
-            quantization: QuantInfo {
-                input_bits: p.input_bits,
-                weight_bits: p.weight_bits,
-                coef_bits: p.coef_bits,
-                weight_scale: match p.weight_scale {
-                    WeightScale::Uniform => "uniform".into(),
-                    WeightScale::PerLayer => "per-layer".into(),
-                },
-            },
+            quantization: circuit.params,
             layers: circuit
                 .layers
                 .iter()
