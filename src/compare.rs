@@ -17,7 +17,7 @@ use crate::demo::{TestSet, ACCURACY_JSON};
 use crate::engine::{proof_shapes, prove_any, verify_any};
 use crate::files::{load_model, FileError};
 use crate::report::argmax;
-use serde::Serialize;
+use serde::{Deserialize as _, Serialize};
 use std::f64::consts::PI;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -1050,17 +1050,9 @@ fn recorded(key: &str, params: &QuantParams) -> (Option<f64>, Option<f64>) {
     let Some(m) = v.get("models").and_then(|m| m.get(key)) else {
         return (None, None);
     };
+    // The script records the parameters as `QuantParams` serializes them.
     let same = |p: Option<&serde_json::Value>| {
-        let Some(p) = p else { return false };
-        let num = |k: &str| p.get(k).and_then(|x| x.as_u64());
-        let scale = match params.weight_scale {
-            WeightScale::Uniform => "uniform",
-            WeightScale::PerLayer => "per-layer",
-        };
-        num("input_bits") == Some(u64::from(params.input_bits))
-            && num("weight_bits") == Some(u64::from(params.weight_bits))
-            && num("coef_bits") == Some(u64::from(params.coef_bits))
-            && p.get("weight_scale").and_then(|x| x.as_str()) == Some(scale)
+        p.and_then(|p| QuantParams::deserialize(p).ok()).as_ref() == Some(params)
     };
     let float = m.get("float").and_then(|x| x.as_f64());
     let quantized = if same(m.get("params")) {
