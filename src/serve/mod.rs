@@ -168,7 +168,7 @@ async fn serve(state: Arc<AppState>, args: &ServeArgs) -> Result<(), ServeError>
         addr: args.addr.clone(),
         source,
     })?;
-    println!("listening on http://{local}");
+    crate::outln!("listening on http://{local}");
     let _ = std::io::stdout().flush();
 
     let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
