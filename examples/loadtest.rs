@@ -147,13 +147,14 @@ fn main() -> Result<(), String> {
     for &c in &args.concurrency {
         let next = AtomicUsize::new(0);
         let level = Mutex::new(Level::default());
-        let deadline = Instant::now() + Duration::from_secs(args.max_secs);
+        // `None`: a limit too far away to represent, i.e. none.
+        let deadline = Instant::now().checked_add(Duration::from_secs(args.max_secs));
         let start = Instant::now();
         std::thread::scope(|s| {
             for _ in 0..c {
                 s.spawn(|| loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= args.requests || Instant::now() > deadline {
+                    if i >= args.requests || deadline.is_some_and(|d| Instant::now() > d) {
                         break;
                     }
                     one(i, &level);
