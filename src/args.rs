@@ -37,6 +37,7 @@ pub struct ModelArgs {
     pub input_range: Option<[f64; 2]>,
 }
 
+/// Parses `--weight-scale` (`uniform` or `per-layer`).
 pub fn parse_weight_scale(s: &str) -> Result<WeightScale, String> {
     match s {
         "uniform" => Ok(WeightScale::Uniform),
@@ -45,6 +46,7 @@ pub fn parse_weight_scale(s: &str) -> Result<WeightScale, String> {
     }
 }
 
+/// Parses `--field` (`auto`, `m127` or `bn254`, any case).
 pub fn parse_field(s: &str) -> Result<FieldChoice, String> {
     match s.to_ascii_lowercase().as_str() {
         "auto" => Ok(FieldChoice::Auto),
@@ -54,6 +56,7 @@ pub fn parse_field(s: &str) -> Result<FieldChoice, String> {
     }
 }
 
+/// Parses `--input-range LO,HI` (finite, `LO ≤ HI`).
 pub fn parse_range(s: &str) -> Result<[f64; 2], String> {
     let (lo, hi) = s
         .split_once(',')
@@ -80,6 +83,7 @@ pub struct Compiled {
 }
 
 impl ModelArgs {
+    /// The quantization parameters these flags select.
     pub fn params(&self) -> QuantParams {
         QuantParams {
             input_bits: self.input_bits,

@@ -177,6 +177,11 @@ pub fn read_input(path: &Path, shape: &[usize]) -> Result<InputBatch, FileError>
 pub fn parse_input_json(bytes: &[u8], shape: &[usize]) -> Result<InputBatch, String> {
     let value: serde_json::Value =
         serde_json::from_slice(bytes).map_err(|e| format!("not valid JSON: {e}"))?;
+    parse_input_value(value, shape)
+}
+
+/// [`parse_input_json`] on already parsed JSON.
+pub fn parse_input_value(value: serde_json::Value, shape: &[usize]) -> Result<InputBatch, String> {
     let value = match value {
         serde_json::Value::Object(mut map) => map
             .remove("input")

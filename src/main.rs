@@ -16,7 +16,7 @@ use verinfer::circuits::witness::infer;
 use verinfer::engine::{proof_shapes, prove_any, verify_any};
 use verinfer::files::read_limited;
 use verinfer::prover::inference::Progress;
-use verinfer::report::OutputReport;
+use verinfer::report::{hex, OutputReport};
 
 /// Prove and verify neural-network inference with GKR.
 ///
@@ -428,10 +428,6 @@ fn truncate(s: &str, n: usize) -> String {
         t.push('…');
         t
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn demo_cmd(images: usize) -> Result<ExitCode> {

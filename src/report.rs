@@ -84,6 +84,11 @@ impl OutputReport {
     }
 }
 
+/// Lower-case hex of `bytes` (circuit digests in reports, the server API and `inspect`).
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Index of the largest value (the first on ties).
 pub fn argmax(values: &[i128]) -> usize {
     let mut best = 0;

@@ -6,6 +6,7 @@
 //!   output report and the digest in the [`OUTPUT_HEADER`] and [`DIGEST_HEADER`] headers;
 //! - every error is an [`ErrorBody`] with a 4xx or 5xx status.
 
+pub use crate::report::hex;
 use crate::report::OutputReport;
 use serde::{Deserialize, Serialize};
 use verinfer_circuits::circuit::{LayeredCircuit, QuantParams};
@@ -158,9 +159,4 @@ pub struct Timings {
 pub struct ErrorBody {
     /// What went wrong, one line.
     pub error: String,
-}
-
-/// Lower-case hex of `bytes`.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -8,7 +8,7 @@ use super::api::{
 };
 use super::metrics::{Metrics, QueueGauges};
 use crate::engine::{prove_any, Proved};
-use crate::files::parse_input_json;
+use crate::files::parse_input_value;
 use crate::report::OutputReport;
 use axum::body::{Body, HttpBody};
 use axum::extract::{Request, State};
@@ -425,8 +425,7 @@ fn parse_request(
             "expected a JSON object {\"input\": <nested arrays>}",
         ));
     }
-    drop(value);
-    let batch = parse_input_json(bytes, shape).map_err(|msg| {
+    let batch = parse_input_value(value, shape).map_err(|msg| {
         ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "shape",
