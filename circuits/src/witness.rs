@@ -177,13 +177,30 @@ pub fn witness<F: ProofField>(
     batch: usize,
     input: &[i128],
 ) -> Result<Witness<F>, WitnessError> {
+    witness_tables(circuit, batch, input, &|_| true)
+}
+
+/// [`witness`], converting to field tables only the stages `keep` selects (stage 0 is the
+/// input, stage `i + 1` the output of layer `i`); the others are left empty. Conversion costs
+/// about as much as the integer inference itself, and a prover does not read every stage (an
+/// aligned sum-pool's input, for one), so it asks only for the tables it needs.
+pub fn witness_tables<F: ProofField>(
+    circuit: &LayeredCircuit,
+    batch: usize,
+    input: &[i128],
+    keep: &dyn Fn(usize) -> bool,
+) -> Result<Witness<F>, WitnessError> {
     let mut layers: Vec<Vec<F>> = Vec::with_capacity(circuit.layers.len() + 1);
     let last = run::<F>(circuit, batch, input, |si, stage| {
         let layout = match si.checked_sub(1) {
             None => &circuit.input,
             Some(li) => &circuit.layers[li].output,
         };
-        layers.push(to_table(stage, layout, batch));
+        layers.push(if keep(si) {
+            to_table(stage, layout, batch)
+        } else {
+            Vec::new()
+        });
     })?;
     let output = stage_to_i128(last, circuit.layers.len())?;
     Ok(Witness {

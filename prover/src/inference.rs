@@ -3,12 +3,13 @@
 
 use crate::layers::prove_layer;
 use crate::ProveError;
+use std::borrow::Cow;
 use std::time::Instant;
 use verinfer_circuits::circuit::LayeredCircuit;
 use verinfer_circuits::field::{from_i128, ProofField};
 use verinfer_circuits::mle;
-use verinfer_circuits::witness::{witness, Witness};
-use verinfer_verifier::layers::Claim;
+use verinfer_circuits::witness::{witness_tables, Witness};
+use verinfer_verifier::layers::{aligned_pool, Claim};
 use verinfer_verifier::proof::Proof;
 use verinfer_verifier::Transcript;
 
@@ -60,16 +61,25 @@ pub fn prove_with_progress<F: ProofField>(
         )));
     }
     let batch = input.len() / per;
-    let w: Witness<F> =
-        witness(circuit, batch, input).map_err(|e| ProveError::Input(e.to_string()))?;
+    // An aligned sum-pool's proof needs no table of its input: skip converting those stages.
+    let needed = |stage: usize| !circuit.layers.get(stage).is_some_and(aligned_pool);
+    let w: Witness<F> = witness_tables(circuit, batch, input, &needed)
+        .map_err(|e| ProveError::Input(e.to_string()))?;
     let witness_ms = start.elapsed().as_secs_f64() * 1e3;
     let total = circuit.layers.len() + 1;
     on_step(Progress { done: 1, total });
-    let (proof, layers_ms) = prove_witness_with_progress(circuit, input, &w, &mut |k| {
+    let Witness {
+        batch,
+        layers,
+        output,
+    } = w;
+    // The prover owns the tables here, so each layer folds its input table in place.
+    let tables = layers.into_iter().map(Cow::Owned).collect();
+    let (proof, layers_ms) = prove_tables(circuit, input, batch, &output, tables, &mut |k| {
         on_step(Progress { done: 1 + k, total })
     })?;
     Ok((
-        w.output,
+        output,
         proof,
         ProveReport {
             witness_ms,
@@ -96,43 +106,53 @@ fn to_field<F: ProofField>(v: &[i128]) -> Result<Vec<F>, ProveError> {
         .collect()
 }
 
-/// Proves a computed witness. Returns the proof and the per-layer proving times (ms).
+/// Proves a computed witness (full, or from `witness_tables` with the input tables of aligned
+/// sum-pools left empty). Returns the proof and the per-layer proving times (ms).
 pub fn prove_witness<F: ProofField>(
     circuit: &LayeredCircuit,
     input: &[i128],
     w: &Witness<F>,
 ) -> Result<(Proof<F>, Vec<f64>), ProveError> {
-    prove_witness_with_progress(circuit, input, w, &mut |_| {})
+    let tables = w
+        .layers
+        .iter()
+        .map(|t| Cow::Borrowed(t.as_slice()))
+        .collect();
+    prove_tables(circuit, input, w.batch, &w.output, tables, &mut |_| {})
 }
 
-/// [`prove_witness`], calling `layers_done(k)` after the k-th layer proof.
-fn prove_witness_with_progress<F: ProofField>(
+/// Proves the stage tables `tables` (stage 0 = input) whose real output is `output`, calling
+/// `layers_done(k)` after the k-th layer proof. Owned tables are folded in place, borrowed ones
+/// copied first.
+fn prove_tables<F: ProofField>(
     circuit: &LayeredCircuit,
     input: &[i128],
-    w: &Witness<F>,
+    batch: usize,
+    output: &[i128],
+    mut tables: Vec<Cow<'_, [F]>>,
     layers_done: &mut dyn FnMut(usize),
 ) -> Result<(Proof<F>, Vec<f64>), ProveError> {
     check_field::<F>(circuit)?;
-    let batch = w.batch;
-    if w.layers.len() != circuit.layers.len() + 1 {
+    if tables.len() != circuit.layers.len() + 1 {
         return Err(ProveError::Layer(
             "witness does not match the circuit".into(),
         ));
     }
     let digest = circuit.digest();
     let input_f: Vec<F> = to_field(input)?;
-    let output_f: Vec<F> = to_field(&w.output)?;
+    let output_f: Vec<F> = to_field(output)?;
     let mut transcript = Transcript::new(&digest, &input_f, &output_f);
     let out_layout = circuit.output();
     let r: Vec<F> = transcript.challenges(b"output-point", out_layout.vars(batch));
-    let top = w.layers.last().map(Vec::as_slice).unwrap_or(&[]);
+    let top: &[F] = tables.last().map(|t| &t[..]).unwrap_or(&[]);
     let value = mle::evaluate(top, &r);
     let mut claim = Claim { point: r, value };
     let mut layers = Vec::with_capacity(circuit.layers.len());
     let mut times = vec![0.0; circuit.layers.len()];
     for (i, layer) in circuit.layers.iter().enumerate().rev() {
         let t = Instant::now();
-        let (lp, next) = prove_layer(layer, batch, &w.layers[i], &claim, &mut transcript)?;
+        let table = std::mem::take(&mut tables[i]);
+        let (lp, next) = prove_layer(layer, batch, table, &claim, &mut transcript)?;
         layers.push(lp);
         claim = next;
         times[i] = t.elapsed().as_secs_f64() * 1e3;

@@ -12,6 +12,7 @@ use crate::sumcheck::{prove as prove_sumcheck, ProductProver};
 use crate::ProveError;
 use ark_ff::Field;
 use rayon::prelude::*;
+use std::borrow::Cow;
 use verinfer_circuits::circuit::{CircuitLayer, Layout, Op};
 use verinfer_circuits::field::{from_i128, from_i64, ProofField};
 use verinfer_circuits::mle::{self, PAR_THRESHOLD};
@@ -28,11 +29,11 @@ fn konst<F: ProofField>(v: i128) -> Result<F, ProveError> {
 }
 
 /// Proves one layer: reduces `claim` on the layer's output to a claim on its input, whose
-/// padded field table is `input`.
+/// padded field table is `input` (folded in place when owned, copied when borrowed).
 pub fn prove_layer<F: ProofField>(
     layer: &CircuitLayer,
     batch: usize,
-    input: &[F],
+    input: Cow<'_, [F]>,
     claim: &Claim<F>,
     transcript: &mut Transcript,
 ) -> Result<(LayerProof<F>, Claim<F>), ProveError> {
@@ -40,7 +41,7 @@ pub fn prove_layer<F: ProofField>(
         Op::Activation { a, b, c } => {
             let (a, b, c) = (konst::<F>(*a)?, konst::<F>(*b)?, konst::<F>(*c)?);
             let target = claim.value - c * layer.output.real_indicator(batch, &claim.point);
-            let mut p = EqQuadProver::new(&claim.point, input.to_vec(), a, b, target);
+            let mut p = EqQuadProver::new(&claim.point, input.into_owned(), a, b, target);
             let out = prove_sumcheck(&mut p, target, transcript);
             let chi = out.finals[1];
             transcript.append_scalar(b"layer-eval", &chi);
@@ -77,7 +78,7 @@ pub fn prove_layer<F: ProofField>(
             let s_row = window_table(ah, pd[1], None, &mle::eq_table(r[1]));
             let s_col = window_table(aw, pd[2], None, &mle::eq_table(r[2]));
             let g = kron(&[mle::eq_table(r_b), mle::eq_table(r[0]), s_row, s_col]);
-            let mut p = ProductProver::new(g, input.to_vec());
+            let mut p = ProductProver::new(g, input.into_owned());
             let out = prove_sumcheck(&mut p, claim.value, transcript);
             let chi = out.finals[1];
             transcript.append_scalar(b"layer-eval", &chi);
@@ -113,7 +114,7 @@ pub fn prove_layer<F: ProofField>(
                 &layer.input.padded_offsets(),
                 kp,
             );
-            let xr = batch_fold(input, &eq_b, kp);
+            let xr = batch_fold(&input, &eq_b, kp);
             let mut p = ProductProver::new(wr, xr);
             let out = prove_sumcheck(&mut p, target, transcript);
             let chi = out.finals[1];
@@ -174,7 +175,7 @@ pub fn prove_layer<F: ProofField>(
             let [ah, aw] = axes(&layer.input, &layer.output, *kernel, *stride, *padding);
             let t = conv_t_table(
                 &layer.input,
-                input,
+                &input,
                 &eq_b,
                 (&eq_i, ah),
                 (&eq_j, aw),
@@ -191,7 +192,7 @@ pub fn prove_layer<F: ProofField>(
             let s_row = window_table(ah, pd[1], Some(&mle::eq_table(t_u)), &eq_i);
             let s_col = window_table(aw, pd[2], Some(&mle::eq_table(t_v)), &eq_j);
             let g = kron(&[eq_b, mle::eq_table(t_c), s_row, s_col]);
-            let mut p2 = ProductProver::new(g, input.to_vec());
+            let mut p2 = ProductProver::new(g, input.into_owned());
             let out2 = prove_sumcheck(&mut p2, tau, transcript);
             let chi = out2.finals[1];
             transcript.append_scalar(b"layer-eval", &chi);
@@ -229,7 +230,7 @@ pub fn prove_layer<F: ProofField>(
                     .map(|(c, p)| (*c, p.as_slice()))
                     .collect();
                 let e = mle::eq_table_combined(&weighted);
-                let mut p = ProductProver::new(e, input.to_vec());
+                let mut p = ProductProver::new(e, input.into_owned());
                 let out = prove_sumcheck(&mut p, step.claim, transcript);
                 let vq = out.finals[1];
                 transcript.append_scalar(b"layer-eval", &vq);

@@ -239,3 +239,47 @@ fn single_layers_round_trip() {
         }
     }
 }
+
+/// The prover skips converting the input table of an aligned (free) sum-pool; its proof must be
+/// exactly the one made from the full witness, and must verify.
+#[test]
+fn skipping_free_pool_tables_changes_no_proof() {
+    use verinfer_circuits::witness::witness;
+    use verinfer_prover::inference::prove_witness;
+    use verinfer_verifier::layers::aligned_pool;
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    let c1 = conv(&mut rng, 2, 4, [3, 3], [1, 1], [1, 1], [4, 8]); // -> [4, 4, 8]
+    let act = layer(
+        Op::Activation { a: 1, b: 1, c: 0 },
+        vec![4, 4, 8],
+        vec![4, 4, 8],
+    );
+    let pool = layer(
+        Op::SumPool {
+            window: [2, 2],
+            stride: [2, 2],
+        },
+        vec![4, 4, 8],
+        vec![4, 2, 4],
+    );
+    assert!(aligned_pool(&pool), "the test needs a free pool");
+    let dense = layer(
+        Op::Dense {
+            in_features: 32,
+            out_features: 5,
+            weight: (0..160).map(|_| rng.gen_range(-3..3)).collect(),
+            bias: (0..5).map(|_| rng.gen_range(-9..9)).collect(),
+        },
+        vec![4, 2, 4],
+        vec![5],
+    );
+    let c = circuit(FieldId::M127, vec![2, 4, 8], vec![c1, act, pool, dense]);
+    for batch in [1, 3] {
+        let input = random_input(&c, batch, 11);
+        let (out, proof, _) = prove::<M127>(&c, &input).unwrap();
+        let full = witness::<M127>(&c, batch, &input).unwrap();
+        let (reference, _) = prove_witness(&c, &input, &full).unwrap();
+        assert_eq!(proof.encode(), reference.encode());
+        verify(&c, &input, &out, &proof).unwrap();
+    }
+}
