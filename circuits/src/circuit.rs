@@ -325,30 +325,31 @@ impl CircuitLayer {
         if self.input.item_vars() > MAX_ITEM_VARS || self.output.item_vars() > MAX_ITEM_VARS {
             return Err(format!("tensor larger than 2^{MAX_ITEM_VARS} positions"));
         }
-        let windowed = |k: [usize; 2],
-                        s: [usize; 2],
-                        p: [usize; 2],
-                        ch_in: usize,
-                        ch_out: usize| {
-            if i.len() != 3 || o.len() != 3 {
-                return Err("needs [C, H, W] tensors".to_string());
-            }
-            if k.contains(&0) || s.contains(&0) || i[1] + 2 * p[0] < k[0] || i[2] + 2 * p[1] < k[1]
-            {
-                return Err("bad kernel, stride or padding".into());
-            }
-            let want = [
-                ch_out,
-                (i[1] + 2 * p[0] - k[0]) / s[0] + 1,
-                (i[2] + 2 * p[1] - k[1]) / s[1] + 1,
-            ];
-            if i[0] != ch_in || o.as_slice() != want {
-                return Err(format!(
-                    "layouts {i:?} -> {o:?} do not fit the op (expected -> {want:?})"
-                ));
-            }
-            Ok(())
-        };
+        let windowed =
+            |k: [usize; 2], s: [usize; 2], p: [usize; 2], ch_in: usize, ch_out: usize| {
+                if i.len() != 3 || o.len() != 3 {
+                    return Err("needs [C, H, W] tensors".to_string());
+                }
+                // `(n + 2p − k)/s + 1`, checked: circuits can come from files.
+                let out = |n: usize, k: usize, s: usize, p: usize| {
+                    let span = p.checked_mul(2).and_then(|p2| n.checked_add(p2))?;
+                    (s > 0 && k > 0).then(|| span.checked_sub(k).map(|d| d / s + 1))?
+                };
+                let (Some(ho), Some(wo)) =
+                    (out(i[1], k[0], s[0], p[0]), out(i[2], k[1], s[1], p[1]))
+                else {
+                    return Err(format!(
+                        "kernel {k:?}, stride {s:?}, padding {p:?} do not fit input {i:?}"
+                    ));
+                };
+                let want = [ch_out, ho, wo];
+                if i[0] != ch_in || o.as_slice() != want {
+                    return Err(format!(
+                        "layouts {i:?} -> {o:?} do not fit the op (expected -> {want:?})"
+                    ));
+                }
+                Ok(())
+            };
         match &self.op {
             Op::Conv2d {
                 in_channels,
@@ -360,10 +361,18 @@ impl CircuitLayer {
                 bias,
             } => {
                 windowed(*kernel, *stride, *padding, *in_channels, *out_channels)?;
-                if weight.len() != out_channels * in_channels * kernel[0] * kernel[1]
-                    || bias.len() != *out_channels
-                {
-                    return Err("weight or bias length does not fit the op".into());
+                let weights = out_channels
+                    .checked_mul(*in_channels)
+                    .and_then(|x| x.checked_mul(kernel[0]))
+                    .and_then(|x| x.checked_mul(kernel[1]));
+                if weights != Some(weight.len()) || bias.len() != *out_channels {
+                    return Err(format!(
+                        "{} weights and {} biases do not fit {out_channels}·{in_channels}·{}·{}",
+                        weight.len(),
+                        bias.len(),
+                        kernel[0],
+                        kernel[1]
+                    ));
                 }
                 Ok(())
             }
@@ -375,10 +384,15 @@ impl CircuitLayer {
             } => {
                 if self.input.item_len() != *in_features
                     || o.as_slice() != [*out_features]
-                    || weight.len() != in_features * out_features
+                    || in_features.checked_mul(*out_features) != Some(weight.len())
                     || bias.len() != *out_features
                 {
-                    return Err("dense layouts, weight or bias do not fit the op".into());
+                    return Err(format!(
+                        "dense {in_features}→{out_features} does not fit layouts {i:?} -> {o:?} \
+                         with {} weights and {} biases",
+                        weight.len(),
+                        bias.len()
+                    ));
                 }
                 Ok(())
             }
@@ -737,5 +751,43 @@ mod tests {
         for v in variants {
             assert_ne!(v.digest(), d, "{v:?}");
         }
+    }
+
+    #[test]
+    fn check_refuses_absurd_geometry_without_overflow() {
+        let conv = |kernel: [usize; 2], padding: [usize; 2], out: usize| CircuitLayer {
+            op: Op::Conv2d {
+                in_channels: 1,
+                out_channels: out,
+                kernel,
+                stride: [1, 1],
+                padding,
+                weight: vec![1; 9],
+                bias: vec![0; 1],
+            },
+            input: Layout::new(vec![1, 4, 4]),
+            output: Layout::new(vec![1, 4, 4]),
+            scale_bits: 0,
+            bound_bits: 10,
+            label: String::new(),
+        };
+        assert!(conv([3, 3], [1, 1], 1).check().is_ok());
+        assert!(conv([3, 3], [usize::MAX, 1], 1).check().is_err());
+        assert!(conv([usize::MAX, 3], [1, 1], 1).check().is_err());
+        assert!(conv([3, 3], [1, 1], usize::MAX).check().is_err());
+        let dense = CircuitLayer {
+            op: Op::Dense {
+                in_features: 16,
+                out_features: usize::MAX,
+                weight: vec![1; 16],
+                bias: vec![0; 1],
+            },
+            input: Layout::new(vec![16]),
+            output: Layout::new(vec![1]),
+            scale_bits: 0,
+            bound_bits: 10,
+            label: String::new(),
+        };
+        assert!(dense.check().is_err());
     }
 }
