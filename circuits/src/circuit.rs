@@ -697,60 +697,212 @@ mod tests {
         assert_eq!(l.real_indicator(batch, &r), mle::evaluate(&table, &r));
     }
 
-    #[test]
-    fn digest_covers_every_field() {
-        let base = LayeredCircuit {
+    /// A circuit with one layer of every kind, for the digest test.
+    fn every_kind() -> LayeredCircuit {
+        use crate::gates::Gate;
+        let l = |op, i: &[usize], o: &[usize], label: &str| CircuitLayer {
+            op,
+            input: Layout::new(i.to_vec()),
+            output: Layout::new(o.to_vec()),
+            scale_bits: 8,
+            bound_bits: 20,
+            label: label.into(),
+        };
+        LayeredCircuit {
             name: "d".into(),
             field: FieldId::M127,
-            field_reason: String::new(),
+            field_reason: "auto".into(),
             params: QuantParams::default(),
-            input: Layout::new(vec![2]),
-            input_scale: 0,
+            input: Layout::new(vec![1, 4, 4]),
+            input_scale: 8,
             input_min: -1,
             input_max: 1,
-            layers: vec![CircuitLayer {
-                op: Op::Dense {
-                    in_features: 2,
-                    out_features: 1,
-                    weight: vec![3, -4],
-                    bias: vec![5],
-                },
-                input: Layout::new(vec![2]),
-                output: Layout::new(vec![1]),
-                scale_bits: 8,
-                bound_bits: 10,
-                label: "dense".into(),
-            }],
-        };
+            layers: vec![
+                l(
+                    Op::Conv2d {
+                        in_channels: 1,
+                        out_channels: 2,
+                        kernel: [3, 3],
+                        stride: [1, 1],
+                        padding: [1, 1],
+                        weight: (0..18).map(|k| k - 9).collect(),
+                        bias: vec![3, -4],
+                    },
+                    &[1, 4, 4],
+                    &[2, 4, 4],
+                    "conv",
+                ),
+                l(
+                    Op::Activation { a: 1, b: 256, c: 0 },
+                    &[2, 4, 4],
+                    &[2, 4, 4],
+                    "act",
+                ),
+                l(
+                    Op::SumPool {
+                        window: [2, 2],
+                        stride: [2, 2],
+                    },
+                    &[2, 4, 4],
+                    &[2, 2, 2],
+                    "pool",
+                ),
+                l(
+                    Op::Gates {
+                        layer: GateLayer {
+                            gates: (0..8).map(|k| Gate::Relay(k as u32)).collect(),
+                        },
+                    },
+                    &[2, 2, 2],
+                    &[8],
+                    "reshape",
+                ),
+                l(
+                    Op::Dense {
+                        in_features: 8,
+                        out_features: 1,
+                        weight: vec![3, -4, 1, 0, 2, 2, -1, 5],
+                        bias: vec![5],
+                    },
+                    &[8],
+                    &[1],
+                    "dense",
+                ),
+            ],
+        }
+    }
+
+    /// Every field of a circuit, changed alone, changes the digest: the verifier relies on all
+    /// of them (or reports them), and a proof binds to the digest only.
+    #[test]
+    fn digest_covers_every_field() {
+        use crate::gates::Gate;
+        let base = every_kind();
+        assert!(base.check().is_ok());
         let d = base.digest();
         assert_eq!(d, base.clone().digest());
-        let mut variants = Vec::new();
-        let mut v = base.clone();
-        v.field = FieldId::Bn254;
-        variants.push(v);
-        let mut v = base.clone();
-        v.params.weight_bits = 7;
-        variants.push(v);
-        let mut v = base.clone();
-        v.input_max = 2;
-        variants.push(v);
-        let mut v = base.clone();
-        v.layers[0].scale_bits = 9;
-        variants.push(v);
-        for k in 0..3 {
-            let mut v = base.clone();
-            if let Op::Dense { weight, bias, .. } = &mut v.layers[0].op {
-                match k {
-                    0 => weight[0] += 1,
-                    1 => weight[1] = 4,
-                    _ => bias[0] = -5,
+        type Edit = fn(&mut LayeredCircuit);
+        let edits: Vec<(&str, Edit)> = vec![
+            ("name", |c| c.name.push('x')),
+            ("field", |c| c.field = FieldId::Bn254),
+            ("field reason", |c| c.field_reason.clear()),
+            ("input bits", |c| c.params.input_bits += 1),
+            ("weight bits", |c| c.params.weight_bits += 1),
+            ("coef bits", |c| c.params.coef_bits += 1),
+            ("weight scale", |c| {
+                c.params.weight_scale = WeightScale::PerLayer
+            }),
+            ("input dims", |c| c.input.dims = vec![1, 4, 5]),
+            ("input scale", |c| c.input_scale += 1),
+            ("input min", |c| c.input_min -= 1),
+            ("input max", |c| c.input_max += 1),
+            ("layer count", |c| {
+                c.layers.pop();
+            }),
+            ("layer input dims", |c| c.layers[4].input.dims = vec![4, 2]),
+            ("layer output dims", |c| {
+                c.layers[3].output.dims = vec![4, 2]
+            }),
+            ("scale bits", |c| c.layers[1].scale_bits += 1),
+            ("bound bits", |c| c.layers[1].bound_bits += 1),
+            ("label", |c| c.layers[0].label.push('x')),
+            ("op kind", |c| {
+                c.layers[1].op = Op::SumPool {
+                    window: [1, 1],
+                    stride: [1, 1],
                 }
+            }),
+        ];
+        let mut variants: Vec<(String, LayeredCircuit)> = edits
+            .into_iter()
+            .map(|(name, edit)| {
+                let mut c = base.clone();
+                edit(&mut c);
+                (name.to_string(), c)
+            })
+            .collect();
+        // Every parameter of every op.
+        for li in 0..base.layers.len() {
+            for k in 0..32 {
+                let mut c = base.clone();
+                match &mut c.layers[li].op {
+                    Op::Conv2d {
+                        in_channels,
+                        out_channels,
+                        kernel,
+                        stride,
+                        padding,
+                        weight,
+                        bias,
+                    } => match k {
+                        0 => *in_channels += 1,
+                        1 => *out_channels += 1,
+                        2 => kernel[0] += 1,
+                        3 => kernel[1] += 1,
+                        4 => stride[0] += 1,
+                        5 => stride[1] += 1,
+                        6 => padding[0] += 1,
+                        7 => padding[1] += 1,
+                        8 => weight[17] += 1,
+                        9 => weight.swap(0, 1),
+                        10 => bias[1] += 1,
+                        11 => {
+                            weight.pop();
+                        }
+                        _ => continue,
+                    },
+                    Op::Activation { a, b, c } => match k {
+                        0 => *a += 1,
+                        1 => *b += 1,
+                        2 => *c += 1,
+                        _ => continue,
+                    },
+                    Op::SumPool { window, stride } => match k {
+                        0 => window[0] += 1,
+                        1 => window[1] += 1,
+                        2 => stride[0] += 1,
+                        3 => stride[1] += 1,
+                        _ => continue,
+                    },
+                    Op::Gates { layer } => match k {
+                        0..=7 => layer.gates[k] = Gate::Scale(k as u32, 2),
+                        8 => layer.gates[0] = Gate::Relay(1),
+                        9 => layer.gates[1] = Gate::Add(1, 0),
+                        10 => layer.gates[1] = Gate::Mul(1, 1),
+                        11 => layer.gates[1] = Gate::Sub(1, 1),
+                        12 => layer.gates[1] = Gate::AddConst(1, 0),
+                        13 => layer.gates[1] = Gate::Const(1),
+                        14 => layer.gates.push(Gate::Const(0)),
+                        _ => continue,
+                    },
+                    Op::Dense {
+                        in_features,
+                        out_features,
+                        weight,
+                        bias,
+                    } => match k {
+                        0 => *in_features += 1,
+                        1 => *out_features += 1,
+                        2 => weight[7] -= 1,
+                        3 => weight.swap(0, 1),
+                        4 => bias[0] += 1,
+                        5 => bias.push(0),
+                        _ => continue,
+                    },
+                }
+                variants.push((format!("layer {li} op parameter {k}"), c));
             }
-            variants.push(v);
         }
-        for v in variants {
-            assert_ne!(v.digest(), d, "{v:?}");
+        assert!(variants.len() >= 58, "{}", variants.len());
+        for (what, v) in &variants {
+            assert_ne!(v, &base, "{what}: no change");
+            assert_ne!(v.digest(), d, "{what}");
         }
+        // And no two variants collide with each other.
+        let mut all: Vec<[u8; 32]> = variants.iter().map(|(_, v)| v.digest()).collect();
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), variants.len());
     }
 
     #[test]

@@ -360,7 +360,8 @@ fn check_layout(l: &Layout, layer: usize, op: &'static str) -> Result<(), Compil
 
 /// The relabelling `input → output` (same real size) as relay gates per item: output padded
 /// offset of real index `i` ← input padded offset of real index `i`; zero at output padding.
-fn relay_gates(input: &Layout, output: &Layout) -> Option<GateLayer> {
+/// `None` when a wire index does not fit 32 bits.
+pub fn relay_gates(input: &Layout, output: &Layout) -> Option<GateLayer> {
     let mut gates = vec![Gate::Const(0); output.item_len_padded()];
     for (i, off) in output.padded_offsets().into_iter().enumerate() {
         let src = u32::try_from(input.padded_offset(i)).ok()?;

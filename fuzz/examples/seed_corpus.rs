@@ -1,5 +1,5 @@
 //! Writes seed corpora for the fuzz targets: valid encoded proofs for `decode_proof`, a few
-//! edit lists for `verify_proof`, and the ONNX fixtures for `import_onnx`.
+//! edit lists for `verify_proof` and `verify_inference`, and the ONNX fixtures for `import_onnx`.
 //!
 //! `cargo run --release --example seed_corpus` (from `fuzz/`; stable toolchain is fine).
 use std::fs;
@@ -43,8 +43,12 @@ fn main() -> std::io::Result<()> {
         &[0, 4, 100, 0, 0, 7, 50, 0, 0],
         &[1, 6, 80, 0, 3],
     ];
+    // The same edit lists seed the whole-inference verifier target.
+    let inf = "corpus/verify_inference";
+    fs::create_dir_all(inf)?;
     for (k, s) in seeds.iter().enumerate() {
         fs::write(format!("{ver}/seed_{k}"), s)?;
+        fs::write(format!("{inf}/seed_{k}"), s)?;
     }
     // The ONNX importer fixtures (PyTorch exports) seed `import_onnx`.
     let onnx = "corpus/import_onnx";

@@ -37,6 +37,35 @@ pub fn prove_layer<F: ProofField>(
     claim: &Claim<F>,
     transcript: &mut Transcript,
 ) -> Result<(LayerProof<F>, Claim<F>), ProveError> {
+    prove_layer_impl(layer, batch, input, None, claim, transcript)
+}
+
+/// A deliberately dishonest [`prove_layer`], for soundness tests only: the layer's inner
+/// sumchecks (a convolution's kernel sumcheck, a gate layer's phases) are computed from `inner`
+/// while its last reduction, the one that hands the claim down, runs on `input`. A prover that
+/// fabricates its input this way passes every check but the layer's last one
+/// (docs/soundness.md), which is how the tests show that check is there. Layers with a single
+/// sumcheck ignore `inner`.
+#[doc(hidden)]
+pub fn prove_layer_with_inner<F: ProofField>(
+    layer: &CircuitLayer,
+    batch: usize,
+    input: Cow<'_, [F]>,
+    inner: &[F],
+    claim: &Claim<F>,
+    transcript: &mut Transcript,
+) -> Result<(LayerProof<F>, Claim<F>), ProveError> {
+    prove_layer_impl(layer, batch, input, Some(inner), claim, transcript)
+}
+
+fn prove_layer_impl<F: ProofField>(
+    layer: &CircuitLayer,
+    batch: usize,
+    input: Cow<'_, [F]>,
+    inner: Option<&[F]>,
+    claim: &Claim<F>,
+    transcript: &mut Transcript,
+) -> Result<(LayerProof<F>, Claim<F>), ProveError> {
     match &layer.op {
         Op::Activation { a, b, c } => {
             let (a, b, c) = (konst::<F>(*a)?, konst::<F>(*b)?, konst::<F>(*c)?);
@@ -175,7 +204,7 @@ pub fn prove_layer<F: ProofField>(
             let [ah, aw] = axes(&layer.input, &layer.output, *kernel, *stride, *padding);
             let t = conv_t_table(
                 &layer.input,
-                &input,
+                inner.unwrap_or(&input),
                 &eq_b,
                 (&eq_i, ah),
                 (&eq_j, aw),
@@ -216,7 +245,7 @@ pub fn prove_layer<F: ProofField>(
             let step = prove_gate_terms(
                 &terms,
                 has_mul,
-                input.to_vec(),
+                inner.unwrap_or(&input).to_vec(),
                 &[(F::one(), claim.point.clone())],
                 claim.value,
                 transcript,

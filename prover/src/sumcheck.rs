@@ -464,9 +464,11 @@ mod tests {
         );
         assert_eq!(out.finals, vec![ea, eb]);
         assert_eq!(claim.value, ea * eb);
-        // A wrong claimed sum is caught at the end.
+        // The honest rounds under a wrong claimed sum end in a claim the tables do not satisfy
+        // at the point that sumcheck reached (a verifier that ignored the claim would agree).
         let bad = vsc::verify(&out.proof, sum + F::one(), n, 2, &mut transcript::<F>()).unwrap();
-        assert_ne!(bad.value, ea * eb);
+        let at_bad = mle::evaluate(&a, &bad.point) * mle::evaluate(&b, &bad.point);
+        assert_ne!(bad.value, at_bad);
     }
 
     #[test]

@@ -7,14 +7,16 @@
 //! removes that shortcut so that the protocol itself has to catch it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use ark_ff::{One, UniformRand, Zero};
+mod common;
+
+use ark_ff::{One, UniformRand};
+use common::{slot_mut, slots, Slot};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use verinfer_circuits::field::{from_i64, Bn254, ProofField, M127};
 use verinfer_circuits::gates::{Gate, GateCircuit, GateLayer};
 use verinfer_prover::gkr;
 use verinfer_verifier::gkr as vgkr;
-use verinfer_verifier::proof::{read_header, HEADER_BYTES};
 use verinfer_verifier::{Proof, ProofError, SumcheckProof, Transcript, VerifyError};
 
 /// Width 5, depth 3: layers with and without products, and every gate kind.
@@ -61,57 +63,6 @@ fn setup<F: ProofField>() -> (GateCircuit, Vec<F>, Vec<F>, Proof<F>) {
     assert_eq!(&y, c.evaluate(&x).unwrap().last().unwrap());
     vgkr::verify(&c, &x, &y, &proof).unwrap();
     (c, x, y, proof)
-}
-
-/// Where a field element sits in a proof.
-#[derive(Clone, Copy, Debug)]
-enum Slot {
-    Output(usize),
-    Round {
-        layer: usize,
-        sc: usize,
-        round: usize,
-        k: usize,
-    },
-    Eval {
-        layer: usize,
-        k: usize,
-    },
-}
-
-fn slots<F>(p: &Proof<F>) -> Vec<Slot> {
-    let mut s: Vec<Slot> = (0..p.output.len()).map(Slot::Output).collect();
-    for (layer, l) in p.layers.iter().enumerate() {
-        for (sc, scp) in l.sumchecks.iter().enumerate() {
-            for (round, r) in scp.rounds.iter().enumerate() {
-                for k in 0..r.len() {
-                    s.push(Slot::Round {
-                        layer,
-                        sc,
-                        round,
-                        k,
-                    });
-                }
-            }
-        }
-        for k in 0..l.evals.len() {
-            s.push(Slot::Eval { layer, k });
-        }
-    }
-    s
-}
-
-fn slot_mut<F>(p: &mut Proof<F>, s: Slot) -> &mut F {
-    match s {
-        Slot::Output(i) => &mut p.output[i],
-        Slot::Round {
-            layer,
-            sc,
-            round,
-            k,
-        } => &mut p.layers[layer].sumchecks[sc].rounds[round][k],
-        Slot::Eval { layer, k } => &mut p.layers[layer].evals[k],
-    }
 }
 
 /// An error that only the protocol (not a shortcut comparison of digests or outputs) produces.
@@ -346,155 +297,29 @@ fn circuit_changes_fail() {
 #[test]
 fn structural_changes_fail_without_panic() {
     let (c, x, y, proof) = setup::<M127>();
-    let mut variants: Vec<(String, Proof<M127>)> = Vec::new();
-    let push = |v: &mut Vec<(String, Proof<M127>)>, name: String, p: Proof<M127>| {
-        assert_ne!(p, proof, "{name}");
-        v.push((name, p));
-    };
     let extra = M127::from(9u64);
-    for li in 0..proof.layers.len() {
-        let nsc = proof.layers[li].sumchecks.len();
-        for si in 0..nsc {
-            let deg = proof.layers[li].sumchecks[si].degree;
-            let mut p = proof.clone();
-            p.layers[li].sumchecks[si].rounds.pop();
-            push(&mut variants, format!("L{li} S{si} drop round"), p);
-            let mut p = proof.clone();
-            p.layers[li].sumchecks[si].rounds.push(vec![extra; deg]);
-            push(&mut variants, format!("L{li} S{si} add round"), p);
-            let mut p = proof.clone();
-            p.layers[li].sumchecks[si]
-                .rounds
-                .insert(0, vec![extra; deg]);
-            push(&mut variants, format!("L{li} S{si} add first round"), p);
-            let mut p = proof.clone();
-            p.layers[li].sumchecks[si].rounds[0].pop();
-            push(&mut variants, format!("L{li} S{si} short round"), p);
-            let mut p = proof.clone();
-            p.layers[li].sumchecks[si].rounds[0].push(extra);
-            push(&mut variants, format!("L{li} S{si} long round"), p);
-            // Consistent higher degree: every round one value longer.
-            let mut p = proof.clone();
-            let s = &mut p.layers[li].sumchecks[si];
-            s.degree += 1;
-            s.rounds.iter_mut().for_each(|r| r.push(M127::zero()));
-            push(&mut variants, format!("L{li} S{si} degree+1"), p);
-            let mut p = proof.clone();
-            let s = &mut p.layers[li].sumchecks[si];
-            s.degree -= 1;
-            s.rounds.iter_mut().for_each(|r| {
-                r.pop();
-            });
-            push(&mut variants, format!("L{li} S{si} degree-1"), p);
-            let mut p = proof.clone();
-            p.layers[li].sumchecks[si].rounds.clear();
-            push(&mut variants, format!("L{li} S{si} no rounds"), p);
-            let mut p = proof.clone();
-            p.layers[li].sumchecks.remove(si);
-            push(&mut variants, format!("L{li} drop sumcheck {si}"), p);
-        }
-        let mut p = proof.clone();
-        let dup = p.layers[li].sumchecks[0].clone();
-        p.layers[li].sumchecks.push(dup);
-        push(&mut variants, format!("L{li} add sumcheck"), p);
-        let mut p = proof.clone();
-        p.layers[li].sumchecks.clear();
-        p.layers[li].evals.clear();
-        push(&mut variants, format!("L{li} empty"), p);
-        let mut p = proof.clone();
-        p.layers[li].evals.pop();
-        push(&mut variants, format!("L{li} drop eval"), p);
-        let mut p = proof.clone();
-        p.layers[li].evals.push(extra);
-        push(&mut variants, format!("L{li} add eval"), p);
-        for kind in [0u8, 2, 255] {
-            let mut p = proof.clone();
-            p.layers[li].kind = kind;
-            push(&mut variants, format!("L{li} kind {kind}"), p);
-        }
-        let mut p = proof.clone();
-        p.layers.remove(li);
-        push(&mut variants, format!("drop layer {li}"), p);
-        let mut p = proof.clone();
-        let dup = p.layers[li].clone();
-        p.layers.push(dup);
-        push(&mut variants, format!("append a copy of layer {li}"), p);
-        let mut p = proof.clone();
-        let dup = p.layers[li].clone();
-        p.layers.insert(li, dup);
-        push(&mut variants, format!("duplicate layer {li}"), p);
-    }
+    let mut gkr_specific = Vec::new();
     let mut p = proof.clone();
     p.layers.swap(0, 2);
-    push(&mut variants, "swap layers 0 and 2".into(), p);
-    let mut p = proof.clone();
-    p.layers.clear();
-    push(&mut variants, "no layers".into(), p);
+    gkr_specific.push(("swap layers 0 and 2".to_string(), p));
     // A layer without products given a phase-2 sumcheck, and a product layer without one.
     let mut p = proof.clone();
     let phase1 = p.layers[1].sumchecks[0].clone();
     p.layers[1].sumchecks.push(phase1);
     p.layers[1].evals.push(extra);
-    push(&mut variants, "phase 2 on a linear layer".into(), p);
+    gkr_specific.push(("phase 2 on a linear layer".into(), p));
     let mut p = proof.clone();
     p.layers[0].sumchecks.pop();
     p.layers[0].evals.pop();
-    push(&mut variants, "no phase 2 on a product layer".into(), p);
-
-    for (name, p) in &variants {
-        let r = std::panic::catch_unwind(|| vgkr::verify(&c, &x, &y, p));
-        let r = r.unwrap_or_else(|_| panic!("{name}: verify panicked"));
-        assert!(r.is_err(), "{name}: verified");
-        // Well-formed ones also go through the binary format.
-        let consistent = p
-            .layers
-            .iter()
-            .flat_map(|l| &l.sumchecks)
-            .all(|s| s.degree >= 1 && s.rounds.iter().all(|r| r.len() == s.degree));
-        if consistent {
-            let bytes = p.encode();
-            assert_eq!(Proof::<M127>::decode(&bytes).as_ref(), Ok(p), "{name}");
-            assert!(decode_and_verify(&c, &x, &y, &bytes).is_err(), "{name}");
-        }
-    }
+    gkr_specific.push(("no phase 2 on a product layer".into(), p));
+    let verify = |p: &Proof<M127>| vgkr::verify(&c, &x, &y, p).map(|_| ());
+    let n = common::structural_changes_fail(&proof, gkr_specific, &verify);
+    assert!(n > 60, "{n} variants");
 }
 
-/// Every single-bit flip and every whole-byte inversion of the encoded proof is refused, by the
-/// decoder or by the verifier.
 fn every_byte_flipped<F: ProofField>() -> (usize, usize) {
     let (c, x, y, proof) = setup::<F>();
-    let bytes = proof.encode();
-    assert_eq!(bytes.len(), proof.encoded_len());
-    let mut decode_errors = 0;
-    let mut verify_errors = 0;
-    for pos in 0..bytes.len() {
-        for mask in [1u8, 2, 4, 8, 16, 32, 64, 128, 0xff] {
-            let mut b = bytes.clone();
-            b[pos] ^= mask;
-            match Proof::<F>::decode(&b) {
-                Err(_) => {
-                    decode_errors += 1;
-                }
-                Ok(p) => {
-                    // Magic, version and field byte are never silently accepted.
-                    assert!(pos >= 7, "header byte {pos} mask {mask:#x} decoded");
-                    // The decoder is injective: a different encoding is a different proof.
-                    assert_ne!(p, proof);
-                    assert_eq!(p.encode(), b);
-                    let e = vgkr::verify(&c, &x, &y, &p)
-                        .expect_err(&format!("flip at {pos} mask {mask:#x} verified"));
-                    if pos < HEADER_BYTES {
-                        assert_eq!(e, VerifyError::DigestMismatch);
-                    }
-                    verify_errors += 1;
-                }
-            }
-            if pos < 7 {
-                assert!(read_header(&b).is_err());
-            }
-        }
-    }
-    (decode_errors, verify_errors)
+    common::every_byte_flipped(&proof, &|p| vgkr::verify(&c, &x, &y, p).map(|_| ()))
 }
 
 #[test]
@@ -513,22 +338,7 @@ fn every_byte_flip_fails_bn254() {
 #[test]
 fn truncations_and_extensions_fail() {
     let (c, x, y, proof) = setup::<M127>();
-    let bytes = proof.encode();
-    for cut in 0..bytes.len() {
-        assert!(
-            Proof::<M127>::decode(&bytes[..cut]).is_err(),
-            "prefix {cut}"
-        );
-    }
-    for extra in 1..40 {
-        let mut b = bytes.clone();
-        b.extend(std::iter::repeat_n(0u8, extra));
-        assert_eq!(
-            Proof::<M127>::decode(&b),
-            Err(ProofError::TrailingBytes(extra))
-        );
-    }
-    assert!(decode_and_verify(&c, &x, &y, &bytes).is_ok());
+    common::truncations_and_extensions_fail(&proof, &|p| vgkr::verify(&c, &x, &y, p).map(|_| ()));
 }
 
 #[test]

@@ -132,6 +132,22 @@ pub fn verify<F: ProofField>(
     output: &[i128],
     proof: &Proof<F>,
 ) -> Result<VerifiedReport, VerifyError> {
+    verify_bound_to(circuit, &circuit.digest(), input, output, proof)
+}
+
+/// [`verify`] with the statement bound to `digest` instead of a fresh `circuit.digest()`.
+///
+/// Sound only when `digest` is `circuit`'s digest (a caller that verifies many proofs of one
+/// circuit may hash it once). The soundness tests also use it to play a digest collision: a
+/// proof made for another model under the same digest must still fail, through the layer checks
+/// alone, wherever the two models compute different values.
+pub fn verify_bound_to<F: ProofField>(
+    circuit: &LayeredCircuit,
+    digest: &[u8; 32],
+    input: &[i128],
+    output: &[i128],
+    proof: &Proof<F>,
+) -> Result<VerifiedReport, VerifyError> {
     let mut clock = Clock::start();
     if F::ID != circuit.field {
         return Err(VerifyError::FieldMismatch {
@@ -140,7 +156,7 @@ pub fn verify<F: ProofField>(
         });
     }
     let batch = check_statement(circuit, input, output)?;
-    let digest = circuit.digest();
+    let digest = *digest;
     if proof.digest != digest {
         return Err(VerifyError::DigestMismatch);
     }

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Mutation run for the soundness tests (docs/soundness.md): disables, one at a time, each check
+# a verifier makes on a proof's values, and confirms that the soundness tests then fail. A check
+# whose removal no test notices is a check no test covers.
+#
+# Works on a scratch copy of the checkout (its own target folder), so the working tree and its
+# build are never touched. Takes about a minute per mutant on 2 cores after the first build.
+#   tools/mutants/soundness.sh [SCRATCH_DIR]
+set -euo pipefail
+repo="$(cd "$(dirname "$0")/../.." && pwd)"
+scratch="${1:-${TMPDIR:-/tmp}/verinfer-mutants}"
+mkdir -p "$scratch"
+rm -rf "$scratch/tree"
+mkdir -p "$scratch/tree"
+tar -C "$repo" --exclude=./target --exclude=./.git -cf - . | tar -C "$scratch/tree" -xf -
+# Cargo decides freshness by modification time: a copied or restored file keeps an old one and
+# would not be rebuilt over a previous run's mutant, so every source gets a new one.
+find "$scratch/tree" -name '*.rs' -exec touch {} +
+export CARGO_TARGET_DIR="$scratch/target"
+cd "$scratch/tree"
+
+# file | the exact condition of one check (the text between `if ` and ` {`)
+mutants=$(cat <<'LIST'
+verifier/src/layers.rs|sc.value != e * (a * chi * chi + b * chi)
+verifier/src/layers.rs|sc.value != g * chi
+verifier/src/layers.rs|sc.value != w_at * chi
+verifier/src/layers.rs|sc1.value != w_at * tau
+verifier/src/layers.rs|sc2.value != g * chi
+verifier/src/layers.rs|sc.value != e * vq
+verifier/src/gkr.rs|phase1.value != v_u * lin
+verifier/src/gkr.rs|phase2.value != v_u * terms.mul_at(&eq_z, &eq_u, &eq_v) * v_v
+verifier/src/inference.rs|at_input != claim.value
+verifier/src/gkr.rs|at_input != claim
+LIST
+)
+tests=(--no-fail-fast --test structured_soundness --test gkr_soundness)
+cargo test -q -p verinfer-prover "${tests[@]}" >/dev/null 2>&1 || {
+  echo "the soundness tests fail without any mutation" >&2
+  exit 1
+}
+survived=0
+while IFS='|' read -r file cond; do
+  cp "$file" "$file.orig"
+  COND="$cond" python3 - "$file" <<'PY'
+import os, sys
+path, cond = sys.argv[1], os.environ["COND"]
+src = open(path).read()
+needle = "if " + cond + " {"
+n = src.count(needle)
+if n != 1:
+    sys.exit(f"{path}: '{needle}' found {n} times")
+open(path, "w").write(src.replace(needle, "if false && " + cond + " {"))
+PY
+  if cargo test -q -p verinfer-prover "${tests[@]}" >"$scratch/last.log" 2>&1; then
+    echo "SURVIVED  $file: $cond"
+    survived=$((survived + 1))
+  elif ! grep -q "test result: FAILED" "$scratch/last.log"; then
+    # A build error is not a caught mutant.
+    echo "NO RUN    $file: $cond (see $scratch/last.log)"
+    survived=$((survived + 1))
+  else
+    failing=$(grep -E '^    [a-z_0-9]+$' "$scratch/last.log" | tr -d ' ' | paste -sd, -)
+    echo "caught    $file: $cond  [$failing]"
+  fi
+  mv "$file.orig" "$file"
+  touch "$file"
+done <<<"$mutants"
+echo "$survived mutant(s) survived"
+[ "$survived" -eq 0 ]
