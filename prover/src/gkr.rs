@@ -9,8 +9,8 @@ use rayon::prelude::*;
 use verinfer_circuits::field::ProofField;
 use verinfer_circuits::gates::{GateCircuit, LayerTerms};
 use verinfer_circuits::mle::{self, PAR_THRESHOLD};
-use verinfer_verifier::gkr::GATE_LAYER;
-use verinfer_verifier::proof::{LayerProof, Proof};
+use verinfer_verifier::proof::{LayerKind, LayerProof, Proof};
+use verinfer_verifier::transcript::label;
 use verinfer_verifier::Transcript;
 
 /// Evaluates `circuit` on `input` and proves the result. Returns the output (unpadded) and the
@@ -43,7 +43,7 @@ pub fn prove_as_subprotocol<F: ProofField>(
     transcript: &mut Transcript,
 ) -> Result<Vec<LayerProof<F>>, ProveError> {
     let depth = circuit.layers.len();
-    let r: Vec<F> = transcript.challenges(b"output-point", circuit.layer_vars(depth));
+    let r: Vec<F> = transcript.challenges(label::OUTPUT_POINT, circuit.layer_vars(depth));
     let mut claim = mle::evaluate_padded(&values[depth], &r);
     let mut points: Vec<(F, Vec<F>)> = vec![(F::one(), r)];
     let mut proofs = Vec::with_capacity(depth);
@@ -59,7 +59,7 @@ pub fn prove_as_subprotocol<F: ProofField>(
             transcript,
         );
         proofs.push(LayerProof {
-            kind: GATE_LAYER,
+            kind: LayerKind::GkrGates,
             sumchecks: step.sumchecks,
             evals: step.evals,
         });
@@ -100,7 +100,7 @@ pub fn prove_gate_terms<F: ProofField>(
     let mut p1 = ProductProver::new(below.clone(), a);
     let out1 = prove_sumcheck(&mut p1, claim - terms.cst_at(&eq_z), transcript);
     let v_u = out1.finals[0];
-    transcript.append_scalar(b"gkr-eval-u", &v_u);
+    transcript.append_scalar(label::GKR_EVAL_U, &v_u);
 
     if !has_mul {
         return GateStep {
@@ -116,8 +116,8 @@ pub fn prove_gate_terms<F: ProofField>(
     let mut p2 = ProductProver::new(m, below);
     let out2 = prove_sumcheck(&mut p2, claim2, transcript);
     let v_v = out2.finals[1];
-    transcript.append_scalar(b"gkr-eval-v", &v_v);
-    let alpha: F = transcript.challenge(b"gkr-combine");
+    transcript.append_scalar(label::GKR_EVAL_V, &v_v);
+    let alpha: F = transcript.challenge(label::GKR_COMBINE);
     GateStep {
         sumchecks: vec![out1.proof, out2.proof],
         evals: vec![v_u, v_v],

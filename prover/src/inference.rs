@@ -11,6 +11,7 @@ use verinfer_circuits::mle;
 use verinfer_circuits::witness::{witness_tables, Witness};
 use verinfer_verifier::layers::{aligned_pool, Claim};
 use verinfer_verifier::proof::Proof;
+use verinfer_verifier::transcript::label;
 use verinfer_verifier::Transcript;
 
 /// Where the prover's time went, in milliseconds.
@@ -143,7 +144,7 @@ fn prove_tables<F: ProofField>(
     let output_f: Vec<F> = to_field(output)?;
     let mut transcript = Transcript::new(&digest, &input_f, &output_f);
     let out_layout = circuit.output();
-    let r: Vec<F> = transcript.challenges(b"output-point", out_layout.vars(batch));
+    let r: Vec<F> = transcript.challenges(label::OUTPUT_POINT, out_layout.vars(batch));
     let top: &[F] = tables.last().map(|t| &t[..]).unwrap_or(&[]);
     let value = mle::evaluate(top, &r);
     let mut claim = Claim { point: r, value };

@@ -18,10 +18,10 @@ use verinfer_circuits::field::{from_i128, from_i64, ProofField};
 use verinfer_circuits::mle::{self, PAR_THRESHOLD};
 use verinfer_circuits::predicates::{split_point, window_table};
 use verinfer_verifier::layers::{
-    aligned_pool, aligned_pool_point, axes, bias_at, conv_kernel_vars, Claim, ACTIVATION_LAYER,
-    CONV_LAYER, DENSE_LAYER, GATES_LAYER, SUMPOOL_LAYER,
+    aligned_pool, aligned_pool_point, axes, bias_at, conv_kernel_vars, Claim,
 };
-use verinfer_verifier::proof::LayerProof;
+use verinfer_verifier::proof::{LayerKind, LayerProof};
+use verinfer_verifier::transcript::label;
 use verinfer_verifier::Transcript;
 
 fn konst<F: ProofField>(v: i128) -> Result<F, ProveError> {
@@ -73,10 +73,10 @@ fn prove_layer_impl<F: ProofField>(
             let mut p = EqQuadProver::new(&claim.point, input.into_owned(), a, b, target);
             let out = prove_sumcheck(&mut p, target, transcript);
             let chi = out.finals[1];
-            transcript.append_scalar(b"layer-eval", &chi);
+            transcript.append_scalar(label::LAYER_EVAL, &chi);
             Ok((
                 LayerProof {
-                    kind: ACTIVATION_LAYER,
+                    kind: LayerKind::Activation,
                     sumchecks: vec![out.proof],
                     evals: vec![chi],
                 },
@@ -90,7 +90,7 @@ fn prove_layer_impl<F: ProofField>(
             let (point, scale) = aligned_pool_point(layer, &claim.point, *window);
             Ok((
                 LayerProof {
-                    kind: SUMPOOL_LAYER,
+                    kind: LayerKind::SumPool,
                     sumchecks: vec![],
                     evals: vec![],
                 },
@@ -110,10 +110,10 @@ fn prove_layer_impl<F: ProofField>(
             let mut p = ProductProver::new(g, input.into_owned());
             let out = prove_sumcheck(&mut p, claim.value, transcript);
             let chi = out.finals[1];
-            transcript.append_scalar(b"layer-eval", &chi);
+            transcript.append_scalar(label::LAYER_EVAL, &chi);
             Ok((
                 LayerProof {
-                    kind: SUMPOOL_LAYER,
+                    kind: LayerKind::SumPool,
                     sumchecks: vec![out.proof],
                     evals: vec![chi],
                 },
@@ -147,12 +147,12 @@ fn prove_layer_impl<F: ProofField>(
             let mut p = ProductProver::new(wr, xr);
             let out = prove_sumcheck(&mut p, target, transcript);
             let chi = out.finals[1];
-            transcript.append_scalar(b"layer-eval", &chi);
+            transcript.append_scalar(label::LAYER_EVAL, &chi);
             let mut point = out.point;
             point.extend_from_slice(r_b);
             Ok((
                 LayerProof {
-                    kind: DENSE_LAYER,
+                    kind: LayerKind::Dense,
                     sumchecks: vec![out.proof],
                     evals: vec![chi],
                 },
@@ -213,7 +213,7 @@ fn prove_layer_impl<F: ProofField>(
             let mut p1 = ProductProver::new(wr, t);
             let out1 = prove_sumcheck(&mut p1, target1, transcript);
             let tau = out1.finals[1];
-            transcript.append_scalar(b"layer-eval", &tau);
+            transcript.append_scalar(label::LAYER_EVAL, &tau);
 
             let (t_v, rest) = out1.point.split_at(vv);
             let (t_u, t_c) = rest.split_at(uv);
@@ -224,10 +224,10 @@ fn prove_layer_impl<F: ProofField>(
             let mut p2 = ProductProver::new(g, input.into_owned());
             let out2 = prove_sumcheck(&mut p2, tau, transcript);
             let chi = out2.finals[1];
-            transcript.append_scalar(b"layer-eval", &chi);
+            transcript.append_scalar(label::LAYER_EVAL, &chi);
             Ok((
                 LayerProof {
-                    kind: CONV_LAYER,
+                    kind: LayerKind::Conv2d,
                     sumchecks: vec![out1.proof, out2.proof],
                     evals: vec![tau, chi],
                 },
@@ -262,7 +262,7 @@ fn prove_layer_impl<F: ProofField>(
                 let mut p = ProductProver::new(e, input.into_owned());
                 let out = prove_sumcheck(&mut p, step.claim, transcript);
                 let vq = out.finals[1];
-                transcript.append_scalar(b"layer-eval", &vq);
+                transcript.append_scalar(label::LAYER_EVAL, &vq);
                 sumchecks.push(out.proof);
                 evals.push(vq);
                 Claim {
@@ -278,7 +278,7 @@ fn prove_layer_impl<F: ProofField>(
             };
             Ok((
                 LayerProof {
-                    kind: GATES_LAYER,
+                    kind: LayerKind::Gates,
                     sumchecks,
                     evals,
                 },

@@ -18,6 +18,7 @@ use rayon::prelude::*;
 use verinfer_circuits::field::{m127_mul_add, m127_to_u128, M127Acc, ProofField, M127};
 use verinfer_circuits::mle::{self, PAR_THRESHOLD};
 use verinfer_verifier::proof::SumcheckProof;
+use verinfer_verifier::transcript::label;
 use verinfer_verifier::Transcript;
 
 /// Largest number of tables in one product term of [`ProductSumProver`].
@@ -57,15 +58,15 @@ pub fn prove<F: ProofField, P: RoundProver<F> + ?Sized>(
 ) -> SumcheckOutput<F> {
     let n = prover.num_vars();
     let degree = prover.degree();
-    transcript.append_scalar(b"sumcheck-claim", &claim);
+    transcript.append_scalar(label::SUMCHECK_CLAIM, &claim);
     let mut rounds = Vec::with_capacity(n);
     let mut challenges = Vec::with_capacity(n);
     let mut last = None;
     for _ in 0..n {
         let msg = prover.fold_and_round(last);
         debug_assert_eq!(msg.len(), degree);
-        transcript.append_scalars(b"sumcheck-round", &msg);
-        let r: F = transcript.challenge(b"sumcheck-challenge");
+        transcript.append_scalars(label::SUMCHECK_ROUND, &msg);
+        let r: F = transcript.challenge(label::SUMCHECK_CHALLENGE);
         rounds.push(msg);
         challenges.push(r);
         last = Some(r);

@@ -10,7 +10,8 @@ use rand_chacha::ChaCha8Rng;
 use verinfer_circuits::field::{from_i64, Bn254, ProofField, M127};
 use verinfer_circuits::gates::{Gate, GateCircuit, GateLayer};
 use verinfer_prover::gkr;
-use verinfer_verifier::gkr::{self as vgkr, GATE_LAYER};
+use verinfer_verifier::gkr as vgkr;
+use verinfer_verifier::proof::LayerKind;
 use verinfer_verifier::Proof;
 
 /// Small signed inputs (the quantized regime) or uniform field elements.
@@ -37,7 +38,7 @@ fn complete<F: ProofField>(c: &GateCircuit, input: &[F]) {
     assert_eq!(proof.layers.len(), c.layers.len());
     for (lp, i) in proof.layers.iter().zip((1..=c.layers.len()).rev()) {
         let phases = if c.has_mul(i) { 2 } else { 1 };
-        assert_eq!(lp.kind, GATE_LAYER);
+        assert_eq!(lp.kind, LayerKind::GkrGates);
         assert_eq!(lp.sumchecks.len(), phases);
         assert_eq!(lp.evals.len(), phases);
         for s in &lp.sumchecks {

@@ -17,6 +17,7 @@ use verinfer_circuits::field::{from_i64, Bn254, ProofField, M127};
 use verinfer_circuits::gates::{Gate, GateCircuit, GateLayer};
 use verinfer_prover::gkr;
 use verinfer_verifier::gkr as vgkr;
+use verinfer_verifier::transcript::label;
 use verinfer_verifier::{Proof, ProofError, SumcheckProof, Transcript, VerifyError};
 
 /// Width 5, depth 3: layers with and without products, and every gate kind.
@@ -435,7 +436,8 @@ fn output_is_bound_before_the_output_point() {
     let (c, x, y, proof) = setup::<M127>();
     let digest = c.digest(M127::ID);
     let vars = c.layer_vars(c.layers.len());
-    let r: Vec<M127> = Transcript::new::<M127>(&digest, &x, &y).challenges(b"output-point", vars);
+    let r: Vec<M127> =
+        Transcript::new::<M127>(&digest, &x, &y).challenges(label::OUTPUT_POINT, vars);
     let eq = mle::eq_table(&r);
     let delta = M127::from(12345u64);
     let mut y2 = y.clone();

@@ -32,6 +32,7 @@ use verinfer_prover::inference::{prove, prove_witness};
 use verinfer_prover::layers::{prove_layer, prove_layer_with_inner};
 use verinfer_verifier::inference::{verify, verify_bound_to};
 use verinfer_verifier::layers::{aligned_pool, Claim};
+use verinfer_verifier::transcript::label;
 use verinfer_verifier::{Proof, Transcript, VerifyError};
 
 // ---------------------------------------------------------------------------------------------
@@ -432,7 +433,7 @@ fn prove_with_inner<F: ProofField>(
     let digest = c.digest();
     let output: Vec<F> = to_field(&w.output);
     let mut t = Transcript::new(&digest, &to_field::<F>(input), &output);
-    let r: Vec<F> = t.challenges(b"output-point", c.output().vars(w.batch));
+    let r: Vec<F> = t.challenges(label::OUTPUT_POINT, c.output().vars(w.batch));
     let value = mle::evaluate(w.layers.last().unwrap(), &r);
     let mut claim = Claim { point: r, value };
     let mut layers = Vec::new();

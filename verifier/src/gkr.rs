@@ -18,16 +18,14 @@
 //! in the layer's gates: this is the generic fallback; the CNN layers have structured proofs
 //! whose verifier never touches a gate list.
 
-use crate::proof::{LayerProof, Proof, SumcheckProof};
+use crate::proof::{LayerKind, LayerProof, Proof, SumcheckProof};
 use crate::sumcheck;
+use crate::transcript::label;
 use crate::transcript::Transcript;
 use crate::VerifyError;
 use verinfer_circuits::field::{soundness_bits, ProofField};
 use verinfer_circuits::gates::{GateCircuit, LayerTerms};
 use verinfer_circuits::mle;
-
-/// Layer-proof kind of a generic gate layer.
-pub const GATE_LAYER: u8 = 1;
 
 /// What a successful verification establishes, with its statistical strength.
 #[derive(Clone, Debug, PartialEq)]
@@ -92,7 +90,7 @@ pub fn verify_as_subprotocol<F: ProofField>(
             layers.len()
         )));
     }
-    let r: Vec<F> = transcript.challenges(b"output-point", circuit.layer_vars(depth));
+    let r: Vec<F> = transcript.challenges(label::OUTPUT_POINT, circuit.layer_vars(depth));
     let mut claim = mle::evaluate_padded(output, &r);
     let mut points: Vec<(F, Vec<F>)> = vec![(F::one(), r)];
 
@@ -123,7 +121,7 @@ fn verify_gate_layer<F: ProofField>(
     points: &[(F, Vec<F>)],
     transcript: &mut Transcript,
 ) -> Result<Handoff<F>, VerifyError> {
-    if lp.kind != GATE_LAYER {
+    if lp.kind != LayerKind::GkrGates {
         return Err(VerifyError::ProofShape(format!(
             "layer {i}: expected a gate-layer proof"
         )));
@@ -174,7 +172,7 @@ pub fn verify_gate_terms<F: ProofField>(
         transcript,
     )?;
     let v_u = evals[0];
-    transcript.append_scalar(b"gkr-eval-u", &v_u);
+    transcript.append_scalar(label::GKR_EVAL_U, &v_u);
     let eq_u = mle::eq_table(&phase1.point);
     let lin = terms.lin_at(&eq_z, &eq_u);
     if !has_mul {
@@ -194,7 +192,7 @@ pub fn verify_gate_terms<F: ProofField>(
         transcript,
     )?;
     let v_v = evals[1];
-    transcript.append_scalar(b"gkr-eval-v", &v_v);
+    transcript.append_scalar(label::GKR_EVAL_V, &v_v);
     let eq_v = mle::eq_table(&phase2.point);
     if phase2.value != v_u * terms.mul_at(&eq_z, &eq_u, &eq_v) * v_v {
         return Err(VerifyError::LayerCheck {
@@ -202,7 +200,7 @@ pub fn verify_gate_terms<F: ProofField>(
             what: "phase-2 final evaluation",
         });
     }
-    let alpha: F = transcript.challenge(b"gkr-combine");
+    let alpha: F = transcript.challenge(label::GKR_COMBINE);
     Ok((
         v_u + alpha * v_v,
         vec![(F::one(), phase1.point), (alpha, phase2.point)],

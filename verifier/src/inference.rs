@@ -15,6 +15,7 @@
 
 use crate::layers::{verify_layer, Claim};
 use crate::proof::Proof;
+use crate::transcript::label;
 use crate::transcript::Transcript;
 use crate::VerifyError;
 use verinfer_circuits::circuit::LayeredCircuit;
@@ -174,7 +175,7 @@ pub fn verify_bound_to<F: ProofField>(
     }
     let mut transcript = Transcript::new(&digest, &input_f, &output_f);
     let out_layout = circuit.output();
-    let r: Vec<F> = transcript.challenges(b"output-point", out_layout.vars(batch));
+    let r: Vec<F> = transcript.challenges(label::OUTPUT_POINT, out_layout.vars(batch));
     let value = mle::evaluate(&out_layout.scatter(batch, &output_f), &r);
     let mut claim = Claim { point: r, value };
     let mut degree_sum = out_layout.vars(batch) as u64;

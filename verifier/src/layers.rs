@@ -17,25 +17,15 @@
 //! `verinfer_circuits::predicates`, with `κ(u) = eq(t_u,u)` for a convolution and 1 for pooling.
 
 use crate::gkr::verify_gate_terms;
-use crate::proof::LayerProof;
+use crate::proof::{LayerKind, LayerProof};
 use crate::sumcheck;
+use crate::transcript::label;
 use crate::transcript::Transcript;
 use crate::VerifyError;
 use verinfer_circuits::circuit::{CircuitLayer, Layout, Op};
 use verinfer_circuits::field::{from_i128, from_i64, ProofField};
 use verinfer_circuits::mle;
 use verinfer_circuits::predicates::{mle_at, split_point, window_table, Axis};
-
-/// Layer-proof kind of an activation layer.
-pub const ACTIVATION_LAYER: u8 = 2;
-/// Layer-proof kind of a sum-pooling layer.
-pub const SUMPOOL_LAYER: u8 = 3;
-/// Layer-proof kind of a dense layer.
-pub const DENSE_LAYER: u8 = 4;
-/// Layer-proof kind of a convolution.
-pub const CONV_LAYER: u8 = 5;
-/// Layer-proof kind of a structured circuit's gate layer (GKR phases plus a merge).
-pub const GATES_LAYER: u8 = 6;
 
 /// A claim `Ṽ(point) = value` on one stage's MLE (point in index-bit order).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,13 +37,13 @@ pub struct Claim<F> {
 }
 
 /// The kind byte a layer's proof must carry.
-pub fn kind_of(op: &Op) -> u8 {
+pub fn kind_of(op: &Op) -> LayerKind {
     match op {
-        Op::Activation { .. } => ACTIVATION_LAYER,
-        Op::SumPool { .. } => SUMPOOL_LAYER,
-        Op::Dense { .. } => DENSE_LAYER,
-        Op::Conv2d { .. } => CONV_LAYER,
-        Op::Gates { .. } => GATES_LAYER,
+        Op::Activation { .. } => LayerKind::Activation,
+        Op::SumPool { .. } => LayerKind::SumPool,
+        Op::Dense { .. } => LayerKind::Dense,
+        Op::Conv2d { .. } => LayerKind::Conv2d,
+        Op::Gates { .. } => LayerKind::Gates,
     }
 }
 
@@ -106,7 +96,7 @@ pub fn bias_at<F: ProofField>(bias: &[i128], eq_o: &[F]) -> Result<F, VerifyErro
 /// Checks that a proof has the right kind and counts before any of it is read.
 fn expect_shape<F>(
     proof: &LayerProof<F>,
-    kind: u8,
+    kind: LayerKind,
     sumchecks: usize,
     evals: usize,
     layer: usize,
@@ -115,7 +105,7 @@ fn expect_shape<F>(
         return Err(shape_err(
             layer,
             &format!(
-                "expected proof kind {kind} with {sumchecks} sumchecks and {evals} evaluations"
+                "expected a {kind:?} proof with {sumchecks} sumchecks and {evals} evaluations"
             ),
         ));
     }
@@ -150,7 +140,7 @@ pub fn verify_layer<F: ProofField>(
     }
     match &layer.op {
         Op::Activation { a, b, c } => {
-            expect_shape(proof, ACTIVATION_LAYER, 1, 1, index)?;
+            expect_shape(proof, LayerKind::Activation, 1, 1, index)?;
             let (a, b, c) = (
                 field_const::<F>(*a)?,
                 field_const::<F>(*b)?,
@@ -160,7 +150,7 @@ pub fn verify_layer<F: ProofField>(
             let target = claim.value - c * layer.output.real_indicator(batch, &claim.point);
             let sc = sumcheck::verify(&proof.sumchecks[0], target, n, 3, transcript)?;
             let chi = proof.evals[0];
-            transcript.append_scalar(b"layer-eval", &chi);
+            transcript.append_scalar(label::LAYER_EVAL, &chi);
             let e = mle::eq_eval(&claim.point, &sc.point);
             if sc.value != e * (a * chi * chi + b * chi) {
                 return Err(VerifyError::LayerCheck {
@@ -179,7 +169,7 @@ pub fn verify_layer<F: ProofField>(
         Op::SumPool { window, stride } if aligned_pool(layer) => {
             // Y sums A over whole power-of-two windows, so Ỹ(r) = k_h·k_w·Ã(r with every
             // window bit at 1/2): an identity of multilinear polynomials, no sumcheck needed.
-            expect_shape(proof, SUMPOOL_LAYER, 0, 0, index)?;
+            expect_shape(proof, LayerKind::SumPool, 0, 0, index)?;
             let _ = stride;
             let (point, scale) = aligned_pool_point(layer, &claim.point, *window);
             Ok(LayerOutcome {
@@ -191,11 +181,11 @@ pub fn verify_layer<F: ProofField>(
             })
         }
         Op::SumPool { window, stride } => {
-            expect_shape(proof, SUMPOOL_LAYER, 1, 1, index)?;
+            expect_shape(proof, LayerKind::SumPool, 1, 1, index)?;
             let n = layer.input.vars(batch);
             let sc = sumcheck::verify(&proof.sumchecks[0], claim.value, n, 2, transcript)?;
             let chi = proof.evals[0];
-            transcript.append_scalar(b"layer-eval", &chi);
+            transcript.append_scalar(label::LAYER_EVAL, &chi);
             let (r, r_b) = split_point(&layer.output, &claim.point);
             let (p, p_b) = split_point(&layer.input, &sc.point);
             let [ah, aw] = axes(&layer.input, &layer.output, *window, *stride, [0, 0]);
@@ -226,7 +216,7 @@ pub fn verify_layer<F: ProofField>(
             weight,
             bias,
         } => {
-            expect_shape(proof, DENSE_LAYER, 1, 1, index)?;
+            expect_shape(proof, LayerKind::Dense, 1, 1, index)?;
             if layer.input.item_len() != *in_features
                 || weight.len() != in_features * out_features
                 || bias.len() != *out_features
@@ -242,7 +232,7 @@ pub fn verify_layer<F: ProofField>(
             let k_vars = layer.input.item_vars();
             let sc = sumcheck::verify(&proof.sumchecks[0], target, k_vars, 2, transcript)?;
             let chi = proof.evals[0];
-            transcript.append_scalar(b"layer-eval", &chi);
+            transcript.append_scalar(label::LAYER_EVAL, &chi);
             let eq_t = mle::eq_table(&sc.point);
             let g: Vec<F> = layer
                 .input
@@ -273,7 +263,7 @@ pub fn verify_layer<F: ProofField>(
             weight,
             bias,
         } => {
-            expect_shape(proof, CONV_LAYER, 2, 2, index)?;
+            expect_shape(proof, LayerKind::Conv2d, 2, 2, index)?;
             let (c_n, o_n) = (*in_channels, *out_channels);
             let [kh, kw] = *kernel;
             if weight.len() != o_n * c_n * kh * kw || bias.len() != o_n {
@@ -292,7 +282,7 @@ pub fn verify_layer<F: ProofField>(
             let (cv, uv, vv) = conv_kernel_vars(c_n, kh, kw);
             let sc1 = sumcheck::verify(&proof.sumchecks[0], target1, cv + uv + vv, 2, transcript)?;
             let tau = proof.evals[0];
-            transcript.append_scalar(b"layer-eval", &tau);
+            transcript.append_scalar(label::LAYER_EVAL, &tau);
             let (t_v, rest) = sc1.point.split_at(vv);
             let (t_u, t_c) = rest.split_at(uv);
             let (eq_c, eq_u, eq_v) = (mle::eq_table(t_c), mle::eq_table(t_u), mle::eq_table(t_v));
@@ -314,7 +304,7 @@ pub fn verify_layer<F: ProofField>(
             let n = layer.input.vars(batch);
             let sc2 = sumcheck::verify(&proof.sumchecks[1], tau, n, 2, transcript)?;
             let chi = proof.evals[1];
-            transcript.append_scalar(b"layer-eval", &chi);
+            transcript.append_scalar(label::LAYER_EVAL, &chi);
             let (p, p_b) = split_point(&layer.input, &sc2.point);
             let [ah, aw] = axes(&layer.input, &layer.output, *kernel, *stride, *padding);
             let g = window_product(
@@ -341,7 +331,7 @@ pub fn verify_layer<F: ProofField>(
         Op::Gates { layer: gl } => {
             let has_mul = gl.has_mul();
             let phases = if has_mul { 3 } else { 1 };
-            expect_shape(proof, GATES_LAYER, phases, phases, index)?;
+            expect_shape(proof, LayerKind::Gates, phases, phases, index)?;
             let in_per = layer.input.item_len_padded();
             let out_per = layer.output.item_len_padded();
             if gl.gates.len() > out_per || gl.max_wire().is_some_and(|w| w as usize >= in_per) {
@@ -367,7 +357,7 @@ pub fn verify_layer<F: ProofField>(
             let claim = if has_mul {
                 let sc = sumcheck::verify(&proof.sumchecks[2], value, n, 2, transcript)?;
                 let vq = proof.evals[2];
-                transcript.append_scalar(b"layer-eval", &vq);
+                transcript.append_scalar(label::LAYER_EVAL, &vq);
                 let e: F = points
                     .iter()
                     .map(|(c, p)| *c * mle::eq_eval(p, &sc.point))

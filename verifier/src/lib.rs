@@ -20,7 +20,7 @@ pub mod proof;
 pub mod sumcheck;
 pub mod transcript;
 
-pub use proof::{LayerProof, Proof, ProofError, SumcheckProof};
+pub use proof::{LayerKind, LayerProof, Proof, ProofError, SumcheckProof};
 pub use transcript::Transcript;
 
 use thiserror::Error;

@@ -84,6 +84,48 @@ pub enum ProofError {
     },
 }
 
+/// The reduction a layer proof belongs to: its kind byte on the wire, one value per reduction.
+/// The verifier derives the kind every layer must have from the circuit and refuses any other
+/// (docs/soundness.md explains why the byte is not absorbed into the transcript).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum LayerKind {
+    /// A generic GKR gate layer (`gkr`): one or two phases, two claims handed down.
+    GkrGates = 1,
+    /// An activation (`layers`).
+    Activation = 2,
+    /// A sum-pool (no sumcheck when aligned).
+    SumPool = 3,
+    /// A dense layer.
+    Dense = 4,
+    /// A convolution (kernel and window sumchecks).
+    Conv2d = 5,
+    /// A gate layer of a structured circuit: GKR phases plus a merge to one point.
+    Gates = 6,
+}
+
+impl LayerKind {
+    /// Every kind, in byte order.
+    pub const ALL: [LayerKind; 6] = [
+        LayerKind::GkrGates,
+        LayerKind::Activation,
+        LayerKind::SumPool,
+        LayerKind::Dense,
+        LayerKind::Conv2d,
+        LayerKind::Gates,
+    ];
+
+    /// The byte written in proofs.
+    pub fn byte(self) -> u8 {
+        self as u8
+    }
+
+    /// The kind a byte stands for, if any.
+    pub fn from_byte(b: u8) -> Option<Self> {
+        LayerKind::ALL.into_iter().find(|k| k.byte() == b)
+    }
+}
+
 /// A sumcheck transcript: for each round, the round polynomial at 0, 2, 3, …, degree.
 /// The value at 1 is implied by the running claim and is not sent.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -97,8 +139,8 @@ pub struct SumcheckProof<F> {
 /// The proof of one layer: its sumchecks and the evaluations it hands to the layer below.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LayerProof<F> {
-    /// The kind of layer reduction (see `gkr::GATE_LAYER` and the structured layers).
-    pub kind: u8,
+    /// The kind of layer reduction.
+    pub kind: LayerKind,
     /// The layer's sumchecks, in protocol order.
     pub sumchecks: Vec<SumcheckProof<F>>,
     /// Claimed evaluations of the MLEs the sumchecks end on.
@@ -176,7 +218,7 @@ impl<F: ProofField> Proof<F> {
         }
         out.extend_from_slice(&(self.layers.len() as u32).to_le_bytes());
         for l in &self.layers {
-            out.push(l.kind);
+            out.push(l.kind.byte());
             out.push(l.sumchecks.len() as u8);
             for s in &l.sumchecks {
                 debug_assert!(s.degree >= 1 && s.degree <= MAX_DEGREE);
@@ -217,7 +259,13 @@ impl<F: ProofField> Proof<F> {
         let n_layers = r.count_u32("layer count", 4)?;
         let mut layers = Vec::with_capacity(n_layers);
         for _ in 0..n_layers {
-            let kind = r.u8()?;
+            let at = r.pos;
+            let byte = r.u8()?;
+            let kind = LayerKind::from_byte(byte).ok_or(ProofError::BadCount {
+                what: "layer kind",
+                value: byte as usize,
+                offset: at,
+            })?;
             let n_sc = r.u8()? as usize;
             let mut sumchecks = Vec::with_capacity(n_sc);
             for _ in 0..n_sc {
@@ -343,7 +391,7 @@ mod tests {
             output: vec![e(1), -e(2)],
             layers: vec![
                 LayerProof {
-                    kind: 1,
+                    kind: LayerKind::GkrGates,
                     sumchecks: vec![
                         SumcheckProof {
                             degree: 2,
@@ -357,7 +405,7 @@ mod tests {
                     evals: vec![e(11), e(12)],
                 },
                 LayerProof {
-                    kind: 2,
+                    kind: LayerKind::Activation,
                     sumchecks: vec![],
                     evals: vec![],
                 },

@@ -11,6 +11,7 @@
 //! round message followed by its challenge.
 
 use crate::proof::SumcheckProof;
+use crate::transcript::label;
 use crate::transcript::Transcript;
 use crate::VerifyError;
 use ark_ff::Field;
@@ -108,7 +109,7 @@ pub fn verify<F: ProofField>(
             proof.degree
         )));
     }
-    transcript.append_scalar(b"sumcheck-claim", &claim);
+    transcript.append_scalar(label::SUMCHECK_CLAIM, &claim);
     let mut current = claim;
     let mut challenges = Vec::with_capacity(num_vars);
     let mut evals = vec![F::zero(); degree + 1];
@@ -120,8 +121,8 @@ pub fn verify<F: ProofField>(
                 round.len()
             )));
         }
-        transcript.append_scalars(b"sumcheck-round", round);
-        let r: F = transcript.challenge(b"sumcheck-challenge");
+        transcript.append_scalars(label::SUMCHECK_ROUND, round);
+        let r: F = transcript.challenge(label::SUMCHECK_CHALLENGE);
         evals[0] = round[0];
         evals[1] = current - round[0];
         evals[2..].copy_from_slice(&round[1..]);

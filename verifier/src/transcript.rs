@@ -14,6 +14,37 @@ pub const PROTOCOL_LABEL: &[u8] = b"verinfer";
 /// Version of the protocol; bumped whenever the transcript or a layer proof changes.
 pub const PROTOCOL_VERSION: u16 = 1;
 
+/// Every label the protocol writes into or draws from a transcript, defined once for both
+/// halves. Changing one changes every proof: bump [`PROTOCOL_VERSION`] with it.
+pub mod label {
+    /// The protocol version (statement).
+    pub const PROTOCOL_VERSION: &[u8] = b"protocol-version";
+    /// The field id (statement).
+    pub const FIELD: &[u8] = b"field";
+    /// The circuit digest (statement).
+    pub const CIRCUIT_DIGEST: &[u8] = b"circuit-digest";
+    /// The input's length and hash (statement).
+    pub const INPUT: &[u8] = b"input";
+    /// The claimed output's length and hash (statement).
+    pub const OUTPUT: &[u8] = b"output";
+    /// Challenges: the random point on the output MLE where verification starts.
+    pub const OUTPUT_POINT: &[u8] = b"output-point";
+    /// A sumcheck's claimed sum, absorbed before its first round.
+    pub const SUMCHECK_CLAIM: &[u8] = b"sumcheck-claim";
+    /// A round polynomial (its values at 0, 2, …, d).
+    pub const SUMCHECK_ROUND: &[u8] = b"sumcheck-round";
+    /// Challenge: the point that binds one sumcheck variable.
+    pub const SUMCHECK_CHALLENGE: &[u8] = b"sumcheck-challenge";
+    /// An evaluation a structured layer hands down (or to its next sumcheck).
+    pub const LAYER_EVAL: &[u8] = b"layer-eval";
+    /// A GKR gate layer's evaluation at the end of phase 1.
+    pub const GKR_EVAL_U: &[u8] = b"gkr-eval-u";
+    /// A GKR gate layer's evaluation at the end of phase 2.
+    pub const GKR_EVAL_V: &[u8] = b"gkr-eval-v";
+    /// Challenge: the coefficient that merges a gate layer's two claims.
+    pub const GKR_COMBINE: &[u8] = b"gkr-combine";
+}
+
 /// A merlin transcript bound to one statement.
 pub struct Transcript {
     inner: merlin::Transcript,
@@ -30,12 +61,12 @@ impl Transcript {
     /// `output` over the field `F`.
     pub fn new<F: ProofField>(digest: &[u8; 32], input: &[F], output: &[F]) -> Self {
         let mut inner = merlin::Transcript::new(PROTOCOL_LABEL);
-        inner.append_message(b"protocol-version", &PROTOCOL_VERSION.to_le_bytes());
-        inner.append_message(b"field", &[F::ID.to_byte()]);
-        inner.append_message(b"circuit-digest", digest);
+        inner.append_message(label::PROTOCOL_VERSION, &PROTOCOL_VERSION.to_le_bytes());
+        inner.append_message(label::FIELD, &[F::ID.to_byte()]);
+        inner.append_message(label::CIRCUIT_DIGEST, digest);
         let mut t = Transcript { inner };
-        t.append_digest_of(b"input", input);
-        t.append_digest_of(b"output", output);
+        t.append_digest_of(label::INPUT, input);
+        t.append_digest_of(label::OUTPUT, output);
         t
     }
 

@@ -9,7 +9,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use verinfer_circuits::field::{Bn254, FieldId, ProofField, M127};
 use verinfer_verifier::proof::{
-    read_header, FORMAT_VERSION, HEADER_BYTES, MAGIC, MAX_DEGREE, MAX_ROUNDS,
+    read_header, LayerKind, FORMAT_VERSION, HEADER_BYTES, MAGIC, MAX_DEGREE, MAX_ROUNDS,
 };
 use verinfer_verifier::{LayerProof, Proof, ProofError, SumcheckProof};
 
@@ -82,7 +82,7 @@ fn random_proof<F: ProofField>(rng: &mut ChaCha8Rng, big: bool) -> Proof<F> {
                 .collect();
             let n_evals = rng.gen_range(0..4);
             LayerProof {
-                kind: rng.gen(),
+                kind: LayerKind::ALL[rng.gen_range(0..LayerKind::ALL.len())],
                 sumchecks,
                 evals: (0..n_evals).map(|_| elem(rng)).collect(),
             }
@@ -254,7 +254,7 @@ fn non_canonical_elements_everywhere() {
         digest: [1; 32],
         output: vec![M127::from(1u64); 2],
         layers: vec![LayerProof {
-            kind: 1,
+            kind: LayerKind::GkrGates,
             sumchecks: vec![SumcheckProof {
                 degree: 2,
                 rounds: vec![vec![M127::from(2u64); 2]; 3],

@@ -5,7 +5,7 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use verinfer_circuits::field::ProofField;
-use verinfer_verifier::proof::{read_header, HEADER_BYTES};
+use verinfer_verifier::proof::{read_header, LayerKind, HEADER_BYTES};
 use verinfer_verifier::{Proof, ProofError, VerifyError};
 
 /// A verifier run against a fixed statement.
@@ -79,7 +79,7 @@ pub fn slot_mut<F>(p: &mut Proof<F>, s: Slot) -> &mut F {
 }
 
 /// Every structural edit of one proof: rounds dropped, added, shortened or lengthened, degrees
-/// moved, sumchecks and evaluations dropped or added, every other kind byte, layers dropped,
+/// moved, sumchecks and evaluations dropped or added, every other kind, layers dropped,
 /// duplicated or appended. Each differs from `proof`.
 pub fn structural_variants<F: ProofField>(proof: &Proof<F>) -> Vec<(String, Proof<F>)> {
     let mut variants: Vec<(String, Proof<F>)> = Vec::new();
@@ -151,10 +151,11 @@ pub fn structural_variants<F: ProofField>(proof: &Proof<F>) -> Vec<(String, Proo
         let mut p = proof.clone();
         p.layers[li].evals.push(extra);
         push(format!("L{li} add eval"), p);
-        for kind in (0u8..=8).chain([255]) {
+        // Unknown kind bytes never decode (the byte adversary covers them).
+        for kind in LayerKind::ALL {
             let mut p = proof.clone();
             p.layers[li].kind = kind;
-            push(format!("L{li} kind {kind}"), p);
+            push(format!("L{li} kind {kind:?}"), p);
         }
         let mut p = proof.clone();
         p.layers.remove(li);
