@@ -126,6 +126,14 @@ pub fn run(args: &ClientArgs) -> Result<ClientOutcome, ClientError> {
         .as_deref()
         .map(normalize_digest)
         .transpose()?;
+    let mut outputs = Vec::new();
+    outputs.extend(args.proof.as_deref().map(|p| ("--proof", p)));
+    outputs.extend(args.output.as_deref().map(|p| ("--output", p)));
+    crate::files::check_outputs(
+        &[("--model", &args.model.model), ("--input", &args.input)],
+        &outputs,
+    )
+    .map_err(|e| ClientError::Model(e.into()))?;
     let compiled = args.model.compile()?;
     for note in &compiled.loaded.notes {
         eprintln!("note: {note}");
@@ -138,6 +146,9 @@ pub fn run(args: &ClientArgs) -> Result<ClientOutcome, ClientError> {
 
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
+        // A redirect could send the input (and the trust decision) to another host or port:
+        // the 3xx answer is returned as is and refused below.
+        .max_redirects(0)
         .timeout_global(Some(Duration::from_secs(args.timeout_secs.max(1))))
         .max_response_header_size(1 << 20)
         .build()
@@ -324,6 +335,13 @@ fn check_status(
     if status == 200 {
         return Ok(());
     }
+    if (300..400).contains(&status) {
+        return Err(ClientError::Status {
+            url: url.to_string(),
+            status,
+            msg: "redirects are not followed: give the final URL with --server".into(),
+        });
+    }
     let mut msg = serde_json::from_slice::<ErrorBody>(body)
         .map(|e| e.error)
         .unwrap_or_else(|_| {
@@ -404,7 +422,7 @@ fn nest(values: &[f64], dims: &[usize]) -> serde_json::Value {
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ClientError> {
-    std::fs::write(path, bytes).map_err(|source| ClientError::Write {
+    crate::files::write_regular(path, bytes).map_err(|source| ClientError::Write {
         path: path.to_path_buf(),
         source,
     })

@@ -534,7 +534,7 @@ pub fn run(args: &CompareArgs) -> Result<(), CompareError> {
 }
 
 fn write(path: &Path, bytes: &[u8]) -> Result<(), CompareError> {
-    std::fs::write(path, bytes).map_err(|source| CompareError::Write {
+    crate::files::write_regular(path, bytes).map_err(|source| CompareError::Write {
         path: path.to_path_buf(),
         source,
     })

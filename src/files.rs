@@ -23,6 +23,14 @@ pub enum FileError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The file could not be written.
+    #[error("cannot write {path}: {source}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
     /// The file is larger than the limit for its kind.
     #[error("{path}: file is larger than {limit} bytes")]
     TooLarge {
@@ -46,6 +54,16 @@ pub enum FileError {
         path: PathBuf,
         /// The importer's error.
         source: OnnxError,
+    },
+    /// An output path names an input file or another output: writing would destroy it.
+    #[error("{first} and {second} name the same file {path}: refusing to overwrite it")]
+    SamePath {
+        /// The flag of the first file, e.g. `--input`.
+        first: &'static str,
+        /// The flag of the output that would overwrite it.
+        second: &'static str,
+        /// The path given to `second`.
+        path: PathBuf,
     },
     /// The input file is malformed or does not fit the model.
     #[error("{path}: {msg}")]
@@ -126,26 +144,90 @@ fn stem(path: &Path) -> String {
         .unwrap_or_default()
 }
 
-/// Reads a whole file, refusing files over `limit` bytes before reading them.
+/// Reads a whole regular file of at most `limit` bytes (devices, FIFOs, sockets and
+/// directories are refused before they are opened; the limit holds while reading).
 pub fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>, FileError> {
-    let read_err = |source| FileError::Read {
-        path: path.to_path_buf(),
-        source,
+    verinfer_onnx::read_regular(path, limit).map_err(|source| {
+        if source.kind() == std::io::ErrorKind::FileTooLarge {
+            FileError::TooLarge {
+                path: path.to_path_buf(),
+                limit,
+            }
+        } else {
+            FileError::Read {
+                path: path.to_path_buf(),
+                source,
+            }
+        }
+    })
+}
+
+/// Refuses a path that exists and is not a regular file (a device such as `/dev/full`, a FIFO
+/// that would block until a reader comes, a directory); a missing path is fine (it will be
+/// created).
+fn writable_target(path: &Path) -> std::io::Result<()> {
+    match std::fs::metadata(path) {
+        Ok(meta) if !meta.is_file() => Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        )),
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Writes `bytes` to `path`, creating or replacing a regular file; anything else at `path` is
+/// refused before it is opened.
+pub fn write_regular(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    writable_target(path)?;
+    std::fs::write(path, bytes)
+}
+
+/// The identity of a path for [`check_outputs`]: the canonical path of an existing file, else
+/// its canonical folder joined with its name (a file about to be created), else the path as
+/// given.
+fn file_identity(path: &Path) -> PathBuf {
+    if let Ok(p) = path.canonicalize() {
+        return p;
+    }
+    let parent = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
     };
-    let meta = std::fs::metadata(path).map_err(read_err)?;
-    if meta.is_dir() {
-        return Err(FileError::Read {
-            path: path.to_path_buf(),
-            source: std::io::Error::other("is a directory"),
-        });
+    match (parent.canonicalize(), path.file_name()) {
+        (Ok(dir), Some(name)) => dir.join(name),
+        _ => path.to_path_buf(),
     }
-    if meta.len() > limit {
-        return Err(FileError::TooLarge {
+}
+
+/// Checks the outputs of a command before any work: each must be a regular file or not exist
+/// yet, and none may overwrite one of the `inputs` or another output (paths compared after
+/// resolving `.`, `..` and symbolic links). Entries are `(flag, path)`, e.g. `("--proof", p)`.
+pub fn check_outputs(
+    inputs: &[(&'static str, &Path)],
+    outputs: &[(&'static str, &Path)],
+) -> Result<(), FileError> {
+    let mut seen: Vec<(&'static str, PathBuf)> = inputs
+        .iter()
+        .map(|&(flag, p)| (flag, file_identity(p)))
+        .collect();
+    for &(flag, path) in outputs {
+        writable_target(path).map_err(|source| FileError::Write {
             path: path.to_path_buf(),
-            limit,
-        });
+            source,
+        })?;
+        let id = file_identity(path);
+        if let Some((first, _)) = seen.iter().find(|(_, other)| *other == id) {
+            return Err(FileError::SamePath {
+                first,
+                second: flag,
+                path: path.to_path_buf(),
+            });
+        }
+        seen.push((flag, id));
     }
-    std::fs::read(path).map_err(read_err)
+    Ok(())
 }
 
 /// An input batch: values batch-major, each item row-major in the model's input shape.

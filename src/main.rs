@@ -14,7 +14,7 @@ use verinfer::args::{Compiled, ModelArgs};
 use verinfer::circuits::circuit::{Op, WeightScale};
 use verinfer::circuits::witness::infer;
 use verinfer::engine::{proof_shapes, prove_any, verify_any};
-use verinfer::files::read_limited;
+use verinfer::files::{check_outputs, read_limited, write_regular, MAX_INPUT_BYTES};
 use verinfer::prover::inference::Progress;
 use verinfer::report::{hex, OutputReport};
 
@@ -201,7 +201,7 @@ fn set_threads(threads: Option<usize>) -> Result<()> {
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
-    std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))
+    write_regular(path, bytes).with_context(|| format!("cannot write {}", path.display()))
 }
 
 fn prove_cmd(
@@ -210,6 +210,9 @@ fn prove_cmd(
     proof_path: &Path,
     output: Option<&Path>,
 ) -> Result<ExitCode> {
+    let mut outputs = vec![("--proof", proof_path)];
+    outputs.extend(output.map(|o| ("--output", o)));
+    check_outputs(&[("--model", &args.model), ("--input", input)], &outputs)?;
     let c = compile_model(args)?;
     let ints = c.quantized_input(input)?;
     let progress = DelayedProgress::start("proving");
@@ -245,10 +248,10 @@ fn verify_cmd(
 ) -> Result<ExitCode> {
     let c = compile_model(args)?;
     let ints = c.quantized_input(input)?;
-    let proof = read_limited(proof_path, 1 << 30)?;
+    let proof = read_limited(proof_path, MAX_INPUT_BYTES)?;
     let expected = match expected {
         Some(path) => {
-            let bytes = read_limited(path, 1 << 30)?;
+            let bytes = read_limited(path, MAX_INPUT_BYTES)?;
             let report = OutputReport::from_json(&bytes)
                 .and_then(|r| r.integers().map(|ints| (r, ints)))
                 .map_err(|e| anyhow!("{}: {e}", path.display()))?;
@@ -290,6 +293,8 @@ fn verify_cmd(
 }
 
 fn infer_cmd(args: &ModelArgs, input: &Path, output: Option<&Path>) -> Result<ExitCode> {
+    let outputs: Vec<_> = output.map(|o| ("--output", o)).into_iter().collect();
+    check_outputs(&[("--model", &args.model), ("--input", input)], &outputs)?;
     let c = compile_model(args)?;
     let ints = c.quantized_input(input)?;
     let batch = ints.len() / c.circuit.input.item_len().max(1);

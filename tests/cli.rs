@@ -21,6 +21,34 @@ fn assert_usage_error(o: &Output, mentions: &str) {
     );
 }
 
+/// `verinfer prove --model m --input input --proof proof` and `extra` flags.
+fn prove(m: &Path, input: &Path, proof: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "prove",
+        "--model",
+        s(m),
+        "--input",
+        s(input),
+        "--proof",
+        s(proof),
+    ];
+    args.extend(extra);
+    verinfer(&args)
+}
+
+/// `verinfer infer --model m --input input --output output`.
+fn infer_to(m: &Path, input: &Path, output: &Path) -> Output {
+    verinfer(&[
+        "infer",
+        "--model",
+        s(m),
+        "--input",
+        s(input),
+        "--output",
+        s(output),
+    ])
+}
+
 #[test]
 fn prove_then_verify_and_every_rejection() {
     let d = Dir::new("roundtrip");
@@ -66,15 +94,7 @@ fn prove_then_verify_and_every_rejection() {
 
     // `infer` computes the same output without a proof.
     let inferred = d.file("inferred.json");
-    let o = verinfer(&[
-        "infer",
-        "--model",
-        s(&m),
-        "--input",
-        s(&input),
-        "--output",
-        s(&inferred),
-    ]);
+    let o = infer_to(&m, &input, &inferred);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert_eq!(
         std::fs::read_to_string(&inferred).unwrap(),
@@ -91,9 +111,24 @@ fn prove_then_verify_and_every_rejection() {
         assert_eq!(code(&o), 1, "byte {at}: {}{}", stdout(&o), stderr(&o));
         assert!(stdout(&o).contains("REJECTED"), "{}", stdout(&o));
     }
-    // Truncated proof: rejected.
-    let p = d.write("short.proof", &bytes[..bytes.len() - 3]);
-    assert_eq!(code(&verify(&[], &p, &input)), 1);
+    // A proof file that does not decode (truncated, empty, not a proof at all) is a rejected
+    // proof (exit 1, the reason on stdout), as README "Exit codes" says: the proof is the
+    // claim under test, not a file the user got wrong.
+    for (name, bad) in [
+        ("short.proof", &bytes[..bytes.len() - 3]),
+        ("empty.proof", &[][..]),
+        ("text.proof", &b"hello, this is not a proof"[..]),
+    ] {
+        let p = d.write(name, bad);
+        let o = verify(&[], &p, &input);
+        assert_eq!(code(&o), 1, "{name}: {}{}", stdout(&o), stderr(&o));
+        assert!(
+            stdout(&o).starts_with("REJECTED: "),
+            "{name}: {}",
+            stdout(&o)
+        );
+        assert_eq!(stderr(&o), "", "{name}");
+    }
 
     // Another input (other digits, same shape): rejected.
     let other = d.write("other.json", digits_json(3, 3));
@@ -159,7 +194,7 @@ fn npy_input_matches_json_input() {
     let b = d.write("x.json", json);
     let (oa, ob) = (d.file("a.json"), d.file("b.json"));
     for (i, o) in [(&a, &oa), (&b, &ob)] {
-        let r = verinfer(&["infer", "--model", s(&m), "--input", s(i), "--output", s(o)]);
+        let r = infer_to(&m, i, o);
         assert_eq!(code(&r), 0, "{}", stderr(&r));
     }
     assert_eq!(
@@ -174,38 +209,28 @@ fn bad_files_are_usage_errors() {
     let m = model("digits_square_plus_x.onnx");
     let good = d.write("x.json", digits_json(1, 0));
     let proof = d.file("p.proof");
-    let prove = |model: &Path, input: &Path| {
-        verinfer(&[
-            "prove",
-            "--model",
-            s(model),
-            "--input",
-            s(input),
-            "--proof",
-            s(&proof),
-        ])
-    };
+    let prove_in = |model: &Path, input: &Path| prove(model, input, &proof, &[]);
 
     let bad = d.write("bad.json", "[[[1, 2,");
-    assert_usage_error(&prove(&m, &bad), "json");
+    assert_usage_error(&prove_in(&m, &bad), "json");
     let shape = d.write("shape.json", "[[1, 2, 3]]");
-    assert_usage_error(&prove(&m, &shape), "shape");
+    assert_usage_error(&prove_in(&m, &shape), "shape");
     let range = d.write("range.json", digits_json(1, 0).replacen("0.", "9.", 1));
-    assert_usage_error(&prove(&m, &range), "range");
-    assert_usage_error(&prove(&m, &d.file("missing.json")), "missing.json");
-    assert_usage_error(&prove(&d.file("missing.onnx"), &good), "missing.onnx");
+    assert_usage_error(&prove_in(&m, &range), "range");
+    assert_usage_error(&prove_in(&m, &d.file("missing.json")), "missing.json");
+    assert_usage_error(&prove_in(&d.file("missing.onnx"), &good), "missing.onnx");
 
     let onnx = std::fs::read(&m).unwrap();
     for cut in [10, onnx.len() / 3, onnx.len() - 7] {
         let t = d.write("truncated.onnx", &onnx[..cut]);
-        assert_usage_error(&prove(&t, &good), "truncated.onnx");
+        assert_usage_error(&prove_in(&t, &good), "truncated.onnx");
     }
     let garbage = d.write("garbage.onnx", [0xffu8; 64]);
-    assert_usage_error(&prove(&garbage, &good), "garbage.onnx");
+    assert_usage_error(&prove_in(&garbage, &good), "garbage.onnx");
 
     // The ReLU / max-pool original is refused with a message that names the node and says
     // what to use instead.
-    let o = prove(&model("digits_relu.onnx"), &good);
+    let o = prove_in(&model("digits_relu.onnx"), &good);
     assert_usage_error(&o, "relu");
 
     // verify: a missing proof file is a usage error, not a rejection.
@@ -220,29 +245,9 @@ fn bad_files_are_usage_errors() {
     ]);
     assert_usage_error(&o, "none.proof");
     // Bad flags.
-    let o = verinfer(&[
-        "prove",
-        "--model",
-        s(&m),
-        "--input",
-        s(&good),
-        "--proof",
-        s(&proof),
-        "--field",
-        "gf2",
-    ]);
+    let o = prove(&m, &good, &proof, &["--field", "gf2"]);
     assert_eq!(code(&o), 2);
-    let o = verinfer(&[
-        "prove",
-        "--model",
-        s(&m),
-        "--input",
-        s(&good),
-        "--proof",
-        s(&proof),
-        "--threads",
-        "0",
-    ]);
+    let o = prove(&m, &good, &proof, &["--threads", "0"]);
     assert_usage_error(&o, "threads");
 }
 
@@ -270,4 +275,112 @@ fn help_explains_every_command() {
         assert_eq!(code(&o), 0);
         assert!(stdout(&o).len() > 200, "{cmd}: {}", stdout(&o));
     }
+}
+
+/// Generous bound for commands that must fail at once; reached only if one hangs.
+const HANG_GUARD: std::time::Duration = std::time::Duration::from_secs(120);
+
+#[test]
+fn special_files_are_refused_without_reading_them() {
+    let d = Dir::new("special");
+    let m = model("digits_square_plus_x.onnx");
+    let good = d.write("x.json", digits_json(1, 0));
+    let fifo = d.file("pipe");
+    mkfifo(&fifo);
+    let proof = d.file("p.proof");
+    let o = prove(&m, &good, &proof, &[]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let run = |args: &[&str]| verinfer_guarded(args, HANG_GUARD);
+    let (m, good, proof) = (s(&m), s(&good), s(&proof));
+
+    // Each command line with `@` where the special file goes: a FIFO would block on open until
+    // a writer (reading) or a reader (writing) comes, /dev/zero never ends, /dev/full fails
+    // late; all are refused before they are opened.
+    let reads: [&[&str]; 4] = [
+        &["inspect", "--model", "@"],
+        &["infer", "--model", m, "--input", "@"],
+        &["verify", "--model", m, "--input", good, "--proof", "@"],
+        &[
+            "verify", "--model", m, "--input", good, "--proof", proof, "--output", "@",
+        ],
+    ];
+    let writes: [&[&str]; 2] = [
+        &["prove", "--model", m, "--input", good, "--proof", "@"],
+        &["infer", "--model", m, "--input", good, "--output", "@"],
+    ];
+    let dir = s(&d.0);
+    for (lines, specials) in [
+        (&reads[..], [s(&fifo), "/dev/zero", dir]),
+        (&writes[..], [s(&fifo), "/dev/full", dir]),
+    ] {
+        for line in lines {
+            for special in specials {
+                let args: Vec<&str> = line
+                    .iter()
+                    .map(|&a| if a == "@" { special } else { a })
+                    .collect();
+                assert_usage_error(&run(&args), "not a regular file");
+            }
+        }
+    }
+
+    // An ONNX model whose external data location is a FIFO beside it.
+    let ext = d.file("ext");
+    std::fs::create_dir_all(&ext).unwrap();
+    let onnx = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/onnx/tests/fixtures/external_data.onnx"
+    );
+    std::fs::copy(onnx, ext.join("model.onnx")).unwrap();
+    mkfifo(&ext.join("external_data.onnx.data"));
+    assert_usage_error(
+        &run(&[
+            "inspect",
+            "--model",
+            s(&ext.join("model.onnx")),
+            "--input-range",
+            "0,1",
+        ]),
+        "not a regular file",
+    );
+}
+
+#[test]
+fn outputs_never_overwrite_inputs_or_each_other() {
+    let d = Dir::new("same");
+    let m = d.write(
+        "m.onnx",
+        std::fs::read(model("digits_square_plus_x.onnx")).unwrap(),
+    );
+    let input = d.write("x.json", digits_json(1, 0));
+    let before = std::fs::read(&input).unwrap();
+    let proof = d.file("p.proof");
+    let prove_to = |proof: &Path, output: Option<&Path>| match output {
+        Some(o) => prove(&m, &input, proof, &["--output", s(o)]),
+        None => prove(&m, &input, proof, &[]),
+    };
+    // The same file spelled differently (./, .., a symbolic link) is still the same file.
+    let dotted = d.0.join(".").join("x.json");
+    let up = d.0.join("sub").join("..").join("x.json");
+    std::fs::create_dir_all(d.file("sub")).unwrap();
+    let link = d.file("link.json");
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(&input, &link).unwrap();
+    for same in [&input, &dotted, &up, &link] {
+        assert_usage_error(&prove_to(same, None), "--input and --proof");
+        assert_usage_error(&prove_to(&proof, Some(same)), "--input and --output");
+    }
+    assert_usage_error(&prove_to(&m, None), "--model and --proof");
+    assert_usage_error(&prove_to(&proof, Some(&proof)), "--proof and --output");
+    let o = infer_to(&m, &input, &m);
+    assert_usage_error(&o, "--model and --output");
+    assert_eq!(
+        std::fs::read(&input).unwrap(),
+        before,
+        "the input is untouched"
+    );
+    assert!(!proof.exists());
+    // Distinct files are fine, including an output that does not exist yet.
+    let o = prove_to(&proof, Some(&d.file("y.json")));
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
 }

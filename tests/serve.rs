@@ -700,3 +700,39 @@ fn sixteen_concurrent_clients_all_verify() {
     let m = String::from_utf8(get(&format!("{}/metrics", srv.url)).body).unwrap();
     assert!(m.contains("verinfer_proved_items_total 24"), "{m}");
 }
+
+#[test]
+fn the_client_does_not_follow_redirects() {
+    let d = Dir::new("redirect");
+    let input = d.input("one.json", 1, 0);
+    // Where the redirect points: it must never see a connection.
+    let target = TcpListener::bind("127.0.0.1:0").unwrap();
+    let target_url = format!("http://{}", target.local_addr().unwrap());
+    let redirector = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", redirector.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for conn in redirector.incoming().take(10) {
+            let Ok(mut conn) = conn else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = conn.read(&mut buf);
+            let _ = write!(
+                conn,
+                "HTTP/1.1 302 Found\r\nlocation: {target_url}/v1/model\r\ncontent-length: 0\r\n\
+                 connection: close\r\n\r\n"
+            );
+        }
+    });
+    // (--timeout-secs only shortens the failure of a client that follows the redirect: the
+    // target accepts the connection but never answers.)
+    let o = client(&url, &input, &["--timeout-secs", "30"]);
+    assert_eq!(code(&o), 2, "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("302") && err.contains("redirect"), "{err}");
+    // The client has exited: any connection it made to the target would be queued by now.
+    target.set_nonblocking(true).unwrap();
+    let accepted = target.accept();
+    assert!(
+        matches!(&accepted, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "the client followed the redirect: {accepted:?}"
+    );
+}

@@ -162,9 +162,66 @@ pub(crate) fn clean(s: &str) -> String {
     out
 }
 
+/// Largest ONNX file [`import_file`] reads (external data files are bounded by the tensor
+/// sizes they must hold).
+pub const MAX_MODEL_BYTES: u64 = 1 << 30;
+
+/// Opens `path` for reading only if it is a regular file (symbolic links followed).
+///
+/// Devices, FIFOs and sockets are refused before they are opened: opening a FIFO blocks until
+/// a writer appears, and `/dev/zero` never ends, so reading either would hang or exhaust
+/// memory. The handle is checked again after opening, in case the path was swapped between
+/// the two looks.
+pub fn open_regular(path: &Path) -> std::io::Result<std::fs::File> {
+    fn regular(meta: &std::fs::Metadata) -> std::io::Result<()> {
+        if meta.is_file() {
+            Ok(())
+        } else {
+            let what = if meta.is_dir() {
+                "a directory"
+            } else {
+                "a device, FIFO or socket"
+            };
+            Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("not a regular file ({what})"),
+            ))
+        }
+    }
+    regular(&std::fs::metadata(path)?)?;
+    let f = std::fs::File::open(path)?;
+    regular(&f.metadata()?)?;
+    Ok(f)
+}
+
+/// Reads a whole regular file ([`open_regular`]) of at most `limit` bytes. The limit is
+/// enforced while reading (at most `limit + 1` bytes are ever read), so a file that grows, or
+/// whose size the metadata misreports, cannot make it allocate more. An over-long file is an
+/// error of kind [`std::io::ErrorKind::FileTooLarge`].
+pub fn read_regular(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let f = open_regular(path)?;
+    let too_large = || {
+        std::io::Error::new(
+            std::io::ErrorKind::FileTooLarge,
+            format!("file is larger than {limit} bytes"),
+        )
+    };
+    let size = f.metadata()?.len();
+    if size > limit {
+        return Err(too_large());
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    f.take(limit.saturating_add(1)).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(too_large());
+    }
+    Ok(bytes)
+}
+
 /// Imports an ONNX file; external data files are resolved relative to its directory.
 pub fn import_file(path: &Path, opts: &ImportOptions) -> Result<Imported, OnnxError> {
-    let bytes = std::fs::read(path).map_err(|source| OnnxError::Io {
+    let bytes = read_regular(path, MAX_MODEL_BYTES).map_err(|source| OnnxError::Io {
         path: path.to_path_buf(),
         source,
     })?;

@@ -517,7 +517,7 @@ fn read_external(t: &TensorProto, base_dir: Option<&Path>, expect: usize) -> Ten
             path.display()
         ));
     }
-    let mut f = std::fs::File::open(&canon)
+    let mut f = crate::open_regular(&canon)
         .map_err(|e| format!("cannot open external data {}: {e}", path.display()))?;
     f.seek(SeekFrom::Start(offset))
         .map_err(|e| format!("cannot seek in {}: {e}", path.display()))?;

@@ -245,3 +245,44 @@ proptest! {
         no_panic(&b);
     }
 }
+
+#[test]
+fn special_files_are_refused_and_sizes_capped_while_reading() {
+    let dir = temp_dir("special");
+    let fifo = dir.join("model.onnx.data");
+    let status = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // Opening a FIFO blocks until a writer comes: run the import on a thread so that a hang
+    // fails the test (the guard is reached only if the importer opens the FIFO).
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (d, f) = (dir.clone(), fifo.clone());
+    std::thread::spawn(move || {
+        let model = gemm_external("model.onnx.data", 8).bytes("out");
+        let ext = import_bytes(&model, Some(&d), &ImportOptions::default()).map(|_| ());
+        let whole = import_file(&f, &ImportOptions::default()).map(|_| ());
+        let _ = tx.send((
+            ext.map_err(|e| e.to_string()),
+            whole.map_err(|e| e.to_string()),
+        ));
+    });
+    let (ext, whole) = rx
+        .recv_timeout(std::time::Duration::from_secs(120))
+        .expect("the importer hung on a FIFO");
+    let ext = ext.unwrap_err();
+    assert!(ext.contains("not a regular file"), "{ext}");
+    let whole = whole.unwrap_err();
+    assert!(whole.contains("not a regular file"), "{whole}");
+    // Devices are refused by kind, before a byte is read.
+    let e = verinfer_onnx::read_regular(Path::new("/dev/zero"), 10).unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput, "{e}");
+    // The cap: at most limit bytes.
+    let small = dir.join("ten");
+    std::fs::write(&small, [7u8; 10]).unwrap();
+    assert_eq!(verinfer_onnx::read_regular(&small, 10).unwrap().len(), 10);
+    let e = verinfer_onnx::read_regular(&small, 9).unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::FileTooLarge, "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -2,7 +2,8 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 /// The `verinfer` binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_verinfer");
@@ -21,6 +22,38 @@ pub fn verinfer(args: &[&str]) -> Output {
         .env("RAYON_NUM_THREADS", "2")
         .output()
         .expect("run verinfer")
+}
+
+/// Runs the binary like [`verinfer`], killing it if it is still running after `guard`: a
+/// hang (e.g. blocked on a FIFO) then fails the test instead of stalling the suite. The guard
+/// only turns a hang into a failure; a correct run exits long before it.
+pub fn verinfer_guarded(args: &[&str], guard: Duration) -> Output {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .env("RAYON_NUM_THREADS", "2")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run verinfer");
+    let deadline = Instant::now() + guard;
+    while child.try_wait().expect("wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("wait");
+            panic!(
+                "verinfer {args:?} hung for {guard:?}; stderr: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("wait")
+}
+
+/// Makes a named pipe (FIFO) at `path` with the system's `mkfifo`.
+pub fn mkfifo(path: &Path) {
+    let status = Command::new("mkfifo").arg(path).status().expect("mkfifo");
+    assert!(status.success(), "mkfifo {}", path.display());
 }
 
 /// The exit code (the process must not die of a signal).
