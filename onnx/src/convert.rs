@@ -167,6 +167,8 @@ pub(crate) fn convert(
         .graph
         .as_ref()
         .ok_or_else(|| OnnxError::Graph("the file contains no graph".into()))?;
+    check_opset(m)?;
+    check_unique_names(g)?;
     let meta = |key: &str| {
         m.metadata_props
             .iter()
@@ -233,6 +235,89 @@ pub(crate) fn convert(
         model,
         notes: cv.notes,
     })
+}
+
+/// Operator-set versions of the default ONNX domain the importer implements (README: opset
+/// 13 to 18). Operators change meaning across opsets (e.g. where Squeeze, Unsqueeze and
+/// ReduceMean take their axes), so a model outside this range, or one that does not say, could
+/// be read differently here than by the runtime that trained or serves it.
+pub(crate) const OPSETS: std::ops::RangeInclusive<i64> = 13..=18;
+
+/// Refuses a model whose default-domain opset is missing, declared twice or outside [`OPSETS`].
+fn check_opset(m: &ModelProto) -> Result<(), OnnxError> {
+    let default: Vec<i64> = m
+        .opset_import
+        .iter()
+        .filter(|o| o.domain.is_empty() || o.domain == "ai.onnx")
+        .map(|o| o.version)
+        .collect();
+    let (lo, hi) = (OPSETS.start(), OPSETS.end());
+    match default.as_slice() {
+        [] => Err(OnnxError::Opset(format!(
+            "the model declares no ONNX opset (opset_import); export with opset_version \
+             {lo} to {hi}"
+        ))),
+        [v] if OPSETS.contains(v) => Ok(()),
+        [v] => Err(OnnxError::Opset(format!(
+            "opset {v} is not supported (only {lo} to {hi}); re-export with opset_version in \
+             that range"
+        ))),
+        many => Err(OnnxError::Opset(format!(
+            "the ONNX domain is imported {} times (versions {many:?}); expected once",
+            many.len()
+        ))),
+    }
+}
+
+/// Refuses a graph where one name means two things: two initializers, two graph inputs or two
+/// node outputs of the same name, or a node output that reuses an initializer's or an input's
+/// name. Tools disagree on which definition wins (onnxruntime keeps the first initializer, a
+/// map keeps the last), so such a file would show different weights to different readers.
+/// A graph input may share its name with an initializer: older exporters list every weight
+/// as an input too, and the initializer is then the value.
+fn check_unique_names(g: &GraphProto) -> Result<(), OnnxError> {
+    fn first_repeat<'a>(names: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+        let mut seen = HashSet::new();
+        names.into_iter().find(|n| !seen.insert(*n))
+    }
+    let inits = g.initializer.iter().map(|t| t.name.as_str());
+    if let Some(n) = first_repeat(inits.clone()) {
+        return Err(OnnxError::Graph(format!(
+            "two initializers are named '{}'",
+            clean(n)
+        )));
+    }
+    if let Some(n) = first_repeat(g.input.iter().map(|i| i.name.as_str())) {
+        return Err(OnnxError::Graph(format!(
+            "two graph inputs are named '{}'",
+            clean(n)
+        )));
+    }
+    let defined: HashSet<&str> = inits
+        .chain(g.input.iter().map(|i| i.name.as_str()))
+        .collect();
+    let mut outputs = HashSet::new();
+    for (idx, node) in g.node.iter().enumerate() {
+        for o in node.output.iter().filter(|o| !o.is_empty()) {
+            let clash = if defined.contains(o.as_str()) {
+                "an initializer or graph input"
+            } else if !outputs.insert(o.as_str()) {
+                "another node's output"
+            } else {
+                continue;
+            };
+            let node = if node.name.is_empty() {
+                format!("node #{idx}")
+            } else {
+                format!("node '{}'", clean(&node.name))
+            };
+            return Err(OnnxError::Graph(format!(
+                "{node} defines '{}', already the name of {clash}",
+                clean(o)
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn parse_range(text: &str) -> Result<[f64; 2], OnnxError> {

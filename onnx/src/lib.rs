@@ -5,7 +5,7 @@
 //! see [`proto`]), decodes the weights (inline, `raw_data`, or an external `.onnx.data` file next
 //! to the model), folds constants and scalar factors, and emits the chain of layers the prover
 //! supports. It handles graphs from both `torch.onnx.export` exporters (TorchScript,
-//! `dynamo=False`, and the dynamo exporter), opsets 13 to 18. Untrusted bytes never panic: every
+//! `dynamo=False`, and the dynamo exporter), opsets 13 to 18 (others, and a missing opset, are refused). Untrusted bytes never panic: every
 //! failure is an [`OnnxError`] whose one-line message names the offending node.
 //!
 //! # Supported operators
@@ -131,6 +131,9 @@ pub enum OnnxError {
     /// A problem with the graph as a whole (inputs, outputs, structure).
     #[error("graph: {0}")]
     Graph(String),
+    /// The model's operator-set version is missing, ambiguous or outside 13 to 18.
+    #[error("opset: {0}")]
+    Opset(String),
     /// A malformed `verinfer.*` metadata property.
     #[error("metadata property '{key}': {msg}")]
     Metadata {

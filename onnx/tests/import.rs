@@ -936,9 +936,9 @@ fn reshapes_and_shape_computations() {
     check(reshape_net(-1, |g| {
         g.view_flat("s", "r");
     }));
-    // The same at opset 11 (axes as an attribute), with a Cast.
+    // The same with the axes as an attribute (as opsets before 13 write them; the importer
+    // still reads that form), with a Cast.
     check(reshape_net(-1, |g| {
-        g.opset = 11;
         g.node("Shape", &["s"], "shp", vec![])
             .node(
                 "Constant",
@@ -1298,4 +1298,97 @@ fn dynamo_style_opset18_graph() {
         dense(&m.layers[6]).weight[0],
         f64::from(vals(30, 93)[0]) * 0.25
     );
+}
+
+/// Gemm(4 → 2) then x², the smallest model for the ambiguity tests; `edit` changes the graph.
+fn gemm_square(edit: impl FnOnce(&mut G)) -> G {
+    let mut g = G::new(&[-1, 4]);
+    g.weight("W", &[2, 4], 1)
+        .node("Gemm", &["input", "W"], "h", vec![ai("transB", 1)])
+        .node("Mul", &["h", "h"], "out", vec![]);
+    edit(&mut g);
+    g
+}
+
+#[test]
+fn one_name_means_one_thing() {
+    assert_eq!(ok(gemm_square(|_| {}).import("out")).model.layers.len(), 2);
+    // A second initializer named W (onnxruntime would use the first, a map the last).
+    let e = err(gemm_square(|g| {
+        g.weight("W", &[2, 4], 2);
+    })
+    .import("out"));
+    assert!(e.contains("two initializers are named 'W'"), "{e}");
+    // The input declared twice.
+    let e = err(gemm_square(|g| {
+        let again = g.graph.input[0].clone();
+        g.graph.input.push(again);
+    })
+    .import("out"));
+    assert!(e.contains("two graph inputs are named 'input'"), "{e}");
+    // Two nodes defining h, even when one of them is not used.
+    let e = err(gemm_square(|g| {
+        g.node("Neg", &["input"], "h", vec![]);
+    })
+    .import("out"));
+    assert!(
+        e.contains("defines 'h'") && e.contains("another node's output"),
+        "{e}"
+    );
+    // A node output that shadows a weight or the input.
+    for shadowed in ["W", "input"] {
+        let e = err(gemm_square(|g| {
+            g.node("Neg", &["out"], shadowed, vec![]);
+        })
+        .import("out"));
+        assert!(
+            e.contains(&format!("defines '{shadowed}'"))
+                && e.contains("initializer or graph input"),
+            "{e}"
+        );
+    }
+    // Older exporters list the weights among the inputs too: still one meaning, accepted.
+    let listed = gemm_square(|g| {
+        let mut w = g.graph.input[0].clone();
+        w.name = "W".into();
+        g.graph.input.push(w);
+    });
+    assert_eq!(ok(listed.import("out")).model.layers.len(), 2);
+}
+
+#[test]
+fn the_opset_is_checked() {
+    use prost::Message as _;
+    let import = |edit: &dyn Fn(&mut ModelProto)| {
+        let mut m = gemm_square(|_| {}).model("out");
+        edit(&mut m);
+        import_bytes(&m.encode_to_vec(), None, &ImportOptions::default())
+    };
+    let set = |v: i64| move |m: &mut ModelProto| m.opset_import[0].version = v;
+    for v in [13, 18] {
+        ok(import(&set(v)));
+    }
+    ok(import(&|m: &mut ModelProto| {
+        m.opset_import[0].domain = "ai.onnx".into()
+    }));
+    for v in [1, 11, 12, 19, 999, -3] {
+        let e = err(import(&set(v)));
+        assert!(
+            e.contains(&format!("opset {v} is not supported")) && e.contains("13 to 18"),
+            "{v}: {e}"
+        );
+    }
+    let e = err(import(&|m: &mut ModelProto| m.opset_import.clear()));
+    assert!(e.contains("declares no ONNX opset"), "{e}");
+    // Only another domain (e.g. the dynamo exporter's function library) is no ONNX opset.
+    let e = err(import(&|m: &mut ModelProto| {
+        m.opset_import[0].domain = "pkg.onnxscript.torch_lib".into()
+    }));
+    assert!(e.contains("declares no ONNX opset"), "{e}");
+    let e = err(import(&|m: &mut ModelProto| {
+        let mut again = m.opset_import[0].clone();
+        again.version = 13;
+        m.opset_import.push(again);
+    }));
+    assert!(e.contains("imported 2 times"), "{e}");
 }
