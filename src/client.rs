@@ -239,17 +239,11 @@ pub fn run(args: &ClientArgs) -> Result<ClientOutcome, ClientError> {
     };
     let verify_ms = t.elapsed().as_secs_f64() * 1e3;
     let report = OutputReport::new(circuit, &verified.output);
-    let claimed_ints = answer.output.integers();
-    if claimed_ints.as_ref().ok() != Some(&verified.output)
-        || answer.output.shape != report.shape
-        || answer.output.scale_bits != report.scale_bits
-        || answer.output.argmax != report.argmax
-    {
-        return Ok(ClientOutcome::Rejected(
+    if let Some(diff) = answer.output.first_difference(&report) {
+        return Ok(ClientOutcome::Rejected(format!(
             "the proof is valid, but the output the server reports differs from the output it \
-             proves"
-                .into(),
-        ));
+             proves: {diff}"
+        )));
     }
 
     if let Some(path) = &args.proof {

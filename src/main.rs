@@ -17,6 +17,7 @@ use verinfer::engine::{proof_shapes, prove_any, verify_any};
 use verinfer::files::{check_outputs, read_limited, write_regular, MAX_INPUT_BYTES};
 use verinfer::prover::inference::Progress;
 use verinfer::report::{hex, OutputReport};
+use verinfer_circuits::circuit::{Conv2dOp, DenseOp};
 
 /// Prove and verify neural-network inference with GKR.
 ///
@@ -252,8 +253,11 @@ fn verify_cmd(
     let expected = match expected {
         Some(path) => {
             let bytes = read_limited(path, MAX_INPUT_BYTES)?;
+            // A report that is not one (bad JSON, missing or unknown fields, values that are
+            // not integers) is a malformed file (exit 2); a well-formed report whose fields
+            // differ from the proof's is a rejection (exit 1), below.
             let report = OutputReport::from_json(&bytes)
-                .and_then(|r| r.integers().map(|ints| (r, ints)))
+                .and_then(|r| r.integers().map(|_| r))
                 .map_err(|e| anyhow!("{}: {e}", path.display()))?;
             Some((path, report))
         }
@@ -269,13 +273,10 @@ fn verify_cmd(
     };
     let ms = t.elapsed().as_secs_f64() * 1e3;
     let report = OutputReport::new(&c.circuit, &verified.output);
-    if let Some((path, (want, want_ints))) = expected {
-        if want_ints != verified.output
-            || want.shape != report.shape
-            || want.scale_bits != report.scale_bits
-        {
+    if let Some((path, want)) = expected {
+        if let Some(diff) = want.first_difference(&report) {
             verinfer::outln!(
-                "REJECTED: the proof is valid, but its output differs from {}",
+                "REJECTED: the proof is valid, but its output differs from {}: {diff}",
                 path.display()
             );
             return Ok(ExitCode::from(1));
@@ -355,7 +356,7 @@ fn inspect_cmd(args: &ModelArgs) -> Result<ExitCode> {
         // Output scale, and for linear layers the weights' own fractional bits (which
         // `--weight-scale per-layer` chooses per layer).
         let scale = match l.op {
-            Op::Conv2d { .. } | Op::Dense { .. } => {
+            Op::Conv2d(Conv2dOp { .. }) | Op::Dense(DenseOp { .. }) => {
                 format!(
                     "{} w{}",
                     l.scale_bits,

@@ -7,7 +7,11 @@ use verinfer_circuits::circuit::LayeredCircuit;
 use verinfer_circuits::quant::dequantize;
 
 /// A model's output on a batch, as integers at `scale_bits` fractional bits.
+///
+/// Unknown fields are refused when parsing: a report checked against a proof is checked whole,
+/// so it may not carry anything the proof does not establish.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct OutputReport {
     /// `[batch, ...per-item output shape]`.
     pub shape: Vec<usize>,
@@ -56,6 +60,40 @@ impl OutputReport {
             .collect()
     }
 
+    /// The first field of this (untrusted) report that differs from `proved`, the report of
+    /// what a proof established, described in one line naming the field; `None` when every
+    /// field is equal. Values are compared as integers, `dequantized` exactly.
+    pub fn first_difference(&self, proved: &OutputReport) -> Option<String> {
+        if self.shape != proved.shape {
+            return Some(format!(
+                "field `shape` is {:?}, the proof establishes {:?}",
+                self.shape, proved.shape
+            ));
+        }
+        if self.scale_bits != proved.scale_bits {
+            return Some(format!(
+                "field `scale_bits` is {}, the proof establishes {}",
+                self.scale_bits, proved.scale_bits
+            ));
+        }
+        // Integers compare by value ("+5" is 5); anything else stays as written and differs.
+        let canonical = |vs: &[String]| -> Vec<String> {
+            vs.iter()
+                .map(|v| {
+                    v.parse::<i128>()
+                        .map_or_else(|_| v.clone(), |n| n.to_string())
+                })
+                .collect()
+        };
+        first_mismatch(
+            "values",
+            &canonical(&self.values),
+            &canonical(&proved.values),
+        )
+        .or_else(|| first_mismatch("dequantized", &self.dequantized, &proved.dequantized))
+        .or_else(|| first_mismatch("argmax", &self.argmax, &proved.argmax))
+    }
+
     /// Pretty JSON for files.
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).unwrap_or_default()
@@ -82,6 +120,27 @@ impl OutputReport {
         }
         out
     }
+}
+
+/// The first position where two sequences of a report field differ (or their lengths), as
+/// one line naming the field.
+fn first_mismatch<T: PartialEq + std::fmt::Debug>(
+    field: &str,
+    got: &[T],
+    want: &[T],
+) -> Option<String> {
+    if got.len() != want.len() {
+        return Some(format!(
+            "field `{field}` has {} entries, the proof establishes {}",
+            got.len(),
+            want.len()
+        ));
+    }
+    got.iter()
+        .zip(want)
+        .enumerate()
+        .find(|(_, (g, w))| g != w)
+        .map(|(i, (g, w))| format!("field `{field}`[{i}] is {g:?}, the proof establishes {w:?}"))
 }
 
 /// Lower-case hex of `bytes` (circuit digests in reports, the server API and `inspect`).

@@ -151,6 +151,42 @@ fn prove_then_verify_and_every_rejection() {
     let wrong = d.write("wrong.json", serde_json::to_string(&changed).unwrap());
     let o = verify(&["--output", s(&wrong)], &proof, &input);
     assert_eq!(code(&o), 1, "{}{}", stdout(&o), stderr(&o));
+    // Every field is checked against the proof, not only the values: each edit is a
+    // rejection that names the field.
+    type Edit = fn(&mut serde_json::Value);
+    let edits: [(&str, Edit); 5] = [
+        ("shape", |r| r["shape"] = serde_json::json!([3, 10, 1])),
+        ("scale_bits", |r| {
+            r["scale_bits"] = serde_json::json!(r["scale_bits"].as_u64().unwrap() + 1)
+        }),
+        ("values", |r| r["values"][29] = serde_json::json!("12345")),
+        ("dequantized", |r| {
+            r["dequantized"][4] = serde_json::json!(r["dequantized"][4].as_f64().unwrap() + 0.5)
+        }),
+        ("argmax", |r| {
+            r["argmax"][1] = serde_json::json!((r["argmax"][1].as_u64().unwrap() + 1) % 10)
+        }),
+    ];
+    for (field, edit) in edits {
+        let mut changed = report.clone();
+        edit(&mut changed);
+        let wrong = d.write("wrong.json", serde_json::to_string(&changed).unwrap());
+        let o = verify(&["--output", s(&wrong)], &proof, &input);
+        assert_eq!(code(&o), 1, "{field}: {}{}", stdout(&o), stderr(&o));
+        assert!(
+            stdout(&o).contains(&format!("field `{field}`")),
+            "{field}: {}",
+            stdout(&o)
+        );
+    }
+    // A field the proof does not establish makes the file no output report.
+    let mut extra = report.clone();
+    extra["confidence"] = serde_json::json!(0.99);
+    let extra = d.write("extra.json", serde_json::to_string(&extra).unwrap());
+    assert_usage_error(
+        &verify(&["--output", s(&extra)], &proof, &input),
+        "confidence",
+    );
     // An expected-output file that is not a report is a usage error, not a rejection.
     let garbage = d.write("garbage.json", "{\"shape\": 3}");
     assert_usage_error(

@@ -313,6 +313,10 @@ enum Lie {
     OtherInput,
     /// Changes one byte of the proof.
     ProofByte,
+    /// Changes one dequantized score (values, argmax and proof honest).
+    Dequantized,
+    /// Changes the first item's argmax (values, scores and proof honest).
+    Argmax,
     /// Labels the answer with another digest.
     AnswerDigest,
     /// Binary answer with a changed output header.
@@ -409,6 +413,14 @@ fn relay(mut conn: TcpStream, upstream: &str, lie: Lie) -> std::io::Result<()> {
                 proof[at] ^= 1;
                 j["proof"] = serde_json::json!(b64.encode(proof));
             }
+            Lie::Dequantized if path == "/v1/infer" => {
+                let x = j["output"]["dequantized"][3].as_f64().unwrap();
+                j["output"]["dequantized"][3] = serde_json::json!(x + 1.0);
+            }
+            Lie::Argmax if path == "/v1/infer" => {
+                let a = j["output"]["argmax"][0].as_u64().unwrap();
+                j["output"]["argmax"][0] = serde_json::json!((a + 1) % 10);
+            }
             Lie::AnswerDigest if path == "/v1/infer" => {
                 j["digest"] = serde_json::json!("cd".repeat(32))
             }
@@ -456,6 +468,8 @@ fn a_lying_server_is_caught() {
         (Lie::OtherInput, false, "invalid proof"),
         (Lie::OtherInput, true, "invalid proof"),
         (Lie::ProofByte, false, "invalid proof"),
+        (Lie::Dequantized, false, "field `dequantized`[3]"),
+        (Lie::Argmax, false, "field `argmax`[0]"),
         (Lie::AnswerDigest, false, "the answer is for circuit"),
         (Lie::OutputHeader, true, "differs from the output it proves"),
     ] {
