@@ -2,7 +2,7 @@
 //! inspect, and the server and client): the model file and the quantization and field flags.
 //! Prover and verifier must be given the same values, or the proof is rejected.
 
-use crate::files::{load_model, read_input, FileError, LoadedModel};
+use crate::files::{load_model, read_input, FileError, InputBatch, LoadedModel};
 use clap::Args;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
@@ -107,13 +107,28 @@ impl ModelArgs {
 }
 
 impl Compiled {
-    /// Reads an input file and quantizes it for this circuit (shape and declared range checked).
-    pub fn quantized_input(&self, path: &Path) -> Result<Vec<i128>, ArgsError> {
+    /// Reads an input file and quantizes it for this circuit: shape checked, and every value
+    /// within the declared input range before quantizing. Returns the values as read and
+    /// their quantization.
+    pub fn input(&self, path: &Path) -> Result<(InputBatch, Vec<i128>), ArgsError> {
         let batch = read_input(path, &self.loaded.model.input_shape)?;
-        quantize_input(&self.circuit, &batch.values).map_err(|source| ArgsError::Input {
-            path: path.to_path_buf(),
-            source,
-        })
+        batch
+            .check_range(self.loaded.model.input_range)
+            .map_err(|msg| FileError::Input {
+                path: path.to_path_buf(),
+                msg,
+            })?;
+        let ints =
+            quantize_input(&self.circuit, &batch.values).map_err(|source| ArgsError::Input {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        Ok((batch, ints))
+    }
+
+    /// [`Compiled::input`], the quantized values only.
+    pub fn quantized_input(&self, path: &Path) -> Result<Vec<i128>, ArgsError> {
+        Ok(self.input(path)?.1)
     }
 }
 

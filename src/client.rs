@@ -17,7 +17,6 @@ use base64::Engine as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use thiserror::Error;
-use verinfer_circuits::quant::dequantize;
 
 /// Largest answer read from a server.
 const MAX_ANSWER_BYTES: u64 = 1 << 28;
@@ -139,7 +138,7 @@ pub fn run(args: &ClientArgs) -> Result<ClientOutcome, ClientError> {
         eprintln!("note: {note}");
     }
     let circuit = &compiled.circuit;
-    let ints = compiled.quantized_input(&args.input)?;
+    let (input, ints) = compiled.input(&args.input)?;
     let own = hex(&circuit.digest());
     let per = circuit.input.item_len().max(1);
     let batch = ints.len() / per;
@@ -189,15 +188,15 @@ pub fn run(args: &ClientArgs) -> Result<ClientOutcome, ClientError> {
         )));
     }
 
-    // 2. Send exactly the quantized input we will verify against.
+    // 2. Send the values as read (checked against the declared range here, as the server
+    // checks them): the server quantizes them as we did, and if it proves anything else the
+    // proof fails against our own quantized input below. Sending the quantized values back
+    // as floats instead could step outside a range whose ends are not multiples of the
+    // input scale, which the server would refuse.
     let mut dims = vec![batch];
     dims.extend(&compiled.loaded.model.input_shape);
-    let values: Vec<f64> = ints
-        .iter()
-        .map(|&v| dequantize(v, circuit.input_scale))
-        .collect();
     let request = InferRequest {
-        input: nest(&values, &dims),
+        input: nest(&input.values, &dims),
     };
     let request = serde_json::to_vec(&request).map_err(|e| ClientError::Usage(e.to_string()))?;
     let infer_url = format!("{base}{INFER_ROUTE}");

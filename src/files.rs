@@ -239,6 +239,23 @@ pub struct InputBatch {
     pub values: Vec<f64>,
 }
 
+impl InputBatch {
+    /// Refuses any value outside the declared input range `[lo, hi]` (or not a number). The
+    /// check is on the values as given, before quantizing: a value just outside the range
+    /// (say -0.001 for `[0, 1]`) would otherwise round into it and be proved as if it were
+    /// inside, although the bound analysis only covers the declared range as the user stated
+    /// it.
+    pub fn check_range(&self, [lo, hi]: [f64; 2]) -> Result<(), String> {
+        match self.values.iter().position(|x| !(lo <= *x && *x <= hi)) {
+            None => Ok(()),
+            Some(i) => Err(format!(
+                "value {} at index {i} is outside the declared input range [{lo}, {hi}]",
+                self.values[i]
+            )),
+        }
+    }
+}
+
 /// Reads an input file for a model whose per-item input shape is `shape`: `.npy` if the file
 /// starts with the NumPy magic, else JSON nested arrays (`[...]` or `{"input": [...]}`).
 pub fn read_input(path: &Path, shape: &[usize]) -> Result<InputBatch, FileError> {

@@ -420,3 +420,31 @@ fn outputs_never_overwrite_inputs_or_each_other() {
     let o = prove_to(&proof, Some(&d.file("y.json")));
     assert_eq!(code(&o), 0, "{}", stderr(&o));
 }
+
+#[test]
+fn values_outside_the_declared_range_are_refused_before_rounding() {
+    let d = Dir::new("range");
+    let m = model("digits_square_plus_x.onnx");
+    let with = |x: f64| {
+        let mut v: serde_json::Value = serde_json::from_str(&digits_json(1, 0)).unwrap();
+        v[0][0][3][4] = serde_json::json!(x);
+        d.write("x.json", v.to_string())
+    };
+    let out = d.file("y.json");
+    // The digits model declares [0, 1]; both values round into it at 8 input bits.
+    for x in [-0.001, 1.000_000_000_000_000_2] {
+        let input = with(x);
+        let o = infer_to(&m, &input, &out);
+        assert_usage_error(&o, "outside the declared input range [0, 1]");
+        assert!(stderr(&o).contains(&x.to_string()), "{}", stderr(&o));
+        assert_usage_error(&prove(&m, &input, &d.file("p.proof"), &[]), "input range");
+        // A wider declared range admits it.
+        let o = prove(&m, &input, &d.file("p.proof"), &["--input-range", "-1,2"]);
+        assert_eq!(code(&o), 0, "{x}: {}", stderr(&o));
+    }
+    // The ends themselves are inside.
+    for x in [0.0, 1.0] {
+        let o = infer_to(&m, &with(x), &out);
+        assert_eq!(code(&o), 0, "{x}: {}", stderr(&o));
+    }
+}

@@ -504,6 +504,9 @@ fn bad_requests_get_their_status() {
     let one = serde_json::from_str::<serde_json::Value>(&request(1, 0)).unwrap();
     let mut far = one.clone();
     far["input"][0][0][3][3] = serde_json::json!(2.5);
+    // Just outside [0, 1]: it would round into the range, but is refused as given.
+    let mut below = one.clone();
+    below["input"][0][0][3][3] = serde_json::json!(-0.001);
     let mut word = one.clone();
     word["input"][0][0][3][3] = serde_json::json!("x");
     let mut nested = String::new();
@@ -520,6 +523,7 @@ fn bad_requests_get_their_status() {
         ("ragged", "{\"input\": [[[1, 2], [3]]]}".into(), 422),
         ("a string value", word.to_string(), 422),
         ("out of range", far.to_string(), 422),
+        ("just below the range", below.to_string(), 422),
         ("huge number", "{\"input\": [1e999]}".into(), 400),
         ("batch over --max-batch", request(5, 0), 413),
         (

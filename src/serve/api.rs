@@ -10,7 +10,6 @@ pub use crate::report::hex;
 use crate::report::OutputReport;
 use serde::{Deserialize, Serialize};
 use verinfer_circuits::circuit::{LayeredCircuit, QuantParams};
-use verinfer_circuits::quant::dequantize;
 
 /// Route of the model description.
 pub const MODEL_ROUTE: &str = "/v1/model";
@@ -42,7 +41,7 @@ pub struct ModelInfo {
     pub field: String,
     /// Per-item input shape (a request may add a leading batch dimension).
     pub input_shape: Vec<usize>,
-    /// Real input values accepted, `[lo, hi]` (after rounding to the input scale).
+    /// The declared input range `[lo, hi]`: values outside it are refused before quantizing.
     pub input_range: [f64; 2],
     /// Quantization parameters (`weight_scale` is `uniform` or `per-layer`).
     pub quantization: QuantParams,
@@ -89,17 +88,20 @@ pub struct Limits {
 }
 
 impl ModelInfo {
-    /// The description of `circuit` (per-item input shape `input_shape`) served with `limits`.
-    pub fn new(circuit: &LayeredCircuit, input_shape: &[usize], limits: Limits) -> Self {
+    /// The description of `circuit` (per-item input shape `input_shape`, declared input range
+    /// `input_range`) served with `limits`.
+    pub fn new(
+        circuit: &LayeredCircuit,
+        input_shape: &[usize],
+        input_range: [f64; 2],
+        limits: Limits,
+    ) -> Self {
         ModelInfo {
             name: circuit.name.clone(),
             digest: hex(&circuit.digest()),
             field: circuit.field.to_string(),
             input_shape: input_shape.to_vec(),
-            input_range: [
-                dequantize(circuit.input_min, circuit.input_scale),
-                dequantize(circuit.input_max, circuit.input_scale),
-            ],
+            input_range,
             quantization: circuit.params,
             layers: circuit
                 .layers

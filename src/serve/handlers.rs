@@ -33,6 +33,8 @@ pub(crate) struct AppState {
     pub circuit: Arc<LayeredCircuit>,
     /// Per-item input shape.
     pub input_shape: Vec<usize>,
+    /// The declared input range.
+    pub input_range: [f64; 2],
     /// The `/v1/model` answer, serialized once.
     pub info_json: String,
     /// The circuit digest, hex.
@@ -233,10 +235,12 @@ async fn infer_inner(
 
     // Parsing and quantizing are CPU work proportional to the body: off the executor.
     let (circuit, shape, max_batch) = (s.circuit.clone(), s.input_shape.clone(), s.max_batch);
-    let ints =
-        tokio::task::spawn_blocking(move || parse_request(&bytes, &shape, &circuit, max_batch))
-            .await
-            .map_err(|_| internal("the request parser failed"))??;
+    let range = s.input_range;
+    let ints = tokio::task::spawn_blocking(move || {
+        parse_request(&bytes, &shape, range, &circuit, max_batch)
+    })
+    .await
+    .map_err(|_| internal("the request parser failed"))??;
     let batch = ints.len() / s.circuit.input.item_len().max(1);
 
     let permit = s
@@ -405,6 +409,7 @@ async fn read_body(mut body: Body, limit: usize) -> Result<Vec<u8>, BodyError> {
 fn parse_request(
     bytes: &[u8],
     shape: &[usize],
+    range: [f64; 2],
     circuit: &LayeredCircuit,
     max_batch: usize,
 ) -> Result<Vec<i128>, ApiError> {
@@ -442,13 +447,15 @@ fn parse_request(
             ),
         ));
     }
-    quantize_input(circuit, &batch.values).map_err(|e| {
+    let out_of_range = |msg: String| {
         ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "range",
-            format!("input: {e}"),
+            format!("input: {msg}"),
         )
-    })
+    };
+    batch.check_range(range).map_err(out_of_range)?;
+    quantize_input(circuit, &batch.values).map_err(|e| out_of_range(e.to_string()))
 }
 
 #[cfg(test)]
@@ -484,11 +491,13 @@ mod tests {
         let shape = [1, 8, 8];
         let one = serde_json::json!({ "input": vec![vec![vec![0.5; 8]; 8]; 1] }).to_string();
         assert_eq!(
-            parse_request(one.as_bytes(), &shape, &c, 4).unwrap().len(),
+            parse_request(one.as_bytes(), &shape, [0.0, 1.0], &c, 4)
+                .unwrap()
+                .len(),
             64
         );
         let status = |body: &str, max: usize| {
-            parse_request(body.as_bytes(), &shape, &c, max)
+            parse_request(body.as_bytes(), &shape, [0.0, 1.0], &c, max)
                 .unwrap_err()
                 .status
         };

@@ -112,9 +112,11 @@ pub fn run(args: &ServeArgs) -> Result<(), ServeError> {
     }
     let circuit = compiled.circuit;
     let input_shape = compiled.loaded.model.input_shape.clone();
+    let input_range = compiled.loaded.model.input_range;
     let info = ModelInfo::new(
         &circuit,
         &input_shape,
+        input_range,
         Limits {
             max_batch: args.max_batch,
             max_body_bytes: args.max_body_bytes,
@@ -131,6 +133,7 @@ pub fn run(args: &ServeArgs) -> Result<(), ServeError> {
     let state = Arc::new(AppState {
         circuit: Arc::new(circuit),
         input_shape,
+        input_range,
         info_json,
         digest: info.digest.clone(),
         pool: Arc::new(pool),
