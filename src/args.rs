@@ -73,6 +73,42 @@ pub fn parse_range(s: &str) -> Result<[f64; 2], String> {
     Ok([lo, hi])
 }
 
+/// Cores available to this process (1 if unknown).
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Most threads `--threads` and `serve --workers` accept: 8 per core, at least 64. Proving is
+/// CPU-bound, so more threads than cores only add memory and switching; far more (say 100,000)
+/// exhaust the process's stacks or run on for minutes instead of failing with a message.
+pub fn max_threads() -> usize {
+    cores().saturating_mul(8).max(64)
+}
+
+/// Checks a thread-count flag (`--threads`, `--workers`): from 1 to [`max_threads`].
+pub fn check_threads(flag: &str, n: usize) -> Result<usize, String> {
+    let max = max_threads();
+    if (1..=max).contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!(
+            "{flag} must be between 1 and {max} (8 per core, at least 64; this machine has {} \
+             cores)",
+            cores()
+        ))
+    }
+}
+
+/// Sizes the global rayon pool the prover runs on from a `--threads` flag (`None`: one thread
+/// per core). Call once, before any proving.
+pub fn set_threads(threads: Option<usize>) -> Result<(), String> {
+    if let Some(n) = threads {
+        let n = check_threads("--threads", n)?;
+        verinfer_prover::set_global_threads(n).map_err(|e| format!("--threads: {e}"))?;
+    }
+    Ok(())
+}
+
 /// A model loaded and compiled with the user's flags.
 #[derive(Clone, Debug)]
 pub struct Compiled {

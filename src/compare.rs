@@ -600,13 +600,7 @@ pub fn compare(args: &CompareArgs) -> Result<Comparison, CompareError> {
             "--repeat must be between 1 and 1000".into(),
         ));
     }
-    if let Some(n) = args.threads {
-        if n == 0 {
-            return Err(CompareError::Usage("--threads must be at least 1".into()));
-        }
-        crate::prover::set_global_threads(n)
-            .map_err(|e| CompareError::Usage(format!("--threads: {e}")))?;
-    }
+    crate::args::set_threads(args.threads).map_err(CompareError::Usage)?;
     let choices = match &args.activations {
         Some(list) => parse_activations(list)?,
         None => PRESETS
@@ -773,11 +767,7 @@ pub fn compare(args: &CompareArgs) -> Result<Comparison, CompareError> {
         machine: machine(),
         repeat: args.repeat,
         command: std::env::args().collect::<Vec<_>>().join(" "),
-        threads: args.threads.unwrap_or_else(|| {
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1)
-        }),
+        threads: args.threads.unwrap_or_else(crate::args::cores),
         params,
         loadavg: [loadavg_start, loadavg()],
         rows,
@@ -1155,9 +1145,7 @@ pub fn machine() -> String {
                 .map(|(_, v)| v.split_whitespace().collect::<Vec<_>>().join(" "))
         })
         .unwrap_or_else(|| std::env::consts::ARCH.to_string());
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
+    let cores = crate::args::cores();
     let pretty = std::fs::read_to_string("/etc/os-release")
         .ok()
         .and_then(|s| {

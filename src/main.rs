@@ -192,13 +192,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
 }
 
 fn set_threads(threads: Option<usize>) -> Result<()> {
-    if let Some(n) = threads {
-        if n == 0 {
-            bail!("--threads must be at least 1");
-        }
-        verinfer::prover::set_global_threads(n).map_err(|e| anyhow!("{e}"))?;
-    }
-    Ok(())
+    verinfer::args::set_threads(threads).map_err(|e| anyhow!(e))
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {

@@ -448,3 +448,45 @@ fn values_outside_the_declared_range_are_refused_before_rounding() {
         assert_eq!(code(&o), 0, "{x}: {}", stderr(&o));
     }
 }
+
+#[test]
+fn thread_counts_are_capped() {
+    let d = Dir::new("threads");
+    let m = model("digits_square_plus_x.onnx");
+    let input = d.write("x.json", digits_json(1, 0));
+    let proof = d.file("p.proof");
+    // Far past the cap (8 per core, at least 64): refused at once with the cap named, where
+    // 100,000 threads used to abort after a minute on a failed stack allocation.
+    let run = |args: &[&str]| verinfer_guarded(args, HANG_GUARD);
+    for n in ["0", "100000"] {
+        let o = run(&[
+            "prove",
+            "--model",
+            s(&m),
+            "--input",
+            s(&input),
+            "--proof",
+            s(&proof),
+            "--threads",
+            n,
+        ]);
+        assert_usage_error(&o, "--threads must be between 1 and");
+        assert_usage_error(
+            &run(&["demo", "--images", "1", "--threads", n]),
+            "--threads",
+        );
+        let o = run(&[
+            "serve",
+            "--model",
+            s(&m),
+            "--addr",
+            "127.0.0.1:0",
+            "--workers",
+            n,
+        ]);
+        assert_usage_error(&o, "--workers must be between 1 and");
+    }
+    // 64 is always allowed, whatever the machine.
+    let o = prove(&m, &input, &proof, &["--threads", "64"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+}

@@ -14,7 +14,7 @@ pub mod api;
 mod handlers;
 pub mod metrics;
 
-use crate::args::{ArgsError, ModelArgs};
+use crate::args::{check_threads, cores, ArgsError, ModelArgs};
 use api::{Limits, ModelInfo};
 use handlers::{router, AppState};
 use metrics::Metrics;
@@ -93,9 +93,8 @@ const MAX_CAPACITY: usize = 1 << 20;
 /// Runs the server until SIGINT / SIGTERM, finishing in-flight proofs.
 pub fn run(args: &ServeArgs) -> Result<(), ServeError> {
     let workers = match args.workers {
-        Some(0) => return Err(ServeError::Usage("--workers must be at least 1".into())),
-        Some(n) => n,
-        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        Some(n) => check_threads("--workers", n).map_err(ServeError::Usage)?,
+        None => cores(),
     };
     if args.max_batch == 0 {
         return Err(ServeError::Usage("--max-batch must be at least 1".into()));
