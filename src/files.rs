@@ -272,100 +272,11 @@ pub fn read_input(path: &Path, shape: &[usize]) -> Result<InputBatch, FileError>
 }
 
 /// Parses a JSON input (`[...]` nested arrays, or an object `{"input": [...]}`) for a model of
-/// per-item shape `shape`; the batch dimension is optional.
+/// per-item shape `shape`; the batch dimension is optional. The shape is checked while
+/// reading and only the numbers are stored ([`crate::shaped`]).
 pub fn parse_input_json(bytes: &[u8], shape: &[usize]) -> Result<InputBatch, String> {
-    let value: serde_json::Value =
-        serde_json::from_slice(bytes).map_err(|e| format!("not valid JSON: {e}"))?;
-    parse_input_value(value, shape)
-}
-
-/// [`parse_input_json`] on already parsed JSON.
-pub fn parse_input_value(value: serde_json::Value, shape: &[usize]) -> Result<InputBatch, String> {
-    let value = match value {
-        serde_json::Value::Object(mut map) => map
-            .remove("input")
-            .ok_or("expected nested arrays of numbers, or an object with an \"input\" field")?,
-        v => v,
-    };
-    let (dims, values) = flatten_json(&value)?;
-    fit_shape(&dims, values, shape)
-}
-
-/// The dims and row-major values of a rectangular nested JSON array of numbers.
-fn flatten_json(value: &serde_json::Value) -> Result<(Vec<usize>, Vec<f64>), String> {
-    // Dims from the first element at each depth; every array is then checked against them.
-    let mut dims = Vec::new();
-    let mut cur = value;
-    while let serde_json::Value::Array(items) = cur {
-        dims.push(items.len());
-        if dims.len() > 8 {
-            return Err("arrays nested more than 8 deep".into());
-        }
-        match items.first() {
-            Some(first) => cur = first,
-            None => break,
-        }
-    }
-    if dims.is_empty() {
-        return Err("expected nested arrays of numbers".into());
-    }
-    let mut values = Vec::new();
-    walk(value, &dims, &mut Vec::new(), &mut values)?;
-    Ok((dims, values))
-}
-
-fn walk(
-    v: &serde_json::Value,
-    dims: &[usize],
-    at: &mut Vec<usize>,
-    out: &mut Vec<f64>,
-) -> Result<(), String> {
-    match (v, dims.split_first()) {
-        (serde_json::Value::Array(items), Some((&n, rest))) => {
-            if items.len() != n {
-                return Err(format!(
-                    "ragged array at {at:?}: {} entries where {n} were expected",
-                    items.len()
-                ));
-            }
-            for (i, item) in items.iter().enumerate() {
-                at.push(i);
-                walk(item, rest, at, out)?;
-                at.pop();
-            }
-            Ok(())
-        }
-        (serde_json::Value::Number(x), None) => {
-            let x = x
-                .as_f64()
-                .ok_or_else(|| format!("value at {at:?} is not a representable number"))?;
-            out.push(x);
-            Ok(())
-        }
-        (serde_json::Value::Array(_), None) => {
-            Err(format!("value at {at:?} is an array, expected a number"))
-        }
-        (other, _) => Err(format!(
-            "value at {at:?} is {}, expected {}",
-            json_kind(other),
-            if dims.is_empty() {
-                "a number"
-            } else {
-                "an array"
-            }
-        )),
-    }
-}
-
-fn json_kind(v: &serde_json::Value) -> &'static str {
-    match v {
-        serde_json::Value::Null => "null",
-        serde_json::Value::Bool(_) => "a boolean",
-        serde_json::Value::Number(_) => "a number",
-        serde_json::Value::String(_) => "a string",
-        serde_json::Value::Array(_) => "an array",
-        serde_json::Value::Object(_) => "an object",
-    }
+    crate::shaped::parse(bytes, shape, crate::shaped::Wrapper::Either, usize::MAX)
+        .map_err(|e| e.to_string())
 }
 
 /// Accepts `dims == shape` (one item) or `dims == [batch] ++ shape`.

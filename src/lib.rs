@@ -24,6 +24,7 @@ pub mod engine;
 pub mod files;
 pub mod report;
 pub mod serve;
+pub mod shaped;
 
 /// `println!` for command output: a closed stdout (e.g. `verinfer verify ... | head -1`) ends
 /// the output quietly instead of panicking.

@@ -8,8 +8,8 @@ use super::api::{
 };
 use super::metrics::{Metrics, QueueGauges};
 use crate::engine::{prove_any, Proved};
-use crate::files::parse_input_value;
 use crate::report::OutputReport;
+use crate::shaped::{self, ShapedError, Wrapper};
 use axum::body::{Body, HttpBody};
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
@@ -212,7 +212,23 @@ async fn infer_inner(
     if declared.is_some_and(|n| n > s.max_body_bytes as u64) {
         return Err(too_large());
     }
-    let bytes = tokio::time::timeout(s.body_timeout, read_body(body, s.max_body_bytes))
+    // Admission comes first: a request holds its proving permit from before its body is read
+    // until its proof is done, so at most workers + queue bodies are in memory and being
+    // parsed at once, and the rest are refused before a byte of their bodies is read.
+    let permit = s
+        .permits
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| ApiError {
+            retry_after: Some(s.retry_after_secs),
+            ..ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "queue_full",
+                "the proving queue is full; retry later",
+            )
+        })?;
+    let capacity = declared.map_or(0, |n| n.min(s.max_body_bytes as u64) as usize);
+    let bytes = tokio::time::timeout(s.body_timeout, read_body(body, capacity, s.max_body_bytes))
         .await
         .map_err(|_| {
             ApiError::new(
@@ -242,19 +258,6 @@ async fn infer_inner(
     .await
     .map_err(|_| internal("the request parser failed"))??;
     let batch = ints.len() / s.circuit.input.item_len().max(1);
-
-    let permit = s
-        .permits
-        .clone()
-        .try_acquire_owned()
-        .map_err(|_| ApiError {
-            retry_after: Some(s.retry_after_secs),
-            ..ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "queue_full",
-                "the proving queue is full; retry later",
-            )
-        })?;
     let (tx, rx) = oneshot::channel::<(f64, JobResult)>();
     let circuit = s.circuit.clone();
     let metrics = s.metrics.clone();
@@ -348,14 +351,12 @@ fn internal(msg: &str) -> ApiError {
     ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", msg)
 }
 
-/// Refuses bodies declared as anything but JSON (a missing `Content-Type` is accepted).
+/// Refuses bodies not declared as JSON, including bodies that declare no `Content-Type` at
+/// all (README: 415).
 fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some(ct) = headers.get(header::CONTENT_TYPE) else {
-        return Ok(());
-    };
-    let essence = ct
-        .to_str()
-        .ok()
+    let essence = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|ct| ct.to_str().ok())
         .and_then(|v| v.split(';').next())
         .map(|v| v.trim().to_ascii_lowercase());
     match essence.as_deref() {
@@ -387,9 +388,10 @@ enum BodyError {
     Read(String),
 }
 
-/// Reads the whole body, refusing it as soon as it passes `limit` bytes.
-async fn read_body(mut body: Body, limit: usize) -> Result<Vec<u8>, BodyError> {
-    let mut out = Vec::new();
+/// Reads the whole body into a buffer of `capacity` bytes (the declared length, so that it is
+/// not grown and copied along the way), refusing it as soon as it passes `limit` bytes.
+async fn read_body(mut body: Body, capacity: usize, limit: usize) -> Result<Vec<u8>, BodyError> {
+    let mut out = Vec::with_capacity(capacity);
     while let Some(frame) =
         std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await
     {
@@ -406,6 +408,8 @@ async fn read_body(mut body: Body, limit: usize) -> Result<Vec<u8>, BodyError> {
 
 /// The quantized input of a request body `{"input": [...]}`: 400 for malformed JSON or another
 /// structure, 422 for a wrong shape or values out of range, 413 for a batch over `max_batch`.
+/// The body is parsed against the input shape as it is read ([`crate::shaped`]): only the
+/// numbers are stored, and a wrong body is refused at its first mistake.
 fn parse_request(
     bytes: &[u8],
     shape: &[usize],
@@ -413,40 +417,24 @@ fn parse_request(
     circuit: &LayeredCircuit,
     max_batch: usize,
 ) -> Result<Vec<i128>, ApiError> {
-    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
-        ApiError::new(
+    let batch = shaped::parse(bytes, shape, Wrapper::Object, max_batch).map_err(|e| match e {
+        ShapedError::Syntax(msg) => ApiError::new(
             StatusCode::BAD_REQUEST,
             "malformed_json",
-            format!("malformed JSON: {e}"),
-        )
-    })?;
-    let has_input = value
-        .as_object()
-        .is_some_and(|map| map.contains_key("input"));
-    if !has_input {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            "expected a JSON object {\"input\": <nested arrays>}",
-        ));
-    }
-    let batch = parse_input_value(value, shape).map_err(|msg| {
-        ApiError::new(
+            format!("malformed JSON: {msg}"),
+        ),
+        ShapedError::NotInput(msg) => ApiError::new(StatusCode::BAD_REQUEST, "bad_request", msg),
+        ShapedError::Shape(msg) => ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "shape",
             format!("input: {msg}"),
-        )
-    })?;
-    if batch.batch > max_batch {
-        return Err(ApiError::new(
+        ),
+        ShapedError::BatchTooLarge { max } => ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "batch_too_large",
-            format!(
-                "a batch of {} items is over this server's limit of {max_batch}",
-                batch.batch
-            ),
-        ));
-    }
+            format!("a batch of more than {max} items is over this server's limit of {max}"),
+        ),
+    })?;
     let out_of_range = |msg: String| {
         ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -467,7 +455,10 @@ mod tests {
     fn accept_and_content_type() {
         let mut h = HeaderMap::new();
         assert!(!wants_binary(&h));
-        assert!(check_content_type(&h).is_ok());
+        assert_eq!(
+            check_content_type(&h).unwrap_err().status,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE
+        );
         h.insert(
             header::ACCEPT,
             HeaderValue::from_static("text/html, application/octet-stream;q=0.9"),

@@ -17,8 +17,10 @@ pub mod metrics;
 use crate::args::{check_threads, cores, ArgsError, ModelArgs};
 use api::{Limits, ModelInfo};
 use handlers::{router, AppState};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use metrics::Metrics;
-use std::future::IntoFuture;
 use std::io::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,6 +49,11 @@ pub struct ServeArgs {
     /// Largest request body in bytes (413 past it).
     #[arg(long, default_value_t = 8 << 20, value_name = "BYTES")]
     pub max_body_bytes: usize,
+    /// Seconds a connection may wait before its request head (line and headers) has arrived,
+    /// counted from when it opens and again after each answer: it closes half-sent heads and
+    /// idle keep-alive connections alike.
+    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    pub header_timeout_secs: u64,
     /// Seconds a client gets to send its request body (408 past it).
     #[arg(long, default_value_t = 30, value_name = "SECS")]
     pub body_timeout_secs: u64,
@@ -79,9 +86,6 @@ pub enum ServeError {
         /// The OS error.
         source: std::io::Error,
     },
-    /// The server failed while running.
-    #[error("server error: {0}")]
-    Io(std::io::Error),
     /// The model description could not be encoded.
     #[error("cannot describe the model: {0}")]
     Describe(serde_json::Error),
@@ -173,34 +177,54 @@ async fn serve(state: Arc<AppState>, args: &ServeArgs) -> Result<(), ServeError>
     crate::outln!("listening on http://{local}");
     let _ = std::io::stdout().flush();
 
-    let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
-    let on_signal = async move {
-        shutdown_signal().await;
-        eprintln!("shutting down: answering the requests in flight");
-        let _ = signalled_tx.send(());
-    };
-    let server = axum::serve(listener, router(state.clone()))
-        .with_graceful_shutdown(on_signal)
-        .into_future();
+    let app = router(state.clone());
+    // hyper's header-read timeout runs whenever a connection waits for a request head: from
+    // the moment it opens, and again after each answer. So it bounds a half-sent head and an
+    // idle keep-alive connection alike, and neither holds a file descriptor, nor a stopping
+    // server, for longer.
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(args.header_timeout_secs.max(1)));
+    let graceful = GracefulShutdown::new();
+    let signal = shutdown_signal();
+    tokio::pin!(signal);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let stream = match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        // Out of file descriptors, a connection reset before it was accepted:
+                        // keep serving the connections already open and try again shortly.
+                        eprintln!("warning: cannot accept a connection: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                let service = TowerToHyperService::new(app.clone());
+                let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+                tokio::spawn(async move {
+                    // A connection that fails (reset, timed out) concerns that client only.
+                    let _ = conn.await;
+                });
+            }
+            () = &mut signal => break,
+        }
+    }
+    eprintln!("shutting down: answering the requests in flight");
+    drop(listener);
     let grace = Duration::from_secs(args.shutdown_grace_secs);
-    let grace_expired = async move {
-        match signalled_rx.await {
-            Ok(()) => tokio::time::sleep(grace).await,
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    let result = tokio::select! {
-        r = server => r.map_err(ServeError::Io),
-        () = grace_expired => {
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(grace) => {
             eprintln!("shutdown grace of {} s expired: closing the remaining connections", grace.as_secs());
-            Ok(())
         }
-    };
+    }
     // Every accepted proof finishes, even one whose client has gone away.
     let all = u32::try_from(state.capacity).unwrap_or(u32::MAX);
     let _ = state.permits.acquire_many(all).await;
     eprintln!("stopped");
-    result
+    Ok(())
 }
 
 /// Resolves on SIGINT (Ctrl-C) or, on Unix, SIGTERM.
