@@ -1,6 +1,8 @@
 //! Golden proofs: the binary must produce, byte for byte, the proofs committed in
-//! `tests/golden/` for fixed models, inputs and flags. They were written by the binary of the
-//! commit before the restructuring of the workspace (one home per layer kind), so any change of
+//! `tests/golden/` for fixed models, inputs and flags. They were written by the binary from
+//! before the restructuring of the workspace (one home per layer kind; the cifar-small file again
+//! once JSON model files were read with exact float parsing, which moved one quantized bias by
+//! one in its last place), so any change of
 //! the proof format, the transcript or a layer's messages shows up here; such a change must
 //! bump the protocol or format version and re-bless the files on purpose:
 //!

@@ -6,6 +6,7 @@
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use verinfer_circuits::circuit::{ActivationOp, Conv2dOp, DenseOp, SumPoolOp};
 use verinfer_circuits::circuit::{CircuitLayer, LayeredCircuit, Layout, Op, QuantParams};
 use verinfer_circuits::field::{FieldId, M127};
 use verinfer_circuits::witness::{infer, witness};
@@ -49,7 +50,7 @@ fn circuit(
 fn cifar_like() -> LayeredCircuit {
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     let mut conv = |c: usize, o: usize, hw: usize| {
-        let op = Op::Conv2d {
+        let op = Op::Conv2d(Conv2dOp {
             in_channels: c,
             out_channels: o,
             kernel: [3, 3],
@@ -57,26 +58,33 @@ fn cifar_like() -> LayeredCircuit {
             padding: [1, 1],
             weight: weights(&mut rng, o * c * 9, -128, 127),
             bias: vec![0; o],
-        };
+        });
         layer(op, &[c, hw, hw], vec![o, hw, hw], 100)
     };
-    let act = |d: &[usize]| layer(Op::Activation { a: 1, b: 256, c: 0 }, d, d.to_vec(), 100);
+    let act = |d: &[usize]| {
+        layer(
+            Op::Activation(ActivationOp { a: 1, b: 256, c: 0 }),
+            d,
+            d.to_vec(),
+            100,
+        )
+    };
     let pool = |d: &[usize]| {
-        let op = Op::SumPool {
+        let op = Op::SumPool(SumPoolOp {
             window: [2, 2],
             stride: [2, 2],
-        };
+        });
         layer(op, d, vec![d[0], d[1] / 2, d[2] / 2], 100)
     };
     let c1 = conv(3, 16, 32);
     let c2 = conv(16, 32, 16);
     let mut rng = ChaCha8Rng::seed_from_u64(2);
-    let dense = Op::Dense {
+    let dense = Op::Dense(DenseOp {
         in_features: 2048,
         out_features: 10,
         weight: weights(&mut rng, 20480, -128, 127),
         bias: vec![0; 10],
-    };
+    });
     let layers = vec![
         c1,
         act(&[16, 32, 32]),
@@ -94,15 +102,22 @@ fn cifar_like() -> LayeredCircuit {
 fn dense_net() -> LayeredCircuit {
     let mut rng = ChaCha8Rng::seed_from_u64(3);
     let mut dense = |k: usize, o: usize, bits: u32| {
-        let op = Op::Dense {
+        let op = Op::Dense(DenseOp {
             in_features: k,
             out_features: o,
             weight: weights(&mut rng, k * o, -2, 1),
             bias: vec![0; o],
-        };
+        });
         layer(op, &[k], vec![o], bits)
     };
-    let sq = |n: usize, bits: u32| layer(Op::Activation { a: 1, b: 0, c: 0 }, &[n], vec![n], bits);
+    let sq = |n: usize, bits: u32| {
+        layer(
+            Op::Activation(ActivationOp { a: 1, b: 0, c: 0 }),
+            &[n],
+            vec![n],
+            bits,
+        )
+    };
     let layers = vec![
         dense(1845, 2000, 13),
         sq(2000, 26),

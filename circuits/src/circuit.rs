@@ -205,89 +205,110 @@ pub fn batch_vars(batch: usize) -> usize {
     crate::gates::vars_for(batch)
 }
 
-/// A compiled layer operation over integers. Scales are already folded in: the operation is
-/// exact integer arithmetic on the stage values.
+/// `Y[o,i,j] = Σ_{c,u,v} W[o,c,u,v]·X[c, s_h·i+u−p_h, s_w·j+v−p_w] + B[o]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Conv2dOp {
+    /// Input channels.
+    pub in_channels: usize,
+    /// Output channels.
+    pub out_channels: usize,
+    /// Kernel `[kh, kw]`.
+    pub kernel: [usize; 2],
+    /// Stride `[s_h, s_w]`.
+    pub stride: [usize; 2],
+    /// Zero padding `[p_h, p_w]`.
+    pub padding: [usize; 2],
+    /// Integer weights, row-major `[out, in, kh, kw]`.
+    pub weight: Vec<i64>,
+    /// Integer bias per output channel, at the output scale.
+    pub bias: Vec<i128>,
+}
+
+/// `Y[o] = Σ_k W[o,k]·X[k] + B[o]`, `k` over the input's real positions in row-major order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DenseOp {
+    /// Real input features.
+    pub in_features: usize,
+    /// Outputs.
+    pub out_features: usize,
+    /// Integer weights, row-major `[out, in]`.
+    pub weight: Vec<i64>,
+    /// Integer bias per output, at the output scale.
+    pub bias: Vec<i128>,
+}
+
+/// `Y[c,i,j] = Σ_{u<k_h, v<k_w} X[c, s_h·i+u, s_w·j+v]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SumPoolOp {
+    /// Window `[k_h, k_w]`.
+    pub window: [usize; 2],
+    /// Stride `[s_h, s_w]`.
+    pub stride: [usize; 2],
+}
+
+/// `Y = a·X² + b·X + c` element-wise on real positions (integers after the quantization rules).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActivationOp {
+    /// Coefficient of X².
+    pub a: i128,
+    /// Coefficient of X.
+    pub b: i128,
+    /// Constant, added at real positions only.
+    pub c: i128,
+}
+
+/// Explicit gates, per item: wire `w` is the input's padded per-item offset `w`, gate `g` the
+/// output's padded per-item offset `g`. The generic fallback (verifier cost grows with the gate
+/// count).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GatesOp {
+    /// The gates of one item.
+    pub layer: GateLayer,
+}
+
+/// A compiled layer operation over integers, one struct per kind. Scales are already folded
+/// in: the operation is exact integer arithmetic on the stage values. (JSON: the struct's
+/// fields beside `"op": "<kind>"`.)
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Op {
-    /// `Y[o,i,j] = Σ_{c,u,v} W[o,c,u,v]·X[c, s_h·i+u−p_h, s_w·j+v−p_w] + B[o]`.
-    Conv2d {
-        /// Input channels.
-        in_channels: usize,
-        /// Output channels.
-        out_channels: usize,
-        /// Kernel `[kh, kw]`.
-        kernel: [usize; 2],
-        /// Stride `[s_h, s_w]`.
-        stride: [usize; 2],
-        /// Zero padding `[p_h, p_w]`.
-        padding: [usize; 2],
-        /// Integer weights, row-major `[out, in, kh, kw]`.
-        weight: Vec<i64>,
-        /// Integer bias per output channel, at the output scale.
-        bias: Vec<i128>,
-    },
-    /// `Y[o] = Σ_k W[o,k]·X[k] + B[o]`, `k` over the input's real positions in row-major order.
-    Dense {
-        /// Real input features.
-        in_features: usize,
-        /// Outputs.
-        out_features: usize,
-        /// Integer weights, row-major `[out, in]`.
-        weight: Vec<i64>,
-        /// Integer bias per output, at the output scale.
-        bias: Vec<i128>,
-    },
-    /// `Y[c,i,j] = Σ_{u<k_h, v<k_w} X[c, s_h·i+u, s_w·j+v]`.
-    SumPool {
-        /// Window `[k_h, k_w]`.
-        window: [usize; 2],
-        /// Stride `[s_h, s_w]`.
-        stride: [usize; 2],
-    },
-    /// `Y = a·X² + b·X + c` element-wise on real positions (integers after DESIGN §3).
-    Activation {
-        /// Coefficient of X².
-        a: i128,
-        /// Coefficient of X.
-        b: i128,
-        /// Constant, added at real positions only.
-        c: i128,
-    },
-    /// Explicit gates, per item: wire `w` is the input's padded per-item offset `w`, gate `g`
-    /// the output's padded per-item offset `g`. The generic fallback (verifier cost grows with
-    /// the gate count).
-    Gates {
-        /// The gates of one item.
-        layer: GateLayer,
-    },
+    /// A 2-D convolution.
+    Conv2d(Conv2dOp),
+    /// A dense layer.
+    Dense(DenseOp),
+    /// Sum-pooling.
+    SumPool(SumPoolOp),
+    /// A quadratic activation.
+    Activation(ActivationOp),
+    /// Explicit gates.
+    Gates(GatesOp),
 }
 
 impl Op {
     /// Short name of the operation.
     pub fn name(&self) -> &'static str {
         match self {
-            Op::Conv2d { .. } => "conv2d",
-            Op::Dense { .. } => "dense",
-            Op::SumPool { .. } => "sum_pool",
-            Op::Activation { .. } => "activation",
-            Op::Gates { .. } => "gates",
+            Op::Conv2d(Conv2dOp { .. }) => "conv2d",
+            Op::Dense(DenseOp { .. }) => "dense",
+            Op::SumPool(SumPoolOp { .. }) => "sum_pool",
+            Op::Activation(ActivationOp { .. }) => "activation",
+            Op::Gates(GatesOp { .. }) => "gates",
         }
     }
 
     /// Multiply-accumulates per item.
     pub fn macs(&self, output: &Layout) -> u64 {
         match self {
-            Op::Conv2d {
+            Op::Conv2d(Conv2dOp {
                 in_channels,
                 kernel,
                 ..
-            } => (output.item_len() * in_channels * kernel[0] * kernel[1]) as u64,
-            Op::Dense {
+            }) => (output.item_len() * in_channels * kernel[0] * kernel[1]) as u64,
+            Op::Dense(DenseOp {
                 in_features,
                 out_features,
                 ..
-            } => (in_features * out_features) as u64,
+            }) => (in_features * out_features) as u64,
             _ => 0,
         }
     }
@@ -351,7 +372,7 @@ impl CircuitLayer {
                 Ok(())
             };
         match &self.op {
-            Op::Conv2d {
+            Op::Conv2d(Conv2dOp {
                 in_channels,
                 out_channels,
                 kernel,
@@ -359,7 +380,7 @@ impl CircuitLayer {
                 padding,
                 weight,
                 bias,
-            } => {
+            }) => {
                 windowed(*kernel, *stride, *padding, *in_channels, *out_channels)?;
                 let weights = out_channels
                     .checked_mul(*in_channels)
@@ -376,12 +397,12 @@ impl CircuitLayer {
                 }
                 Ok(())
             }
-            Op::Dense {
+            Op::Dense(DenseOp {
                 in_features,
                 out_features,
                 weight,
                 bias,
-            } => {
+            }) => {
                 if self.input.item_len() != *in_features
                     || o.as_slice() != [*out_features]
                     || in_features.checked_mul(*out_features) != Some(weight.len())
@@ -396,14 +417,16 @@ impl CircuitLayer {
                 }
                 Ok(())
             }
-            Op::SumPool { window, stride } => windowed(*window, *stride, [0, 0], i[0], i[0]),
-            Op::Activation { .. } => {
+            Op::SumPool(SumPoolOp { window, stride }) => {
+                windowed(*window, *stride, [0, 0], i[0], i[0])
+            }
+            Op::Activation(ActivationOp { .. }) => {
                 if i != o {
                     return Err("activation changes the shape".into());
                 }
                 Ok(())
             }
-            Op::Gates { layer } => {
+            Op::Gates(GatesOp { layer }) => {
                 if layer.gates.len() > self.output.item_len_padded()
                     || layer
                         .max_wire()
@@ -544,7 +567,7 @@ impl LayeredCircuit {
             e.uint(l.bound_bits as u128);
             e.bytes(l.label.as_bytes());
             match &l.op {
-                Op::Conv2d {
+                Op::Conv2d(Conv2dOp {
                     in_channels,
                     out_channels,
                     kernel,
@@ -552,7 +575,7 @@ impl LayeredCircuit {
                     padding,
                     weight,
                     bias,
-                } => {
+                }) => {
                     e.uint(1);
                     e.dims(&[*in_channels, *out_channels]);
                     e.dims(kernel);
@@ -561,27 +584,27 @@ impl LayeredCircuit {
                     e.ints64(weight);
                     e.ints(bias);
                 }
-                Op::Dense {
+                Op::Dense(DenseOp {
                     in_features,
                     out_features,
                     weight,
                     bias,
-                } => {
+                }) => {
                     e.uint(2);
                     e.dims(&[*in_features, *out_features]);
                     e.ints64(weight);
                     e.ints(bias);
                 }
-                Op::SumPool { window, stride } => {
+                Op::SumPool(SumPoolOp { window, stride }) => {
                     e.uint(3);
                     e.dims(window);
                     e.dims(stride);
                 }
-                Op::Activation { a, b, c } => {
+                Op::Activation(ActivationOp { a, b, c }) => {
                     e.uint(4);
                     e.ints(&[*a, *b, *c]);
                 }
-                Op::Gates { layer } => {
+                Op::Gates(GatesOp { layer }) => {
                     e.uint(5);
                     e.uint(layer.gates.len() as u128);
                     for g in &layer.gates {
@@ -719,7 +742,7 @@ mod tests {
             input_max: 1,
             layers: vec![
                 l(
-                    Op::Conv2d {
+                    Op::Conv2d(Conv2dOp {
                         in_channels: 1,
                         out_channels: 2,
                         kernel: [3, 3],
@@ -727,43 +750,43 @@ mod tests {
                         padding: [1, 1],
                         weight: (0..18).map(|k| k - 9).collect(),
                         bias: vec![3, -4],
-                    },
+                    }),
                     &[1, 4, 4],
                     &[2, 4, 4],
                     "conv",
                 ),
                 l(
-                    Op::Activation { a: 1, b: 256, c: 0 },
+                    Op::Activation(ActivationOp { a: 1, b: 256, c: 0 }),
                     &[2, 4, 4],
                     &[2, 4, 4],
                     "act",
                 ),
                 l(
-                    Op::SumPool {
+                    Op::SumPool(SumPoolOp {
                         window: [2, 2],
                         stride: [2, 2],
-                    },
+                    }),
                     &[2, 4, 4],
                     &[2, 2, 2],
                     "pool",
                 ),
                 l(
-                    Op::Gates {
+                    Op::Gates(GatesOp {
                         layer: GateLayer {
                             gates: (0..8).map(|k| Gate::Relay(k as u32)).collect(),
                         },
-                    },
+                    }),
                     &[2, 2, 2],
                     &[8],
                     "reshape",
                 ),
                 l(
-                    Op::Dense {
+                    Op::Dense(DenseOp {
                         in_features: 8,
                         out_features: 1,
                         weight: vec![3, -4, 1, 0, 2, 2, -1, 5],
                         bias: vec![5],
-                    },
+                    }),
                     &[8],
                     &[1],
                     "dense",
@@ -807,10 +830,10 @@ mod tests {
             ("bound bits", |c| c.layers[1].bound_bits += 1),
             ("label", |c| c.layers[0].label.push('x')),
             ("op kind", |c| {
-                c.layers[1].op = Op::SumPool {
+                c.layers[1].op = Op::SumPool(SumPoolOp {
                     window: [1, 1],
                     stride: [1, 1],
-                }
+                })
             }),
         ];
         let mut variants: Vec<(String, LayeredCircuit)> = edits
@@ -826,7 +849,7 @@ mod tests {
             for k in 0..32 {
                 let mut c = base.clone();
                 match &mut c.layers[li].op {
-                    Op::Conv2d {
+                    Op::Conv2d(Conv2dOp {
                         in_channels,
                         out_channels,
                         kernel,
@@ -834,7 +857,7 @@ mod tests {
                         padding,
                         weight,
                         bias,
-                    } => match k {
+                    }) => match k {
                         0 => *in_channels += 1,
                         1 => *out_channels += 1,
                         2 => kernel[0] += 1,
@@ -851,20 +874,20 @@ mod tests {
                         }
                         _ => continue,
                     },
-                    Op::Activation { a, b, c } => match k {
+                    Op::Activation(ActivationOp { a, b, c }) => match k {
                         0 => *a += 1,
                         1 => *b += 1,
                         2 => *c += 1,
                         _ => continue,
                     },
-                    Op::SumPool { window, stride } => match k {
+                    Op::SumPool(SumPoolOp { window, stride }) => match k {
                         0 => window[0] += 1,
                         1 => window[1] += 1,
                         2 => stride[0] += 1,
                         3 => stride[1] += 1,
                         _ => continue,
                     },
-                    Op::Gates { layer } => match k {
+                    Op::Gates(GatesOp { layer }) => match k {
                         0..=7 => layer.gates[k] = Gate::Scale(k as u32, 2),
                         8 => layer.gates[0] = Gate::Relay(1),
                         9 => layer.gates[1] = Gate::Add(1, 0),
@@ -875,12 +898,12 @@ mod tests {
                         14 => layer.gates.push(Gate::Const(0)),
                         _ => continue,
                     },
-                    Op::Dense {
+                    Op::Dense(DenseOp {
                         in_features,
                         out_features,
                         weight,
                         bias,
-                    } => match k {
+                    }) => match k {
                         0 => *in_features += 1,
                         1 => *out_features += 1,
                         2 => weight[7] -= 1,
@@ -908,7 +931,7 @@ mod tests {
     #[test]
     fn check_refuses_absurd_geometry_without_overflow() {
         let conv = |kernel: [usize; 2], padding: [usize; 2], out: usize| CircuitLayer {
-            op: Op::Conv2d {
+            op: Op::Conv2d(Conv2dOp {
                 in_channels: 1,
                 out_channels: out,
                 kernel,
@@ -916,7 +939,7 @@ mod tests {
                 padding,
                 weight: vec![1; 9],
                 bias: vec![0; 1],
-            },
+            }),
             input: Layout::new(vec![1, 4, 4]),
             output: Layout::new(vec![1, 4, 4]),
             scale_bits: 0,
@@ -928,12 +951,12 @@ mod tests {
         assert!(conv([usize::MAX, 3], [1, 1], 1).check().is_err());
         assert!(conv([3, 3], [1, 1], usize::MAX).check().is_err());
         let dense = CircuitLayer {
-            op: Op::Dense {
+            op: Op::Dense(DenseOp {
                 in_features: 16,
                 out_features: usize::MAX,
                 weight: vec![1; 16],
                 bias: vec![0; 1],
-            },
+            }),
             input: Layout::new(vec![16]),
             output: Layout::new(vec![1]),
             scale_bits: 0,

@@ -21,6 +21,7 @@
 use crate::circuit::{
     bits_of, CircuitLayer, FieldChoice, LayeredCircuit, Layout, Op, QuantParams, MAX_ITEM_VARS,
 };
+use crate::circuit::{ActivationOp, Conv2dOp, DenseOp, GatesOp, SumPoolOp};
 use crate::field::FieldId;
 use crate::gates::{Gate, GateLayer};
 use crate::model::{Layer, Model, ModelError};
@@ -200,7 +201,7 @@ pub fn compile(
                     pair(c.stride),
                     pair(c.padding)
                 );
-                let op = Op::Conv2d {
+                let op = Op::Conv2d(Conv2dOp {
                     in_channels: c.in_channels,
                     out_channels: c.out_channels,
                     kernel: c.kernel,
@@ -208,7 +209,7 @@ pub fn compile(
                     padding: c.padding,
                     weight: q.weight,
                     bias: q.bias,
-                };
+                });
                 Some((op, Layout::new(out_dims), q.scale_bits, label))
             }
             Layer::Dense(d) => {
@@ -222,30 +223,30 @@ pub fn compile(
                 )
                 .map_err(qerr)?;
                 let label = format!("dense {}→{}", d.in_features, d.out_features);
-                let op = Op::Dense {
+                let op = Op::Dense(DenseOp {
                     in_features: d.in_features,
                     out_features: d.out_features,
                     weight: q.weight,
                     bias: q.bias,
-                };
+                });
                 Some((op, Layout::new(out_dims), q.scale_bits, label))
             }
             Layer::SumPool(p) => {
                 let stride = p.stride();
                 let label = format!("sum_pool {}x{}/{}", p.window[0], p.window[1], pair(stride));
-                let op = Op::SumPool {
+                let op = Op::SumPool(SumPoolOp {
                     window: p.window,
                     stride,
-                };
+                });
                 Some((op, Layout::new(out_dims), scale, label))
             }
             Layer::Activation(a) => {
                 let q = quant::quantize_activation(a, scale, params.coef_bits).map_err(qerr)?;
-                let op = Op::Activation {
+                let op = Op::Activation(ActivationOp {
                     a: q.a,
                     b: q.b,
                     c: q.c,
-                };
+                });
                 // Element-wise: keeps the current (possibly multi-dimensional) layout.
                 Some((op, cur.clone(), q.scale_bits, a.name()))
             }
@@ -260,7 +261,7 @@ pub fn compile(
                         too_large("a wire index does not fit in 32 bits".to_string())
                     })?;
                     let label = format!("reshape {}→{}", dims_text(&cur.dims), dims_text(shape));
-                    Some((Op::Gates { layer }, out, scale, label))
+                    Some((Op::Gates(GatesOp { layer }), out, scale, label))
                 }
             }
         };
@@ -812,7 +813,7 @@ fn step<D: Domain>(layer: &CircuitLayer, x: &[D::Val]) -> Option<(Vec<D::Val>, u
     let i = &layer.input.dims;
     let o = &layer.output.dims;
     let vals: Vec<D::Val> = match &layer.op {
-        Op::Conv2d {
+        Op::Conv2d(Conv2dOp {
             in_channels,
             kernel,
             stride,
@@ -820,7 +821,7 @@ fn step<D: Domain>(layer: &CircuitLayer, x: &[D::Val]) -> Option<(Vec<D::Val>, u
             weight,
             bias,
             ..
-        } => {
+        }) => {
             let (&[_, h, w], &[oc, oh, ow]) = (i.as_slice(), o.as_slice()) else {
                 return None;
             };
@@ -861,12 +862,12 @@ fn step<D: Domain>(layer: &CircuitLayer, x: &[D::Val]) -> Option<(Vec<D::Val>, u
             }
             out
         }
-        Op::Dense {
+        Op::Dense(DenseOp {
             in_features,
             out_features,
             weight,
             bias,
-        } => {
+        }) => {
             let mut out = Vec::with_capacity(*out_features);
             for oo in 0..*out_features {
                 let mut acc = D::acc(*bias.get(oo)?);
@@ -880,7 +881,7 @@ fn step<D: Domain>(layer: &CircuitLayer, x: &[D::Val]) -> Option<(Vec<D::Val>, u
             }
             out
         }
-        Op::SumPool { window, stride } => {
+        Op::SumPool(SumPoolOp { window, stride }) => {
             let (&[c, h, w], &[_, oh, ow]) = (i.as_slice(), o.as_slice()) else {
                 return None;
             };
@@ -906,7 +907,7 @@ fn step<D: Domain>(layer: &CircuitLayer, x: &[D::Val]) -> Option<(Vec<D::Val>, u
             }
             out
         }
-        Op::Activation { a, b, c } => {
+        Op::Activation(ActivationOp { a, b, c }) => {
             let mut out = Vec::with_capacity(x.len());
             for &xv in x {
                 let (v, bits) = D::quadratic(*a, *b, *c, xv)?;
@@ -915,7 +916,7 @@ fn step<D: Domain>(layer: &CircuitLayer, x: &[D::Val]) -> Option<(Vec<D::Val>, u
             }
             out
         }
-        Op::Gates { layer: gl } => {
+        Op::Gates(GatesOp { layer: gl }) => {
             // Input value at a padded offset: the real value there, or zero padding.
             let mut at: Vec<D::Val> = vec![D::zero(); layer.input.item_len_padded()];
             for (k, off) in layer.input.padded_offsets().into_iter().enumerate() {
@@ -1073,7 +1074,7 @@ mod tests {
         ));
         // Generic gates: Mul squares the interval, Sub widens it.
         let mut g = c;
-        g.layers[0].op = Op::Gates {
+        g.layers[0].op = Op::Gates(GatesOp {
             layer: GateLayer {
                 gates: vec![
                     Gate::Mul(0, 1),
@@ -1082,7 +1083,7 @@ mod tests {
                     Gate::Const(0),
                 ],
             },
-        };
+        });
         let s = stage_bounds(&g).unwrap();
         assert_eq!(
             s[1],

@@ -30,6 +30,7 @@
 //! total gate count exceeds [`GateLimits`] is refused with [`LowerError::TooLarge`], never an
 //! out-of-memory abort.
 
+use crate::circuit::{ActivationOp, Conv2dOp, DenseOp, GatesOp, SumPoolOp};
 use crate::circuit::{CircuitLayer, LayeredCircuit, Layout, Op};
 use crate::gates::{Gate, GateCircuit, GateLayer, MAX_LAYER_VARS};
 use std::collections::BTreeMap;
@@ -365,7 +366,7 @@ fn plan_stage(
     let lin = layer.input.item_len();
     let lout = layer.output.item_len();
     match &layer.op {
-        Op::Conv2d {
+        Op::Conv2d(Conv2dOp {
             in_channels,
             out_channels,
             kernel,
@@ -373,7 +374,7 @@ fn plan_stage(
             padding,
             weight,
             bias,
-        } => {
+        }) => {
             let g = conv_geometry(
                 in_dims,
                 out_dims,
@@ -444,12 +445,12 @@ fn plan_stage(
             let skip = weight.iter().all(|&w| w == 0 || w == 1);
             Ok(linear_plan(&buckets, skip))
         }
-        Op::Dense {
+        Op::Dense(DenseOp {
             in_features,
             out_features,
             weight,
             bias,
-        } => {
+        }) => {
             if *in_features != lin {
                 return Err(shape_err(
                     at,
@@ -482,7 +483,7 @@ fn plan_stage(
             let skip = weight.iter().all(|&w| w == 0 || w == 1);
             Ok(linear_plan(&buckets, skip))
         }
-        Op::SumPool { window, stride } => {
+        Op::SumPool(SumPoolOp { window, stride }) => {
             let g = pool_geometry(in_dims, out_dims, *window, *stride, at)?;
             let rows = axis_groups(g.ho, g.h, g.kh, g.sh, 0);
             let cols = axis_groups(g.wo, g.w, g.kw, g.sw, 0);
@@ -501,7 +502,7 @@ fn plan_stage(
             }
             Ok(linear_plan(&buckets, true))
         }
-        Op::Activation { a, b, c } => {
+        Op::Activation(ActivationOp { a, b, c }) => {
             if lin != lout {
                 return Err(shape_err(
                     at,
@@ -516,7 +517,7 @@ fn plan_stage(
                 .collect();
             Ok((Plan::Elementwise(templates), sizes))
         }
-        Op::Gates { layer: gl } => {
+        Op::Gates(GatesOp { layer: gl }) => {
             let in_padded = layer.input.item_len_padded();
             let out_padded = layer.output.item_len_padded();
             if in_padded > 1 << MAX_LAYER_VARS {
@@ -930,7 +931,7 @@ fn build_linear(
     let mut tree = TreeBuilder::new(plan, capacities);
     let mut leaves: Vec<(u32, i128)> = Vec::new();
     match &layer.op {
-        Op::Conv2d {
+        Op::Conv2d(Conv2dOp {
             in_channels,
             out_channels,
             kernel,
@@ -938,7 +939,7 @@ fn build_linear(
             padding,
             weight,
             bias,
-        } => {
+        }) => {
             let at = where_(index, layer);
             let g = conv_geometry(
                 &layer.input.dims,
@@ -977,12 +978,12 @@ fn build_linear(
                 }
             }
         }
-        Op::Dense {
+        Op::Dense(DenseOp {
             in_features,
             out_features,
             weight,
             bias,
-        } => {
+        }) => {
             for b in 0..batch {
                 let base = b * lin;
                 for o in 0..*out_features {
@@ -997,7 +998,7 @@ fn build_linear(
                 }
             }
         }
-        Op::SumPool { window, stride } => {
+        Op::SumPool(SumPoolOp { window, stride }) => {
             let at = where_(index, layer);
             let g = pool_geometry(&layer.input.dims, &layer.output.dims, *window, *stride, &at)?;
             for b in 0..batch {
@@ -1040,7 +1041,7 @@ fn build_elementwise(templates: &[Vec<Gate>], n: usize) -> Vec<Vec<Gate>> {
 }
 
 fn build_gates(layer: &CircuitLayer, batch: usize) -> Result<Vec<Gate>, LowerError> {
-    let Op::Gates { layer: gl } = &layer.op else {
+    let Op::Gates(GatesOp { layer: gl }) = &layer.op else {
         return Err(LowerError::Internal("not a gates stage".into()));
     };
     let lin = layer.input.item_len();

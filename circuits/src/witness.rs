@@ -43,6 +43,7 @@
 //! cheapest exact kernel.
 
 use crate::circuit::{bits_of, CircuitLayer, LayeredCircuit, Layout, Op};
+use crate::circuit::{ActivationOp, Conv2dOp, DenseOp, GatesOp, SumPoolOp};
 use crate::field::{from_i128_unchecked, from_i64, to_i128, Bn254, ProofField};
 use crate::gates::{Gate, MAX_LAYER_VARS};
 use std::borrow::Cow;
@@ -612,7 +613,7 @@ fn run<F: ProofField>(
                 | (Arith::Field, Stage::Field(_))
         );
         match &layer.op {
-            &Op::Activation { a, b, c } if same => {
+            &Op::Activation(ActivationOp { a, b, c }) if same => {
                 sink(li, &cur);
                 match &mut cur {
                     Stage::I64(v) => activation_in_place(v, a, b, c),
@@ -666,23 +667,23 @@ fn apply<T: Num>(
     x: &[T],
 ) -> Result<Vec<T>, WitnessError> {
     Ok(match &layer.op {
-        Op::Conv2d { weight, bias, .. } => {
+        Op::Conv2d(Conv2dOp { weight, bias, .. }) => {
             let g = conv_geom(layer).ok_or_else(|| internal(li, layer))?;
             let wt = T::weights(weight);
             let b: Vec<T> = bias.iter().map(|&v| T::cst(v)).collect();
             conv(&g, &wt, &b, x, batch)
         }
-        Op::Dense {
+        Op::Dense(DenseOp {
             in_features,
             out_features,
             weight,
             bias,
-        } => {
+        }) => {
             let wt = T::weights(weight);
             let b: Vec<T> = bias.iter().map(|&v| T::cst(v)).collect();
             dense(&wt, &b, *in_features, *out_features, x, batch)
         }
-        Op::SumPool { window, stride } => {
+        Op::SumPool(SumPoolOp { window, stride }) => {
             let d = &layer.input.dims;
             let o = &layer.output.dims;
             sum_pool(
@@ -694,8 +695,12 @@ fn apply<T: Num>(
                 *stride,
             )
         }
-        Op::Activation { a, b, c } => activation(x, T::cst(*a), T::cst(*b), T::cst(*c)),
-        Op::Gates { layer: g } => gates(li, &g.gates, &layer.input, &layer.output, x, batch)?,
+        Op::Activation(ActivationOp { a, b, c }) => {
+            activation(x, T::cst(*a), T::cst(*b), T::cst(*c))
+        }
+        Op::Gates(GatesOp { layer: g }) => {
+            gates(li, &g.gates, &layer.input, &layer.output, x, batch)?
+        }
     })
 }
 
@@ -710,14 +715,14 @@ fn internal(li: usize, layer: &CircuitLayer) -> WitnessError {
 
 /// The geometry of a validated convolution layer.
 fn conv_geom(layer: &CircuitLayer) -> Option<ConvGeom> {
-    let Op::Conv2d {
+    let Op::Conv2d(Conv2dOp {
         in_channels,
         out_channels,
         kernel,
         stride,
         padding,
         ..
-    } = &layer.op
+    }) = &layer.op
     else {
         return None;
     };
@@ -760,18 +765,18 @@ struct Linear<'a> {
 fn linear_info(layer: &CircuitLayer, batch: usize) -> Option<Linear<'_>> {
     let item = layer.output.item_len();
     let (weight, bias, rows, cols) = match &layer.op {
-        Op::Conv2d {
+        Op::Conv2d(Conv2dOp {
             weight,
             bias,
             out_channels,
             ..
-        } => (weight, bias, *out_channels, item / (*out_channels).max(1)),
-        Op::Dense {
+        }) => (weight, bias, *out_channels, item / (*out_channels).max(1)),
+        Op::Dense(DenseOp {
             weight,
             bias,
             out_features,
             ..
-        } => (weight, bias, *out_features, batch),
+        }) => (weight, bias, *out_features, batch),
         _ => return None,
     };
     if cols < 4 || rows == 0 {
@@ -829,7 +834,7 @@ fn products(
 ) -> Option<Vec<i64>> {
     let narrow = fits_i16(lin, x_bits);
     match &layer.op {
-        Op::Conv2d { .. } => {
+        Op::Conv2d(Conv2dOp { .. }) => {
             let g = conv_geom(layer)?;
             let kk = g.c * g.kh * g.kw;
             if narrow {
@@ -850,11 +855,11 @@ fn products(
                 Some(conv(&g, lin.weight, &vec![0i64; g.o], x, batch))
             }
         }
-        Op::Dense {
+        Op::Dense(DenseOp {
             in_features: k,
             out_features: o,
             ..
-        } => {
+        }) => {
             let (k, o) = (*k, *o);
             if narrow {
                 let w16: Vec<i16> = lin.weight.iter().map(|&w| w as i16).collect();

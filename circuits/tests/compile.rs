@@ -6,6 +6,7 @@ use rand_chacha::ChaCha8Rng;
 use verinfer_circuits::circuit::{
     bits_of, FieldChoice, LayeredCircuit, Layout, Op, QuantParams, WeightScale,
 };
+use verinfer_circuits::circuit::{ActivationOp, Conv2dOp, DenseOp, GatesOp, SumPoolOp};
 use verinfer_circuits::compile::{
     bound_analysis, compile, stage_bounds, CompileError, StageBounds,
 };
@@ -280,12 +281,12 @@ fn compiles_a_small_cnn() {
         ]
     );
     match &c.layers[4].op {
-        Op::Dense {
+        Op::Dense(DenseOp {
             in_features,
             out_features,
             weight,
             bias,
-        } => {
+        }) => {
             assert_eq!((*in_features, *out_features), (48, 10));
             assert_eq!(weight.len(), 480);
             assert_eq!(bias.len(), 10);
@@ -293,7 +294,7 @@ fn compiles_a_small_cnn() {
         other => panic!("expected dense, got {other:?}"),
     }
     match &c.layers[1].op {
-        Op::Activation { a, b, c } => assert_eq!((*a, *b, *c), (1, 1 << 16, 0)),
+        Op::Activation(ActivationOp { a, b, c }) => assert_eq!((*a, *b, *c), (1, 1 << 16, 0)),
         other => panic!("expected activation, got {other:?}"),
     }
     // Scales: input 8, conv 8+8, x²+x 2·16, pool same, x² 2·32, dense +8.
@@ -311,7 +312,8 @@ fn compiles_a_small_cnn() {
     assert!(c.check().is_ok());
     // The weights are those of §3.
     let model = small_cnn();
-    if let (Layer::Conv2d(m), Op::Conv2d { weight, bias, .. }) = (&model.layers[0], &c.layers[0].op)
+    if let (Layer::Conv2d(m), Op::Conv2d(Conv2dOp { weight, bias, .. })) =
+        (&model.layers[0], &c.layers[0].op)
     {
         for (wq, wf) in weight.iter().zip(&m.weight) {
             assert_eq!(*wq as i128, quantize(*wf, 8).unwrap());
@@ -379,7 +381,7 @@ fn per_layer_weight_scale_in_compiled_circuit() {
     assert_eq!(c.layers[0].scale_bits, 16);
     assert_eq!(c.layers[1].scale_bits, 21);
     match &c.layers[1].op {
-        Op::Dense { weight, bias, .. } => {
+        Op::Dense(DenseOp { weight, bias, .. }) => {
             assert_eq!(weight, &vec![96, -32]);
             assert_eq!(bias, &vec![1 << 20]);
         }
@@ -443,7 +445,7 @@ fn flatten_and_reshape_layouts() {
     assert_eq!(c.layers[0].output.dims, vec![4, 2, 4]);
     assert_eq!(c.layers[1].input.dims, vec![4, 2, 4]);
     match &c.layers[0].op {
-        Op::Gates { layer } => {
+        Op::Gates(GatesOp { layer }) => {
             assert_eq!(layer.gates.len(), 32);
             for (i, g) in layer.gates.iter().enumerate() {
                 // Both layouts are unpadded, so the relabelling is the identity on offsets.
@@ -463,7 +465,7 @@ fn flatten_and_reshape_layouts() {
     let c = compile(&m, &QuantParams::default(), FieldChoice::Auto).unwrap();
     let (inl, outl) = (Layout::new(vec![2, 3, 4]), Layout::new(vec![3, 2, 4]));
     match &c.layers[0].op {
-        Op::Gates { layer } => {
+        Op::Gates(GatesOp { layer }) => {
             assert_eq!(layer.gates.len(), outl.item_len_padded());
             let mut relays = 0;
             for (g, gate) in layer.gates.iter().enumerate() {
@@ -556,7 +558,7 @@ fn reference(c: &LayeredCircuit, x: &[i128]) -> Vec<Vec<i128>> {
         let x = stages.last().unwrap();
         let (i, o) = (&l.input.dims, &l.output.dims);
         let y: Vec<i128> = match &l.op {
-            Op::Conv2d {
+            Op::Conv2d(Conv2dOp {
                 in_channels,
                 kernel,
                 stride,
@@ -564,7 +566,7 @@ fn reference(c: &LayeredCircuit, x: &[i128]) -> Vec<Vec<i128>> {
                 weight,
                 bias,
                 ..
-            } => {
+            }) => {
                 let (h, w) = (i[1] as i64, i[2] as i64);
                 let mut y = vec![];
                 for oc in 0..o[0] {
@@ -593,12 +595,12 @@ fn reference(c: &LayeredCircuit, x: &[i128]) -> Vec<Vec<i128>> {
                 }
                 y
             }
-            Op::Dense {
+            Op::Dense(DenseOp {
                 in_features,
                 out_features,
                 weight,
                 bias,
-            } => (0..*out_features)
+            }) => (0..*out_features)
                 .map(|oo| {
                     bias[oo]
                         + (0..*in_features)
@@ -606,7 +608,7 @@ fn reference(c: &LayeredCircuit, x: &[i128]) -> Vec<Vec<i128>> {
                             .sum::<i128>()
                 })
                 .collect(),
-            Op::SumPool { window, stride } => {
+            Op::SumPool(SumPoolOp { window, stride }) => {
                 let mut y = vec![];
                 for ch in 0..o[0] {
                     for r in 0..o[1] {
@@ -625,8 +627,10 @@ fn reference(c: &LayeredCircuit, x: &[i128]) -> Vec<Vec<i128>> {
                 }
                 y
             }
-            Op::Activation { a, b, c } => x.iter().map(|&v| a * v * v + b * v + c).collect(),
-            Op::Gates { layer } => {
+            Op::Activation(ActivationOp { a, b, c }) => {
+                x.iter().map(|&v| a * v * v + b * v + c).collect()
+            }
+            Op::Gates(GatesOp { layer }) => {
                 let mut padded = vec![0i128; l.input.item_len_padded()];
                 for (k, off) in l.input.padded_offsets().into_iter().enumerate() {
                     padded[off] = x[k];
@@ -771,7 +775,7 @@ fn bounds_cover_sampled_values_of_a_cnn() {
     };
     let c = compile(&m, &params(3, 4, 4), FieldChoice::Auto).unwrap();
     assert_eq!(c.layers.len(), 6);
-    assert!(matches!(c.layers[3].op, Op::Gates { .. }));
+    assert!(matches!(c.layers[3].op, Op::Gates(GatesOp { .. })));
     let mut rng = ChaCha8Rng::seed_from_u64(12);
     let mut seen = vec![0u128; c.layers.len()];
     for _ in 0..3000 {

@@ -7,6 +7,7 @@
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use verinfer_circuits::circuit::{ActivationOp, Conv2dOp, DenseOp, GatesOp, SumPoolOp};
 use verinfer_circuits::circuit::{CircuitLayer, LayeredCircuit, Layout, Op, QuantParams};
 use verinfer_circuits::field::{to_i128, Bn254, FieldId, ProofField, M127};
 use verinfer_circuits::gates::{Gate, GateLayer};
@@ -93,7 +94,7 @@ fn ref_layer<R: Ring>(op: &Op, ind: &[usize], outd: &[usize], x: &[R]) -> Vec<R>
     assert_eq!(x.len(), prod(ind));
     let mut y = vec![R::int(0); prod(outd)];
     match op {
-        Op::Conv2d {
+        Op::Conv2d(Conv2dOp {
             in_channels,
             out_channels,
             kernel,
@@ -101,7 +102,7 @@ fn ref_layer<R: Ring>(op: &Op, ind: &[usize], outd: &[usize], x: &[R]) -> Vec<R>
             padding,
             weight,
             bias,
-        } => {
+        }) => {
             let (c_n, h, w) = (ind[0], ind[1] as i64, ind[2] as i64);
             assert_eq!(c_n, *in_channels);
             let ho = (ind[1] + 2 * padding[0] - kernel[0]) / stride[0] + 1;
@@ -131,12 +132,12 @@ fn ref_layer<R: Ring>(op: &Op, ind: &[usize], outd: &[usize], x: &[R]) -> Vec<R>
                 }
             }
         }
-        Op::Dense {
+        Op::Dense(DenseOp {
             in_features,
             out_features,
             weight,
             bias,
-        } => {
+        }) => {
             for o in 0..*out_features {
                 let mut acc = R::int(bias[o]);
                 for k in 0..*in_features {
@@ -145,7 +146,7 @@ fn ref_layer<R: Ring>(op: &Op, ind: &[usize], outd: &[usize], x: &[R]) -> Vec<R>
                 y[o] = acc;
             }
         }
-        Op::SumPool { window, stride } => {
+        Op::SumPool(SumPoolOp { window, stride }) => {
             let (c_n, h, w) = (ind[0], ind[1], ind[2]);
             let ho = (h - window[0]) / stride[0] + 1;
             let wo = (w - window[1]) / stride[1] + 1;
@@ -165,7 +166,7 @@ fn ref_layer<R: Ring>(op: &Op, ind: &[usize], outd: &[usize], x: &[R]) -> Vec<R>
                 }
             }
         }
-        Op::Activation { a, b, c } => {
+        Op::Activation(ActivationOp { a, b, c }) => {
             for (yi, &xi) in y.iter_mut().zip(x) {
                 *yi = R::int(*a)
                     .times(xi)
@@ -174,7 +175,7 @@ fn ref_layer<R: Ring>(op: &Op, ind: &[usize], outd: &[usize], x: &[R]) -> Vec<R>
                     .plus(R::int(*c));
             }
         }
-        Op::Gates { layer } => {
+        Op::Gates(GatesOp { layer }) => {
             let mut wires = vec![R::int(0); ind.iter().map(|&d| pow2(d)).product()];
             for (r, &v) in x.iter().enumerate() {
                 wires[padded_index(ind, &unravel(ind, r))] = v;
@@ -343,7 +344,7 @@ fn conv(
     let (c, h, w) = (ind[0], ind[1], ind[2]);
     let ho = (h + 2 * padding[0] - kernel[0]) / stride[0] + 1;
     let wo = (w + 2 * padding[1] - kernel[1]) / stride[1] + 1;
-    let op = Op::Conv2d {
+    let op = Op::Conv2d(Conv2dOp {
         in_channels: c,
         out_channels: o,
         kernel,
@@ -351,18 +352,18 @@ fn conv(
         padding,
         weight: weights(rng, o * c * kernel[0] * kernel[1], -8, 7),
         bias: biases(rng, o),
-    };
+    });
     layer(op, ind, vec![o, ho, wo])
 }
 
 fn dense(rng: &mut ChaCha8Rng, ind: &[usize], o: usize) -> CircuitLayer {
     let k = prod(ind);
-    let op = Op::Dense {
+    let op = Op::Dense(DenseOp {
         in_features: k,
         out_features: o,
         weight: weights(rng, o * k, -8, 7),
         bias: biases(rng, o),
-    };
+    });
     layer(op, ind, vec![o])
 }
 
@@ -372,11 +373,11 @@ fn pool(ind: &[usize], window: [usize; 2], stride: [usize; 2]) -> CircuitLayer {
         (ind[1] - window[0]) / stride[0] + 1,
         (ind[2] - window[1]) / stride[1] + 1,
     ];
-    layer(Op::SumPool { window, stride }, ind, out)
+    layer(Op::SumPool(SumPoolOp { window, stride }), ind, out)
 }
 
 fn act(ind: &[usize], a: i128, b: i128, c: i128) -> CircuitLayer {
-    layer(Op::Activation { a, b, c }, ind, ind.to_vec())
+    layer(Op::Activation(ActivationOp { a, b, c }), ind, ind.to_vec())
 }
 
 fn random_input(rng: &mut ChaCha8Rng, c: &LayeredCircuit, batch: usize) -> Vec<i128> {
@@ -392,12 +393,12 @@ fn honest_bounds(c: &mut LayeredCircuit) {
     let mut m: u128 = c.input_min.unsigned_abs().max(c.input_max.unsigned_abs());
     for l in &mut c.layers {
         m = match &l.op {
-            Op::Conv2d {
+            Op::Conv2d(Conv2dOp {
                 weight,
                 bias,
                 out_channels,
                 ..
-            } => {
+            }) => {
                 let per = weight.len() / out_channels;
                 (0..*out_channels)
                     .map(|o| {
@@ -410,12 +411,12 @@ fn honest_bounds(c: &mut LayeredCircuit) {
                     .max()
                     .unwrap()
             }
-            Op::Dense {
+            Op::Dense(DenseOp {
                 weight,
                 bias,
                 in_features,
                 out_features,
-            } => (0..*out_features)
+            }) => (0..*out_features)
                 .map(|o| {
                     weight[o * in_features..(o + 1) * in_features]
                         .iter()
@@ -425,11 +426,11 @@ fn honest_bounds(c: &mut LayeredCircuit) {
                 })
                 .max()
                 .unwrap(),
-            Op::SumPool { window, .. } => m * (window[0] * window[1]) as u128,
-            Op::Activation { a, b, c } => {
+            Op::SumPool(SumPoolOp { window, .. }) => m * (window[0] * window[1]) as u128,
+            Op::Activation(ActivationOp { a, b, c }) => {
                 a.unsigned_abs() * m * m + b.unsigned_abs() * m + c.unsigned_abs()
             }
-            Op::Gates { .. } => 1 << 40,
+            Op::Gates(GatesOp { .. }) => 1 << 40,
         };
         l.bound_bits = 128 - m.leading_zeros();
     }
@@ -539,9 +540,9 @@ fn gate_layers() {
     // Trim trailing padding gates: gates.len() shorter than the padded item.
     relabel.truncate(padded_index(&outd, &[4, 2]) + 1);
     let t = layer(
-        Op::Gates {
+        Op::Gates(GatesOp {
             layer: GateLayer { gates: relabel },
-        },
+        }),
         &ind,
         outd.to_vec(),
     );
@@ -555,9 +556,9 @@ fn gate_layers() {
         Gate::Const(-7),
     ];
     let g = layer(
-        Op::Gates {
+        Op::Gates(GatesOp {
             layer: GateLayer { gates: arith },
-        },
+        }),
         &outd,
         vec![7],
     );
@@ -627,12 +628,12 @@ fn field_path_beyond_126_bits() {
     let ind = [2usize];
     let sq = |d: &[usize]| act(d, 1, 0, 0);
     let diff = layer(
-        Op::Dense {
+        Op::Dense(DenseOp {
             in_features: 2,
             out_features: 1,
             weight: vec![1, -1],
             bias: vec![3],
-        },
+        }),
         &ind,
         vec![1],
     );
@@ -753,7 +754,7 @@ fn shape_mismatches_are_errors() {
     shape_err(&c, 0);
     // Wrong weight count.
     let mut c = good.clone();
-    if let Op::Conv2d { weight, .. } = &mut c.layers[0].op {
+    if let Op::Conv2d(Conv2dOp { weight, .. }) = &mut c.layers[0].op {
         weight.pop();
     }
     shape_err(&c, 0);
@@ -763,24 +764,24 @@ fn shape_mismatches_are_errors() {
     shape_err(&c, 2);
     // Dense with the wrong number of inputs.
     let mut c = good.clone();
-    if let Op::Dense { in_features, .. } = &mut c.layers[4].op {
+    if let Op::Dense(DenseOp { in_features, .. }) = &mut c.layers[4].op {
         *in_features += 1;
     }
     shape_err(&c, 4);
     // A pooling window larger than the image, zero strides, absurd padding.
     let mut c = good.clone();
-    c.layers[2].op = Op::SumPool {
+    c.layers[2].op = Op::SumPool(SumPoolOp {
         window: [100, 2],
         stride: [2, 2],
-    };
+    });
     shape_err(&c, 2);
     let mut c = good.clone();
-    if let Op::Conv2d { stride, .. } = &mut c.layers[0].op {
+    if let Op::Conv2d(Conv2dOp { stride, .. }) = &mut c.layers[0].op {
         *stride = [0, 1];
     }
     shape_err(&c, 0);
     let mut c = good.clone();
-    if let Op::Conv2d { padding, .. } = &mut c.layers[0].op {
+    if let Op::Conv2d(Conv2dOp { padding, .. }) = &mut c.layers[0].op {
         *padding = [usize::MAX, 1];
     }
     shape_err(&c, 0);
@@ -790,11 +791,11 @@ fn shape_mismatches_are_errors() {
     shape_err(&c, 1);
     let mut c = good.clone();
     c.layers.push(layer(
-        Op::Gates {
+        Op::Gates(GatesOp {
             layer: GateLayer {
                 gates: vec![Gate::Relay(16)],
             },
-        },
+        }),
         &[10],
         vec![1],
     ));
@@ -820,14 +821,14 @@ fn understated_bounds_do_not_panic() {
 
 fn wide_dense(rng: &mut ChaCha8Rng, ind: &[usize], o: usize, wmax: i64) -> CircuitLayer {
     let k = prod(ind);
-    let op = Op::Dense {
+    let op = Op::Dense(DenseOp {
         in_features: k,
         out_features: o,
         weight: weights(rng, o * k, -wmax, wmax),
         bias: (0..o)
             .map(|_| rng.gen_range(-(1i128 << 100)..=1 << 100))
             .collect(),
-    };
+    });
     layer(op, ind, vec![o])
 }
 
@@ -841,7 +842,7 @@ fn i128_kernel_with_large_weights() {
     for batch in [1, 2, 5] {
         let d = wide_dense(&mut rng, &ind, 10, big);
         let mut cv = conv(&mut rng, &ind, 4, [3, 2], [1, 1], [1, 1]);
-        if let Op::Conv2d { weight, .. } = &mut cv.op {
+        if let Op::Conv2d(Conv2dOp { weight, .. }) = &mut cv.op {
             *weight = weights(&mut rng, weight.len(), -big, big);
         }
         for l in [d, cv] {
@@ -901,12 +902,12 @@ fn narrow_kernel_boundaries() {
         };
         // Dense: fan-in k, 6 outputs, batch 5 (the 16-bit kernel needs ≥ 4 columns).
         let d = layer(
-            Op::Dense {
+            Op::Dense(DenseOp {
                 in_features: k,
                 out_features: 6,
                 weight: pick(&mut rng, 6 * k),
                 bias: biases(&mut rng, 6),
-            },
+            }),
             &[k],
             vec![6],
         );
@@ -921,7 +922,7 @@ fn narrow_kernel_boundaries() {
         check_all(&c, 5, &input);
         // Conv: k channels, 1×1 kernel, on a 3×3 image (9 positions).
         let mut cv = conv(&mut rng, &[k, 3, 3], 3, [1, 1], [1, 1], [0, 0]);
-        if let Op::Conv2d { weight, .. } = &mut cv.op {
+        if let Op::Conv2d(Conv2dOp { weight, .. }) = &mut cv.op {
             *weight = pick(&mut rng, weight.len());
         }
         let mut c = circuit(vec![k, 3, 3], (-r, r), vec![cv]);
@@ -949,7 +950,7 @@ fn conv_many_position_blocks() {
     ] {
         for batch in [1, 3] {
             let mut cv = conv(&mut rng, &ind, 9, [3, 3], [1, 1], [1, 1]);
-            if let Op::Conv2d { weight, .. } = &mut cv.op {
+            if let Op::Conv2d(Conv2dOp { weight, .. }) = &mut cv.op {
                 *weight = weights(&mut rng, weight.len(), -wmax, wmax);
             }
             let mut c = circuit(ind.to_vec(), (-range, range), vec![cv]);

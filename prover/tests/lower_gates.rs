@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use verinfer_circuits::circuit::{ActivationOp, Conv2dOp, DenseOp, GatesOp, SumPoolOp};
 use verinfer_circuits::circuit::{CircuitLayer, LayeredCircuit, Layout, Op, QuantParams};
 use verinfer_circuits::field::{from_i128, to_i128, Bn254, FieldId, ProofField, M127};
 use verinfer_circuits::gates::{Gate, GateCircuit, GateLayer};
@@ -70,7 +71,7 @@ fn conv(
     let wo = (w + 2 * padding[1] - kernel[1]) / stride[1] + 1;
     let n = out_channels * c * kernel[0] * kernel[1];
     stage(
-        Op::Conv2d {
+        Op::Conv2d(Conv2dOp {
             in_channels: c,
             out_channels,
             kernel,
@@ -78,7 +79,7 @@ fn conv(
             padding,
             weight: (0..n).map(|_| weight(rng)).collect(),
             bias: (0..out_channels).map(|_| bias(rng)).collect(),
-        },
+        }),
         input.to_vec(),
         vec![out_channels, ho, wo],
     )
@@ -92,12 +93,12 @@ fn dense(rng: &mut ChaCha8Rng, input: Vec<usize>, out: usize) -> CircuitLayer {
         w[k..2 * k].iter_mut().for_each(|x| *x = 0);
     }
     stage(
-        Op::Dense {
+        Op::Dense(DenseOp {
             in_features: k,
             out_features: out,
             weight: w,
             bias: (0..out).map(|_| bias(rng)).collect(),
-        },
+        }),
         input,
         vec![out],
     )
@@ -108,14 +109,14 @@ fn pool(input: [usize; 3], window: [usize; 2], stride: [usize; 2]) -> CircuitLay
     let ho = (h - window[0]) / stride[0] + 1;
     let wo = (w - window[1]) / stride[1] + 1;
     stage(
-        Op::SumPool { window, stride },
+        Op::SumPool(SumPoolOp { window, stride }),
         input.to_vec(),
         vec![c, ho, wo],
     )
 }
 
 fn act(dims: Vec<usize>, a: i128, b: i128, c: i128) -> CircuitLayer {
-    stage(Op::Activation { a, b, c }, dims.clone(), dims)
+    stage(Op::Activation(ActivationOp { a, b, c }), dims.clone(), dims)
 }
 
 /// `[r, c] → [c, r]` transpose on padded offsets, with extra random gates at the positions
@@ -149,9 +150,9 @@ fn relabel(rng: &mut ChaCha8Rng, r: usize, c: usize) -> CircuitLayer {
     let last = outl.padded_offset(c * r - 1);
     gates.truncate(last);
     stage(
-        Op::Gates {
+        Op::Gates(GatesOp {
             layer: GateLayer { gates },
-        },
+        }),
         vec![r, c],
         vec![c, r],
     )
@@ -162,7 +163,7 @@ fn relabel(rng: &mut ChaCha8Rng, r: usize, c: usize) -> CircuitLayer {
 
 fn reference_item(layer: &CircuitLayer, x: &[i128]) -> Vec<i128> {
     match &layer.op {
-        Op::Conv2d {
+        Op::Conv2d(Conv2dOp {
             in_channels: cin,
             out_channels: cout,
             kernel: [kh, kw],
@@ -170,7 +171,7 @@ fn reference_item(layer: &CircuitLayer, x: &[i128]) -> Vec<i128> {
             padding: [ph, pw],
             weight,
             bias,
-        } => {
+        }) => {
             let (h, w) = (layer.input.dims[1] as isize, layer.input.dims[2] as isize);
             let (ho, wo) = (layer.output.dims[1], layer.output.dims[2]);
             let mut y = Vec::new();
@@ -198,12 +199,12 @@ fn reference_item(layer: &CircuitLayer, x: &[i128]) -> Vec<i128> {
             }
             y
         }
-        Op::Dense {
+        Op::Dense(DenseOp {
             in_features,
             out_features,
             weight,
             bias,
-        } => (0..*out_features)
+        }) => (0..*out_features)
             .map(|o| {
                 bias[o]
                     + (0..*in_features)
@@ -211,10 +212,10 @@ fn reference_item(layer: &CircuitLayer, x: &[i128]) -> Vec<i128> {
                         .sum::<i128>()
             })
             .collect(),
-        Op::SumPool {
+        Op::SumPool(SumPoolOp {
             window: [kh, kw],
             stride: [sh, sw],
-        } => {
+        }) => {
             let (c, h, w) = (
                 layer.input.dims[0],
                 layer.input.dims[1],
@@ -240,8 +241,10 @@ fn reference_item(layer: &CircuitLayer, x: &[i128]) -> Vec<i128> {
             }
             y
         }
-        Op::Activation { a, b, c } => x.iter().map(|&v| a * v * v + b * v + c).collect(),
-        Op::Gates { layer: gl } => {
+        Op::Activation(ActivationOp { a, b, c }) => {
+            x.iter().map(|&v| a * v * v + b * v + c).collect()
+        }
+        Op::Gates(GatesOp { layer: gl }) => {
             let mut padded = vec![0i128; layer.input.item_len_padded()];
             for (r, &v) in x.iter().enumerate() {
                 padded[layer.input.padded_offset(r)] = v;
@@ -344,7 +347,7 @@ fn conv_layers_match_reference() {
     }
     // 27 taps + bias: a leaf layer and ⌈log2 28⌉ = 5 tree levels; without bias still 5.
     let mut l = conv(&mut rng, [3, 5, 7], 2, [3, 3], [1, 1], [1, 1]);
-    if let Op::Conv2d { weight, bias, .. } = &mut l.op {
+    if let Op::Conv2d(Conv2dOp { weight, bias, .. }) = &mut l.op {
         weight.iter_mut().for_each(|w| *w = 2);
         bias[0] = 0;
         bias[1] = 9;
@@ -353,7 +356,7 @@ fn conv_layers_match_reference() {
     check(&c, 2, &mut rng);
     assert_eq!(depth(&c), 6);
     // 0/1 weights skip the leaf layer.
-    if let Op::Conv2d { weight, .. } = &mut l.op {
+    if let Op::Conv2d(Conv2dOp { weight, .. }) = &mut l.op {
         weight
             .iter_mut()
             .enumerate()
@@ -375,14 +378,14 @@ fn dense_layers_match_reference() {
     }
     // 16 terms and a bias: 1 + 5 layers; 16 terms without bias: 1 + 4.
     let mut l = dense(&mut rng, vec![16], 1);
-    if let Op::Dense { weight, bias, .. } = &mut l.op {
+    if let Op::Dense(DenseOp { weight, bias, .. }) = &mut l.op {
         weight.iter_mut().for_each(|w| *w = 3);
         bias[0] = 5;
     }
     let c = circuit(vec![16], vec![l.clone()]);
     check(&c, 1, &mut rng);
     assert_eq!(depth(&c), 6);
-    if let Op::Dense { bias, .. } = &mut l.op {
+    if let Op::Dense(DenseOp { bias, .. }) = &mut l.op {
         bias[0] = 0;
     }
     let c = circuit(vec![16], vec![l]);
@@ -390,12 +393,12 @@ fn dense_layers_match_reference() {
     assert_eq!(depth(&c), 5);
     // An all-zero layer is constants.
     let l = stage(
-        Op::Dense {
+        Op::Dense(DenseOp {
             in_features: 4,
             out_features: 2,
             weight: vec![0; 8],
             bias: vec![0, -7],
-        },
+        }),
         vec![4],
         vec![2],
     );
@@ -421,10 +424,10 @@ fn sum_pools_match_reference() {
     }
     // A window running past the input edge reads zeros there.
     let l = stage(
-        Op::SumPool {
+        Op::SumPool(SumPoolOp {
             window: [2, 2],
             stride: [2, 2],
-        },
+        }),
         vec![1, 5, 5],
         vec![1, 3, 3],
     );
@@ -622,12 +625,12 @@ fn malformed_circuits_are_refused() {
     let shape = |c: &LayeredCircuit| matches!(lower_to_gates(c, 1), Err(LowerError::Shape { .. }));
 
     let mut c = good.clone();
-    if let Op::Conv2d { weight, .. } = &mut c.layers[0].op {
+    if let Op::Conv2d(Conv2dOp { weight, .. }) = &mut c.layers[0].op {
         weight.pop();
     }
     assert!(shape(&c));
     let mut c = good.clone();
-    if let Op::Conv2d { bias, .. } = &mut c.layers[0].op {
+    if let Op::Conv2d(Conv2dOp { bias, .. }) = &mut c.layers[0].op {
         bias.push(1);
     }
     assert!(shape(&c));
@@ -635,12 +638,12 @@ fn malformed_circuits_are_refused() {
     c.layers[0].output = Layout::new(vec![4, 5, 7]);
     assert!(shape(&c));
     let mut c = good.clone();
-    if let Op::Conv2d { stride, .. } = &mut c.layers[0].op {
+    if let Op::Conv2d(Conv2dOp { stride, .. }) = &mut c.layers[0].op {
         *stride = [0, 1];
     }
     assert!(shape(&c));
     let mut c = good.clone();
-    if let Op::Dense { in_features, .. } = &mut c.layers[3].op {
+    if let Op::Dense(DenseOp { in_features, .. }) = &mut c.layers[3].op {
         *in_features += 1;
     }
     assert!(shape(&c));
@@ -658,11 +661,11 @@ fn malformed_circuits_are_refused() {
     assert!(shape(&c));
 
     let mut g = circuit(vec![3, 5], vec![relabel(&mut rng, 3, 5)]);
-    if let Op::Gates { layer } = &mut g.layers[0].op {
+    if let Op::Gates(GatesOp { layer }) = &mut g.layers[0].op {
         layer.gates[0] = Gate::Relay(32);
     }
     assert!(shape(&g));
-    if let Op::Gates { layer } = &mut g.layers[0].op {
+    if let Op::Gates(GatesOp { layer }) = &mut g.layers[0].op {
         layer.gates = vec![Gate::Const(1); 33];
     }
     assert!(shape(&g));
@@ -675,14 +678,14 @@ fn cifar_like_stats() {
     let mut rng = ChaCha8Rng::seed_from_u64(10);
     let dense_all = |rng: &mut ChaCha8Rng, input: Vec<usize>, out: usize| {
         let mut l = dense(rng, input, out);
-        if let Op::Dense { weight, .. } = &mut l.op {
+        if let Op::Dense(DenseOp { weight, .. }) = &mut l.op {
             weight.iter_mut().for_each(|w| *w = rng.gen_range(1..=9));
         }
         l
     };
     let conv_all = |rng: &mut ChaCha8Rng, input: [usize; 3], out: usize| {
         let mut l = conv(rng, input, out, [3, 3], [1, 1], [1, 1]);
-        if let Op::Conv2d { weight, bias, .. } = &mut l.op {
+        if let Op::Conv2d(Conv2dOp { weight, bias, .. }) = &mut l.op {
             weight.iter_mut().for_each(|w| *w = rng.gen_range(1..=9));
             bias.iter_mut().for_each(|b| *b = rng.gen_range(1..=9));
         }

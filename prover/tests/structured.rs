@@ -3,6 +3,7 @@
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use verinfer_circuits::circuit::{ActivationOp, Conv2dOp, DenseOp, GatesOp, SumPoolOp};
 use verinfer_circuits::circuit::{CircuitLayer, LayeredCircuit, Layout, Op, QuantParams};
 use verinfer_circuits::field::{Bn254, FieldId, ProofField, M127};
 use verinfer_circuits::gates::{Gate, GateLayer};
@@ -49,7 +50,7 @@ fn conv(
         (hw[1] + 2 * p[1] - k[1]) / s[1] + 1,
     ];
     layer(
-        Op::Conv2d {
+        Op::Conv2d(Conv2dOp {
             in_channels: c,
             out_channels: o,
             kernel: k,
@@ -59,7 +60,7 @@ fn conv(
                 .map(|_| rng.gen_range(-4..4))
                 .collect(),
             bias: (0..o).map(|_| rng.gen_range(-50..50)).collect(),
-        },
+        }),
         vec![c, hw[0], hw[1]],
         vec![o, out[0], out[1]],
     )
@@ -71,15 +72,15 @@ fn chain(field: FieldId, seed: u64) -> LayeredCircuit {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let c1 = conv(&mut rng, 3, 4, [3, 2], [2, 1], [1, 1], [5, 7]); // -> [4, 3, 8]
     let act = layer(
-        Op::Activation { a: 2, b: -3, c: 5 },
+        Op::Activation(ActivationOp { a: 2, b: -3, c: 5 }),
         vec![4, 3, 8],
         vec![4, 3, 8],
     );
     let pool = layer(
-        Op::SumPool {
+        Op::SumPool(SumPoolOp {
             window: [2, 2],
             stride: [1, 2],
-        },
+        }),
         vec![4, 3, 8],
         vec![4, 2, 4],
     );
@@ -91,24 +92,24 @@ fn chain(field: FieldId, seed: u64) -> LayeredCircuit {
         gates[to.padded_offset(i)] = Gate::Relay(from.padded_offset(i) as u32);
     }
     let relabel = layer(
-        Op::Gates {
+        Op::Gates(GatesOp {
             layer: GateLayer { gates },
-        },
+        }),
         vec![4, 2, 4],
         vec![2, 4, 4],
     );
     let sq = layer(
-        Op::Activation { a: 1, b: 0, c: 0 },
+        Op::Activation(ActivationOp { a: 1, b: 0, c: 0 }),
         vec![2, 4, 4],
         vec![2, 4, 4],
     );
     let dense = layer(
-        Op::Dense {
+        Op::Dense(DenseOp {
             in_features: 32,
             out_features: 10,
             weight: (0..320).map(|_| rng.gen_range(-3..3)).collect(),
             bias: (0..10).map(|_| rng.gen_range(-9..9)).collect(),
-        },
+        }),
         vec![2, 4, 4],
         vec![10],
     );
@@ -175,10 +176,10 @@ fn single_layers_round_trip() {
             FieldId::M127,
             vec![2, 6, 6],
             vec![layer(
-                Op::SumPool {
+                Op::SumPool(SumPoolOp {
                     window: [3, 3],
                     stride: [3, 3],
-                },
+                }),
                 vec![2, 6, 6],
                 vec![2, 2, 2],
             )],
@@ -188,10 +189,10 @@ fn single_layers_round_trip() {
             FieldId::M127,
             vec![3, 4, 8],
             vec![layer(
-                Op::SumPool {
+                Op::SumPool(SumPoolOp {
                     window: [2, 2],
                     stride: [2, 2],
-                },
+                }),
                 vec![3, 4, 8],
                 vec![3, 2, 4],
             )],
@@ -201,23 +202,23 @@ fn single_layers_round_trip() {
             vec![2, 8, 4],
             vec![
                 layer(
-                    Op::Activation { a: 1, b: 4, c: -3 },
+                    Op::Activation(ActivationOp { a: 1, b: 4, c: -3 }),
                     vec![2, 8, 4],
                     vec![2, 8, 4],
                 ),
                 layer(
-                    Op::SumPool {
+                    Op::SumPool(SumPoolOp {
                         window: [4, 1],
                         stride: [4, 1],
-                    },
+                    }),
                     vec![2, 8, 4],
                     vec![2, 2, 4],
                 ),
                 layer(
-                    Op::SumPool {
+                    Op::SumPool(SumPoolOp {
                         window: [2, 2],
                         stride: [2, 2],
-                    },
+                    }),
                     vec![2, 2, 4],
                     vec![2, 1, 2],
                 ),
@@ -227,7 +228,7 @@ fn single_layers_round_trip() {
             FieldId::M127,
             vec![5],
             vec![layer(
-                Op::Activation { a: 1, b: 16, c: 0 },
+                Op::Activation(ActivationOp { a: 1, b: 16, c: 0 }),
                 vec![5],
                 vec![5],
             )],
@@ -250,26 +251,26 @@ fn skipping_free_pool_tables_changes_no_proof() {
     let mut rng = ChaCha8Rng::seed_from_u64(9);
     let c1 = conv(&mut rng, 2, 4, [3, 3], [1, 1], [1, 1], [4, 8]); // -> [4, 4, 8]
     let act = layer(
-        Op::Activation { a: 1, b: 1, c: 0 },
+        Op::Activation(ActivationOp { a: 1, b: 1, c: 0 }),
         vec![4, 4, 8],
         vec![4, 4, 8],
     );
     let pool = layer(
-        Op::SumPool {
+        Op::SumPool(SumPoolOp {
             window: [2, 2],
             stride: [2, 2],
-        },
+        }),
         vec![4, 4, 8],
         vec![4, 2, 4],
     );
     assert!(aligned_pool(&pool), "the test needs a free pool");
     let dense = layer(
-        Op::Dense {
+        Op::Dense(DenseOp {
             in_features: 32,
             out_features: 5,
             weight: (0..160).map(|_| rng.gen_range(-3..3)).collect(),
             bias: (0..5).map(|_| rng.gen_range(-9..9)).collect(),
-        },
+        }),
         vec![4, 2, 4],
         vec![5],
     );

@@ -22,6 +22,7 @@ mod common;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::borrow::Cow;
+use verinfer_circuits::circuit::{ActivationOp, Conv2dOp, DenseOp, GatesOp, SumPoolOp};
 use verinfer_circuits::circuit::{CircuitLayer, LayeredCircuit, Layout, Op, QuantParams};
 use verinfer_circuits::compile::relay_gates;
 use verinfer_circuits::field::{from_i128, Bn254, FieldId, ProofField, M127};
@@ -81,7 +82,7 @@ fn conv(
     stride: [usize; 2],
     padding: [usize; 2],
 ) -> Op {
-    Op::Conv2d {
+    Op::Conv2d(Conv2dOp {
         in_channels: c_in,
         out_channels: c_out,
         kernel,
@@ -89,24 +90,24 @@ fn conv(
         padding,
         weight: weights(rng, c_out * c_in * kernel[0] * kernel[1]),
         bias: (0..c_out).map(|o| 5 - 4 * o as i128).collect(),
-    }
+    })
 }
 
 fn dense(rng: &mut ChaCha8Rng, k: usize, o: usize) -> Op {
-    Op::Dense {
+    Op::Dense(DenseOp {
         in_features: k,
         out_features: o,
         weight: weights(rng, o * k),
         bias: (0..o).map(|j| 3 - 2 * j as i128).collect(),
-    }
+    })
 }
 
 fn pool(window: [usize; 2], stride: [usize; 2]) -> Op {
-    Op::SumPool { window, stride }
+    Op::SumPool(SumPoolOp { window, stride })
 }
 
 fn act(a: i128, b: i128, c: i128) -> Op {
-    Op::Activation { a, b, c }
+    Op::Activation(ActivationOp { a, b, c })
 }
 
 /// Conv (stride 2×1, padding 1) → x-activation with a constant → overlapping sum-pool → dense
@@ -137,9 +138,9 @@ fn cnn<F: ProofField>() -> LayeredCircuit {
             layer(pool([2, 2], [1, 1]), &[3, 3, 4], &[3, 2, 3]),
             layer(dense(rng, 18, 5), &[3, 2, 3], &[5]),
             layer(
-                Op::Gates {
+                Op::Gates(GatesOp {
                     layer: GateLayer { gates },
-                },
+                }),
                 &[5],
                 &[5],
             ),
@@ -166,7 +167,7 @@ fn pools<F: ProofField>() -> LayeredCircuit {
                 &[2, 3, 3],
             ),
             layer(act(1, 0, 0), &[2, 3, 3], &[2, 3, 3]),
-            layer(Op::Gates { layer: reshape }, &[2, 3, 3], &[2, 9]),
+            layer(Op::Gates(GatesOp { layer: reshape }), &[2, 3, 3], &[2, 9]),
             layer(dense(rng, 18, 3), &[2, 9], &[3]),
             layer(act(2, 0, -3), &[3], &[3]),
             layer(dense(rng, 3, 2), &[3], &[2]),
@@ -290,12 +291,12 @@ fn fabricated<F: ProofField>(
 /// The check that fires first when layer `layer` (0-based) is handed a false claim on its output.
 fn first_check(layer: &CircuitLayer) -> &'static str {
     match &layer.op {
-        Op::Activation { .. } => "activation final evaluation",
-        Op::SumPool { .. } => "sum-pool final evaluation",
-        Op::Dense { .. } => "dense final evaluation",
-        Op::Conv2d { .. } => "convolution kernel evaluation",
-        Op::Gates { layer } if layer.has_mul() => "phase-2 final evaluation",
-        Op::Gates { .. } => "phase-1 final evaluation",
+        Op::Activation(ActivationOp { .. }) => "activation final evaluation",
+        Op::SumPool(SumPoolOp { .. }) => "sum-pool final evaluation",
+        Op::Dense(DenseOp { .. }) => "dense final evaluation",
+        Op::Conv2d(Conv2dOp { .. }) => "convolution kernel evaluation",
+        Op::Gates(GatesOp { layer }) if layer.has_mul() => "phase-2 final evaluation",
+        Op::Gates(GatesOp { .. }) => "phase-1 final evaluation",
     }
 }
 
@@ -470,8 +471,8 @@ fn inner_claims_are_checked<F: ProofField>() -> usize {
         assert_eq!(prove_with_inner(&c, &input, &honest_w, None), honest_proof);
         for (i, l) in c.layers.iter().enumerate() {
             let what = match &l.op {
-                Op::Conv2d { .. } => "convolution window evaluation",
-                Op::Gates { layer } if layer.has_mul() => "gate-layer merge evaluation",
+                Op::Conv2d(Conv2dOp { .. }) => "convolution window evaluation",
+                Op::Gates(GatesOp { layer }) if layer.has_mul() => "gate-layer merge evaluation",
                 _ => continue,
             };
             let honest = stage_values(&c, batch, &input, i);
@@ -517,7 +518,7 @@ fn padding_stays_zero<F: ProofField>() {
         (conv_dense::<F>(), 1, 5), // convolution bias of channel 0
     ];
     for (c, k, value) in cases {
-        assert!(matches!(c.layers[k].op, Op::Dense { .. }));
+        assert!(matches!(c.layers[k].op, Op::Dense(DenseOp { .. })));
         let batch = 2;
         let input = random_input(&c, batch, 9);
         let w = witness::<F>(&c, batch, &input).unwrap();
@@ -565,25 +566,25 @@ fn padding_stays_zero_bn254() {
 fn value_variants(c: &LayeredCircuit, i: usize) -> Vec<(String, LayeredCircuit)> {
     let mut out = Vec::new();
     let n = match &c.layers[i].op {
-        Op::Conv2d { weight, bias, .. } | Op::Dense { weight, bias, .. } => {
+        Op::Conv2d(Conv2dOp { weight, bias, .. }) | Op::Dense(DenseOp { weight, bias, .. }) => {
             weight.len() + bias.len()
         }
-        Op::Activation { .. } => 3,
-        Op::SumPool { .. } => 0,
-        Op::Gates { layer } => layer.gates.len(),
+        Op::Activation(ActivationOp { .. }) => 3,
+        Op::SumPool(SumPoolOp { .. }) => 0,
+        Op::Gates(GatesOp { layer }) => layer.gates.len(),
     };
     for k in 0..n {
         let mut d = c.clone();
         match &mut d.layers[i].op {
-            Op::Conv2d { weight, bias, .. } | Op::Dense { weight, bias, .. } => {
+            Op::Conv2d(Conv2dOp { weight, bias, .. }) | Op::Dense(DenseOp { weight, bias, .. }) => {
                 if k < weight.len() {
                     weight[k] += 1;
                 } else {
                     bias[k - weight.len()] += 1;
                 }
             }
-            Op::Activation { a, b, c } => *[a, b, c][k] += 1,
-            Op::Gates { layer } => {
+            Op::Activation(ActivationOp { a, b, c }) => *[a, b, c][k] += 1,
+            Op::Gates(GatesOp { layer }) => {
                 layer.gates[k] = match layer.gates[k] {
                     Gate::Relay(x) => Gate::Scale(x, 2),
                     Gate::Mul(x, y) => Gate::Add(x, y),
@@ -592,7 +593,7 @@ fn value_variants(c: &LayeredCircuit, i: usize) -> Vec<(String, LayeredCircuit)>
                     _ => Gate::Const(1),
                 }
             }
-            Op::SumPool { .. } => {}
+            Op::SumPool(SumPoolOp { .. }) => {}
         }
         out.push((format!("layer {i} value {k}"), d));
     }
@@ -605,12 +606,12 @@ fn shape_variants(c: &LayeredCircuit, i: usize) -> Vec<(String, LayeredCircuit)>
     for k in 0..6 {
         let mut d = c.clone();
         match &mut d.layers[i].op {
-            Op::Conv2d {
+            Op::Conv2d(Conv2dOp {
                 kernel,
                 stride,
                 padding,
                 ..
-            } => match k {
+            }) => match k {
                 0 => kernel.swap(0, 1),
                 1 => stride[0] += 1,
                 2 => stride[1] += 1,
@@ -618,7 +619,7 @@ fn shape_variants(c: &LayeredCircuit, i: usize) -> Vec<(String, LayeredCircuit)>
                 4 => padding[1] += 1,
                 _ => padding.swap(0, 1),
             },
-            Op::SumPool { window, stride } => match k {
+            Op::SumPool(SumPoolOp { window, stride }) => match k {
                 0 => window[0] += 1,
                 1 => window[1] += 1,
                 2 => stride[0] += 1,

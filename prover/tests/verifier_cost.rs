@@ -7,6 +7,7 @@
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use verinfer_circuits::circuit::Conv2dOp;
 use verinfer_circuits::circuit::{CircuitLayer, LayeredCircuit, Layout, Op, QuantParams};
 use verinfer_circuits::counting::{self, CountedM127};
 use verinfer_circuits::field::{FieldId, M127};
@@ -27,7 +28,7 @@ fn conv_circuit(side: usize, seed: u64) -> LayeredCircuit {
         input_min: -128,
         input_max: 127,
         layers: vec![CircuitLayer {
-            op: Op::Conv2d {
+            op: Op::Conv2d(Conv2dOp {
                 in_channels: c,
                 out_channels: o,
                 kernel: [3, 3],
@@ -35,7 +36,7 @@ fn conv_circuit(side: usize, seed: u64) -> LayeredCircuit {
                 padding: [1, 1],
                 weight: (0..o * c * 9).map(|_| rng.gen_range(-127..=127)).collect(),
                 bias: (0..o).map(|_| rng.gen_range(-1000..=1000)).collect(),
-            },
+            }),
             input: Layout::new(vec![c, side, side]),
             output: Layout::new(vec![o, side, side]),
             scale_bits: 0,
@@ -58,7 +59,7 @@ fn count(side: usize) -> (u64, u64, u64) {
     verify(&c, &input, &output, &counted).unwrap();
     let muls = counting::muls();
     let weights = match &c.layers[0].op {
-        Op::Conv2d { weight, bias, .. } => (weight.len() + bias.len()) as u64,
+        Op::Conv2d(Conv2dOp { weight, bias, .. }) => (weight.len() + bias.len()) as u64,
         _ => unreachable!(),
     };
     let vars = c.layers[0].output.vars(1) as u64;
