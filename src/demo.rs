@@ -58,7 +58,7 @@ impl TestSet {
 pub struct Accuracy {
     /// Float model (PyTorch).
     pub float: Option<f64>,
-    /// Exact integer inference under DESIGN §3 (the script's independent reference).
+    /// Exact integer inference under docs/protocol.md §3 (the script's independent reference).
     pub quantized: Option<f64>,
 }
 

@@ -3,7 +3,7 @@
 //! Every layer maps one tensor of values to the next, and the value tensor of each stage is
 //! the multilinear extension the GKR protocol talks about.
 //!
-//! **Layout (DESIGN §4).** A tensor of a batch of `B` items with per-item real dims
+//! **Layout (docs/protocol.md §4).** A tensor of a batch of `B` items with per-item real dims
 //! `d_0 × … × d_{k−1}` is stored zero-padded, every dim (and the batch) rounded up to a power of
 //! two, row-major: `index = ((b·D_0 + i_0)·D_1 + i_1)…`, with `D_j` the padded dims. The MLE
 //! variables are the index bits, lowest first: the last dim owns the lowest bits, the batch the
@@ -21,7 +21,7 @@ use crate::mle;
 use ark_ff::Field;
 use serde::{Deserialize, Serialize};
 
-/// How linear layers choose their weights' fractional bits (DESIGN §3).
+/// How linear layers choose their weights' fractional bits (docs/protocol.md §3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum WeightScale {
@@ -33,7 +33,7 @@ pub enum WeightScale {
     PerLayer,
 }
 
-/// Quantization parameters (DESIGN §3). Defaults: 8 fractional bits each, uniform weight scale.
+/// Quantization parameters (docs/protocol.md §3). Defaults: 8 fractional bits each, uniform weight scale.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QuantParams {
     /// Fractional bits of the input (`--input-bits`).

@@ -1,4 +1,4 @@
-//! Model → [`LayeredCircuit`]: quantization (DESIGN §3), layout (§4) and the exact worst-case
+//! Model → [`LayeredCircuit`]: quantization (docs/protocol.md §3), layout (§4) and the exact worst-case
 //! bound analysis that picks the field (§6).
 //!
 //! **Layers.** `Conv2d`, `Dense`, `SumPool` and `Activation` become one [`CircuitLayer`] each.
@@ -143,7 +143,7 @@ impl LayerBound {
     }
 }
 
-/// Compiles `model` with quantization `params` for `field` (DESIGN §3, §4, §6): validates,
+/// Compiles `model` with quantization `params` for `field` (docs/protocol.md §3, §4, §6): validates,
 /// quantizes, lays out, runs the bound analysis and picks or checks the field.
 pub fn compile(
     model: &Model,

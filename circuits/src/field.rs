@@ -1,4 +1,4 @@
-//! The prime fields verinfer proves over, and the signed-integer embedding of DESIGN §2.
+//! The prime fields verinfer proves over, and the signed-integer embedding of docs/protocol.md §2.
 //!
 //! Every protocol routine is generic over [`ProofField`], a [`PrimeField`] that also carries a
 //! stable identifier (written into proofs and digests) and a fixed-width canonical byte encoding.

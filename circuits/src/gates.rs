@@ -311,7 +311,7 @@ impl GateCircuit {
     }
 
     /// Σ of the degrees of every round and extra check of the GKR proof of this circuit: the
-    /// numerator of its soundness error (DESIGN §2).
+    /// numerator of its soundness error (docs/protocol.md §10).
     pub fn soundness_degree_sum(&self) -> u64 {
         // A false output differs from the truth on a random point with probability <= n_out/|F|.
         let mut sum = self.layer_vars(self.layers.len()) as u64;

@@ -7,7 +7,7 @@
 //! - [`model`]: the float model IR (JSON model files).
 //! - [`circuit`]: the compiled, quantized [`circuit::LayeredCircuit`] and its tensor layout.
 //! - [`predicates`]: wiring predicates (window tables) shared by prover and verifier.
-//! - [`quant`]: the quantization rules of DESIGN §3.
+//! - [`quant`]: the quantization rules of docs/protocol.md §3.
 //! - [`compile`]: model → layered circuit, with the exact worst-case bound analysis.
 //! - [`witness`]: integer inference and the field witness of every stage.
 //! - `counting` (feature `op-count`): Mersenne-127 with counted multiplications, for cost tests.
@@ -23,6 +23,7 @@ pub mod counting;
 pub mod field;
 pub mod gates;
 pub mod lower;
+pub mod memory;
 pub mod mle;
 pub mod model;
 pub mod predicates;

@@ -5,7 +5,7 @@
 //! images and `[F]` for feature vectors; weights are row-major (`Conv2d`: `[out, in, kh, kw]`,
 //! `Dense`: `[out, in]`).
 //!
-//! A model is quantized and compiled by `compile` (DESIGN §3, §6).
+//! A model is quantized and compiled by `compile` (docs/protocol.md §3, §6).
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;

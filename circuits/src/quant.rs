@@ -1,4 +1,4 @@
-//! The quantization rules of DESIGN §3 (a contract relied on by tests and users).
+//! The quantization rules of docs/protocol.md §3 (a contract relied on by tests and users).
 //!
 //! All scales are powers of two: a value `v` at scale `s` stands for `v / 2^s`, and a real `x`
 //! becomes `q(x, s) = round_half_away_from_zero(x · 2^s)` ([`quantize`]).
@@ -321,7 +321,7 @@ pub struct QuantLinear {
 }
 
 /// Quantizes the weights and bias of a linear layer with `outputs` outputs whose input is at
-/// scale `in_scale` (DESIGN §3).
+/// scale `in_scale` (docs/protocol.md §3).
 pub fn quantize_linear(
     weight: &[f64],
     bias: Option<&[f64]>,
@@ -383,7 +383,7 @@ fn mul_pow2(v: i128, shift: u32) -> Result<i128, QuantError> {
 }
 
 /// Quantizes an activation at input scale `in_scale` with `coef_bits` fractional bits for
-/// non-integer coefficients (DESIGN §3).
+/// non-integer coefficients (docs/protocol.md §3).
 pub fn quantize_activation(
     act: &Activation,
     in_scale: u32,

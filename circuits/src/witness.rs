@@ -1,16 +1,16 @@
-//! Integer inference and the field witness of every stage (DESIGN §9).
+//! Integer inference and the field witness of every stage (docs/protocol.md §9).
 //!
 //! [`infer`] is plain quantized inference: exact integer arithmetic on machine integers, the
 //! baseline the prover's cost is compared against. [`witness`] runs the same engine, keeps every
 //! stage, and converts each stage once into a zero-padded field table in the layout of
-//! [`crate::circuit`] (DESIGN §4).
+//! [`crate::circuit`] (docs/protocol.md §4).
 //!
 //! **Arithmetic per layer.** Each layer runs in the narrowest machine type its bounds allow
 //! ([`arithmetic`]): `i64` when the layer's `bound_bits` and its input's bits are at most 62,
 //! `i128` up to 126 bits, and beyond that the proof field itself (BN254 for [`infer`]). The
 //! integer types use wrapping operations: integer arithmetic modulo 2^64 (or 2^128) is a ring
 //! homomorphism, so every stage value is exact whenever the *true* value fits the type, which is
-//! what the bound analysis guarantees (DESIGN §6), whatever the size of partial sums. The bounds
+//! what the bound analysis guarantees (docs/protocol.md §6), whatever the size of partial sums. The bounds
 //! are trusted: a hand-built circuit whose `bound_bits` understate its values gets values reduced
 //! modulo 2^64 or 2^128 (never a panic). The field tables therefore agree bit for bit with
 //! evaluating the circuit in the field.

@@ -1,4 +1,4 @@
-//! Quantization rules (DESIGN §3), compilation (§4) and the bound analysis (§6).
+//! Quantization rules (docs/protocol.md §3), compilation (§4) and the bound analysis (§6).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use rand::{Rng, SeedableRng};

@@ -1,6 +1,6 @@
 //! PyTorch-exported ONNX fixtures (tools/digits/fixtures.py) imported, compiled and run, against
 //! the reference outputs the exporting script computed with its own exact integer implementation
-//! of DESIGN §3 (`NAME.ref.json` beside each model).
+//! of docs/protocol.md §3 (`NAME.ref.json` beside each model).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use serde_json::Value;

@@ -11,7 +11,7 @@ Every fixture is a small network with random (seeded) weights, exported by
 checked with ``onnx.checker.check_model``. Beside each compilable model,
 ``NAME.ref.json`` holds a batch of 3 inputs (multiples of 1/256, so quantizing
 them is unambiguous) and the exact integer outputs computed by ``qref.py``
-(an implementation of DESIGN §3 independent of torch and of the Rust code)
+(an implementation of docs/protocol.md §3 independent of torch and of the Rust code)
 at the default parameters (8 input / 8 weight / 8 coefficient bits, uniform
 weight scale). Before writing, the script checks that qref's float64
 evaluation of its own lowering reproduces torch's float output, and that the

@@ -1,4 +1,4 @@
-"""Exact integer reference for verinfer's quantization contract (DESIGN.md §3).
+"""Exact integer reference for verinfer's quantization contract (docs/protocol.md §3).
 
 This module is deliberately independent of the Rust code and of torch: it
 reads an ONNX file with the `onnx` package, lowers it to a small list of
@@ -6,7 +6,7 @@ layers (conv / dense / activation / sumpool / flatten), and evaluates that
 list either
 
 * exactly, with Python integers (numpy ``dtype=object`` arrays), following
-  DESIGN §3 to the letter, or
+  docs/protocol.md §3 to the letter, or
 * in float64 (to check the lowering against the exporter's own float output).
 
 Lowering rules (what the Rust importer is expected to do as well):

@@ -20,7 +20,7 @@ What it does:
   flatten -> Linear(64->10)
   with Adam (lr 1e-3), deterministic (fixed seeds, one thread,
   ``torch.use_deterministic_algorithms``). Sum-pooling is written
-  ``F.avg_pool2d(x, 2) * 4`` (exports as AveragePool + Mul by 4, see DESIGN
+  ``F.avg_pool2d(x, 2) * 4`` (exports as AveragePool + Mul by 4, see docs/protocol.md
   §3). The ``relu`` entry is the ReLU + MaxPool original, kept for the
   accuracy comparison and the importer's refusal message;
 * exports each model to ``models/digits/digits_<act>.onnx`` (TorchScript
@@ -92,7 +92,7 @@ class DigitsNet(nn.Module):
 
     def pool(self, x):
         if self.pool_kind == "sum":
-            return F.avg_pool2d(x, 2) * 4  # sum-pooling (DESIGN §3 pitfall)
+            return F.avg_pool2d(x, 2) * 4  # sum-pooling (docs/protocol.md §3 pitfall)
         return F.max_pool2d(x, 2)
 
     def forward(self, x):

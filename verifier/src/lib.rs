@@ -4,8 +4,8 @@
 //! This crate has no threads and no filesystem access so that it builds for wasm32. Every check
 //! returns a typed [`VerifyError`]; no input, however malformed, makes it panic.
 //!
-//! - [`transcript`]: the merlin transcript of DESIGN §7.
-//! - [`proof`]: proof types and the strict binary format of DESIGN §8.
+//! - [`transcript`]: the merlin transcript of docs/protocol.md §7.
+//! - [`proof`]: proof types and the strict binary format of docs/protocol.md §8.
 //! - [`sumcheck`]: sumcheck verification, ending in a [`sumcheck::SumcheckClaim`].
 //! - [`gkr`]: the generic GKR verifier for layered gate circuits.
 //! - [`layers`]: the structured layer reductions (activation, sum-pool, dense, conv2d, gates).

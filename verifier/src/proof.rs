@@ -1,4 +1,4 @@
-//! The proof and its binary format (DESIGN §8).
+//! The proof and its binary format (docs/protocol.md §8).
 //!
 //! A proof is a list of layer proofs, output layer first; each layer proof is a few sumcheck
 //! transcripts plus the claimed evaluations that hand the layer's claim down. The layer kind

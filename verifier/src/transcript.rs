@@ -1,4 +1,4 @@
-//! The Fiat–Shamir transcript of DESIGN §7, over merlin.
+//! The Fiat–Shamir transcript of docs/protocol.md §7, over merlin.
 //!
 //! One transcript per proof. [`Transcript::new`] absorbs the whole statement (protocol version,
 //! field, circuit digest, input, claimed output) before anything else, so no challenge can be
