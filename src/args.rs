@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 use verinfer_circuits::circuit::{FieldChoice, LayeredCircuit, QuantParams, WeightScale};
 use verinfer_circuits::compile::{compile, CompileError};
+use verinfer_circuits::memory;
 use verinfer_circuits::quant::{quantize_input, InputError};
 
 /// The model and how to compile it; prove and verify must be given the same values.
@@ -107,6 +108,90 @@ pub fn set_threads(threads: Option<usize>) -> Result<(), String> {
         verinfer_prover::set_global_threads(n).map_err(|e| format!("--threads: {e}"))?;
     }
     Ok(())
+}
+
+/// Parses a byte count: an integer with an optional binary suffix `K`, `M`, `G` or `T`
+/// (`8G` = 8 GiB; a trailing `B` or `iB` is allowed).
+pub fn parse_bytes(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let t = t
+        .strip_suffix("iB")
+        .or_else(|| t.strip_suffix('B'))
+        .unwrap_or(t);
+    let (digits, shift) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let shift = match c.to_ascii_uppercase() {
+                'K' => 10,
+                'M' => 20,
+                'G' => 30,
+                'T' => 40,
+                _ => {
+                    return Err(format!(
+                        "'{s}': expected a size such as 8G, 512M or 1000000"
+                    ))
+                }
+            };
+            (&t[..i], shift)
+        }
+        _ => (t, 0),
+    };
+    digits
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(1u64 << shift))
+        .filter(|&n| n > 0)
+        .ok_or_else(|| format!("'{s}': expected a positive size such as 8G, 512M or 1000000"))
+}
+
+/// Physical memory in bytes (`MemTotal` of /proc/meminfo), if the system says.
+pub fn physical_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kb: u64 = info
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    kb.checked_mul(1024)
+}
+
+/// The default memory budget of one proof: half the physical memory (the rest is left to the
+/// system and, on a server, to requests being read), or 8 GiB where it is not known.
+pub fn default_memory_budget() -> u64 {
+    physical_memory().map_or(8 << 30, |m| m / 2)
+}
+
+/// `bytes` for messages, in GiB or MiB.
+pub fn show_bytes(bytes: u64) -> String {
+    if bytes >= 1 << 30 {
+        format!("{:.1} GiB", bytes as f64 / (1u64 << 30) as f64)
+    } else {
+        format!("{:.0} MiB", bytes as f64 / (1u64 << 20) as f64)
+    }
+}
+
+/// Refuses a batch whose estimated proving memory ([`verinfer_circuits::memory::estimate`])
+/// exceeds `budget`, naming the largest batch that fits: checked before anything of the
+/// proof is allocated, so that an oversized batch is a one-line error instead of an abort.
+pub fn check_batch_memory(
+    circuit: &LayeredCircuit,
+    batch: usize,
+    budget: u64,
+) -> Result<(), String> {
+    let need = memory::estimate(circuit, batch);
+    if need <= budget {
+        return Ok(());
+    }
+    Err(format!(
+        "a batch of {batch} needs about {} to prove, over the memory budget of {} \
+         (--max-memory; default half the physical memory); the largest batch that fits is {}",
+        show_bytes(need),
+        show_bytes(budget),
+        memory::largest_batch(circuit, budget)
+    ))
 }
 
 /// A model loaded and compiled with the user's flags.

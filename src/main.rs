@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-use verinfer::args::{Compiled, ModelArgs};
+use verinfer::args::{check_batch_memory, default_memory_budget, parse_bytes, Compiled, ModelArgs};
 use verinfer::circuits::circuit::{Op, WeightScale};
 use verinfer::circuits::witness::infer;
 use verinfer::engine::{proof_shapes, prove_any, verify_any};
@@ -56,6 +56,11 @@ enum Command {
         /// Rayon threads for the prover (default: all cores).
         #[arg(long, value_name = "N")]
         threads: Option<usize>,
+        /// Memory budget of the proof (e.g. 8G, 512M): a batch whose estimated proving memory
+        /// exceeds it is refused before anything is allocated (default: half the physical
+        /// memory).
+        #[arg(long, value_name = "SIZE", value_parser = parse_bytes)]
+        max_memory: Option<u64>,
     },
     /// Check a proof against the model and input; print the verified output.
     ///
@@ -153,9 +158,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             proof,
             output,
             threads,
+            max_memory,
         } => {
             set_threads(threads)?;
-            prove_cmd(&model, &input, &proof, output.as_deref())
+            let budget = max_memory.unwrap_or_else(default_memory_budget);
+            prove_cmd(&model, &input, &proof, output.as_deref(), budget)
         }
         Command::Verify {
             model,
@@ -204,12 +211,16 @@ fn prove_cmd(
     input: &Path,
     proof_path: &Path,
     output: Option<&Path>,
+    budget: u64,
 ) -> Result<ExitCode> {
     let mut outputs = vec![("--proof", proof_path)];
     outputs.extend(output.map(|o| ("--output", o)));
     check_outputs(&[("--model", &args.model), ("--input", input)], &outputs)?;
     let c = compile_model(args)?;
     let ints = c.quantized_input(input)?;
+    let batch = ints.len() / c.circuit.input.item_len().max(1);
+    check_batch_memory(&c.circuit, batch, budget)
+        .map_err(|e| anyhow!("{}: {e}", input.display()))?;
     let progress = DelayedProgress::start("proving");
     let proved = prove_any(&c.circuit, &ints, &mut |p| progress.step(p))
         .map_err(|e| anyhow!("proving failed: {e}"))?;

@@ -490,3 +490,28 @@ fn thread_counts_are_capped() {
     let o = prove(&m, &input, &proof, &["--threads", "64"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
 }
+
+#[test]
+fn batches_over_the_memory_budget_are_refused_before_proving() {
+    let d = Dir::new("memory");
+    let m = model("digits_square_plus_x.onnx");
+    let proof = d.file("p.proof");
+    // With a 100 MiB budget, the digits model's estimate (about 58 KiB per padded item plus a
+    // 64 MiB base) fits 512 items: 600 are refused at once, naming 512, which then proves.
+    let big = d.input("big.json", 600, 0);
+    let o = prove(&m, &big, &proof, &["--max-memory", "100M"]);
+    assert_usage_error(&o, "the largest batch that fits is 512");
+    assert!(stderr(&o).contains("big.json"), "{}", stderr(&o));
+    assert!(!proof.exists());
+    let fits = d.input("fits.json", 512, 0);
+    let o = prove(&m, &fits, &proof, &["--max-memory", "100M"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    // Below the fixed part nothing fits; sizes must parse.
+    let o = prove(&m, &fits, &proof, &["--max-memory", "1M"]);
+    assert_usage_error(&o, "the largest batch that fits is 0");
+    for bad in ["lots", "0", "12X", "99999999999T"] {
+        let o = prove(&m, &fits, &proof, &["--max-memory", bad]);
+        assert_eq!(code(&o), 2, "{bad}: {}", stderr(&o));
+        assert!(stderr(&o).contains("--max-memory"), "{bad}: {}", stderr(&o));
+    }
+}

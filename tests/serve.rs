@@ -674,6 +674,9 @@ fn full_queue_gets_503_and_shutdown_finishes_the_proof_in_flight() {
         "16384",
         "--max-body-bytes",
         "8000000",
+        // Enough for 16,384 digits whatever the machine's memory (the default is half of it).
+        "--max-memory",
+        "2G",
     ]);
     let infer = format!("{}/v1/infer", srv.url);
     let big = request(16384, 0);
@@ -866,4 +869,18 @@ fn thirty_two_large_bodies_at_once_stay_within_memory() {
     let peak = peak_rss(&srv.pid());
     eprintln!("server peak RSS: {} MiB", peak >> 20);
     assert!(peak < 640 << 20, "server peak RSS {} MiB", peak >> 20);
+}
+
+#[test]
+fn the_memory_budget_lowers_the_batch_limit() {
+    // The same budget as the CLI test: 512 digits fit in 100 MiB, so --max-batch 4096 is
+    // lowered to 512 and announced; a batch of 513 is refused before it is proved.
+    let srv = Server::start(&["--max-batch", "4096", "--max-memory", "100M"]);
+    let info = get(&format!("{}/v1/model", srv.url)).json();
+    assert_eq!(info["limits"]["max_batch"], 512);
+    let infer = format!("{}/v1/infer", srv.url);
+    assert_eq!(post_json(&infer, &request(513, 0)).status, 413);
+    assert_eq!(post_json(&infer, &request(512, 0)).status, 200);
+    let log = srv.stderr.lock().unwrap().clone();
+    assert!(log.contains("lowered from 4096 to 512"), "{log}");
 }

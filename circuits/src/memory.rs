@@ -71,7 +71,10 @@ pub fn fixed_bytes(circuit: &LayeredCircuit) -> u64 {
 
 /// Estimated peak bytes of proving a batch of `batch` items.
 pub fn estimate(circuit: &LayeredCircuit, batch: usize) -> u64 {
-    let padded = batch.max(1).checked_next_power_of_two().unwrap_or(usize::MAX) as u64;
+    let padded = batch
+        .max(1)
+        .checked_next_power_of_two()
+        .unwrap_or(usize::MAX) as u64;
     fixed_bytes(circuit).saturating_add(padded.saturating_mul(per_item_bytes(circuit)))
 }
 

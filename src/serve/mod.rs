@@ -49,6 +49,10 @@ pub struct ServeArgs {
     /// Largest request body in bytes (413 past it).
     #[arg(long, default_value_t = 8 << 20, value_name = "BYTES")]
     pub max_body_bytes: usize,
+    /// Memory budget of one proof (e.g. 8G, 512M): --max-batch is lowered to the largest batch
+    /// whose estimated proving memory fits it (default: half the physical memory).
+    #[arg(long, value_name = "SIZE", value_parser = crate::args::parse_bytes)]
+    pub max_memory: Option<u64>,
     /// Seconds a connection may wait before its request head (line and headers) has arrived,
     /// counted from when it opens and again after each answer: it closes half-sent heads and
     /// idle keep-alive connections alike.
@@ -114,6 +118,30 @@ pub fn run(args: &ServeArgs) -> Result<(), ServeError> {
         eprintln!("note: {note}");
     }
     let circuit = compiled.circuit;
+    // Requests are refused past --max-batch as they are parsed, so lowering it to what the
+    // memory budget allows applies the budget to every request, before its proof allocates.
+    let budget = args
+        .max_memory
+        .unwrap_or_else(crate::args::default_memory_budget);
+    let fits = verinfer_circuits::memory::largest_batch(&circuit, budget);
+    if fits == 0 {
+        return Err(ServeError::Usage(
+            crate::args::check_batch_memory(&circuit, 1, budget)
+                .err()
+                .unwrap_or_default(),
+        ));
+    }
+    let max_batch = if fits < args.max_batch {
+        eprintln!(
+            "note: --max-batch lowered from {} to {fits}: the largest batch whose proof fits the \
+             memory budget of {}",
+            args.max_batch,
+            crate::args::show_bytes(budget)
+        );
+        fits
+    } else {
+        args.max_batch
+    };
     let input_shape = compiled.loaded.model.input_shape.clone();
     let input_range = compiled.loaded.model.input_range;
     let info = ModelInfo::new(
@@ -121,7 +149,7 @@ pub fn run(args: &ServeArgs) -> Result<(), ServeError> {
         &input_shape,
         input_range,
         Limits {
-            max_batch: args.max_batch,
+            max_batch,
             max_body_bytes: args.max_body_bytes,
             workers,
             queue: args.queue,
@@ -143,7 +171,7 @@ pub fn run(args: &ServeArgs) -> Result<(), ServeError> {
         permits: Arc::new(Semaphore::new(capacity)),
         capacity,
         workers,
-        max_batch: args.max_batch,
+        max_batch,
         max_body_bytes: args.max_body_bytes,
         body_timeout: Duration::from_secs(args.body_timeout_secs),
         retry_after_secs: 1,
@@ -158,7 +186,7 @@ pub fn run(args: &ServeArgs) -> Result<(), ServeError> {
         .map_err(ServeError::Runtime)?;
     eprintln!(
         "serving {} (digest {}, field {}) with {workers} proving threads, queue {}, max batch {}",
-        info.name, info.digest, info.field, args.queue, args.max_batch
+        info.name, info.digest, info.field, args.queue, max_batch
     );
     runtime.block_on(serve(state, args))
 }

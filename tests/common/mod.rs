@@ -83,9 +83,10 @@ pub fn images() -> Vec<serde_json::Value> {
     v["images"].as_array().unwrap().clone()
 }
 
-/// Held-out digits `skip..skip+n` as a JSON input `[n][1][8][8]`.
+/// Held-out digits `skip..skip+n` as a JSON input `[n][1][8][8]` (cycling through the 360
+/// images when more are asked for).
 pub fn digits_json(n: usize, skip: usize) -> String {
-    let imgs: Vec<_> = images().into_iter().skip(skip).take(n).collect();
+    let imgs: Vec<_> = images().into_iter().cycle().skip(skip).take(n).collect();
     serde_json::to_string(&imgs).unwrap()
 }
 
