@@ -1,0 +1,673 @@
+//! Integer inference and the field witness of every stage (docs/protocol.md §9).
+//!
+//! [`infer`] is plain quantized inference: exact integer arithmetic on machine integers, the
+//! baseline the prover's cost is compared against. [`witness`] runs the same engine, keeps every
+//! stage, and converts each stage once into a zero-padded field table in the layout of
+//! [`crate::circuit`] (docs/protocol.md §4).
+//!
+//! **Arithmetic per layer.** Each layer runs in the narrowest machine type its bounds allow
+//! ([`arithmetic`]): `i64` when the layer's `bound_bits` and its input's bits are at most 62,
+//! `i128` up to 126 bits, and beyond that the proof field itself (BN254 for [`infer`]). The
+//! integer types use wrapping operations: integer arithmetic modulo 2^64 (or 2^128) is a ring
+//! homomorphism, so every stage value is exact whenever the *true* value fits the type, which is
+//! what the bound analysis guarantees (docs/protocol.md §6), whatever the size of partial sums. The bounds
+//! are trusted: a hand-built circuit whose `bound_bits` understate its values gets values reduced
+//! modulo 2^64 or 2^128 (never a panic). The field tables therefore agree bit for bit with
+//! evaluating the circuit in the field.
+//!
+//! **Storage.** Stages are kept compact while computing (batch-major, each item's real values in
+//! real row-major order), which is what a dense layer reads after a free flatten. Only the
+//! witness tables are padded.
+//!
+//! **Files.** This module holds the engine (validation, the per-layer choice of arithmetic,
+//! stages, field tables); the number types are `verinfer_poly::ring`; the product kernel is
+//! `gemm`, the narrower-product checks `narrow`, and each layer kind's kernel sits in a file
+//! named for it (`dense`, `conv`, `sum_pool`, `activation`, `gates`).
+//!
+//! **Kernels.** Dense and convolution layers share one register-tiled product kernel
+//! `C[m][n] = Σ_k A[m][k]·B[n][k]` with contiguous inner loops over `k` (both operands
+//! row-major in `k`), weights held in a 4×2 (i64) or 2×2 (i128, field) tile of accumulators, and
+//! blocking over `k` and `n` to keep the data block in cache:
+//! - dense: `A` = weights `[out][in]`, `B` = the batch `[item][in]`; rayon splits the output
+//!   rows, so every weight row is streamed once, then one transpose adds the bias;
+//! - conv: per item, `B` = im2col patches `[position][c·kh·kw]` built for one block of output
+//!   positions at a time (about 64 KiB, in L2), the product written in place into the item's
+//!   `[out][row][col]` output; rayon splits the batch items, or for a single item the output
+//!   channels of each block.
+//!
+//! Sum-pooling, activations and gate layers are element-wise loops split over items and planes.
+//!
+//! **Narrower products when the data allow.** For a dense or conv layer with at least 4 columns
+//! per weight (batch items for dense, output positions for conv), the engine also computes the
+//! largest L1 norm of an output's weights, `‖W‖₁`, and the largest |x| of the actual input; the
+//! product `‖W‖₁·max|x|` bounds every partial sum. When it is below 2^31 (and weights and inputs
+//! fit 16 bits), the product runs on 16-bit operands with 32-bit sums (SSE2 `pmaddwd`, about
+//! 3× the 64-bit rate). An `i128` layer whose bound allows it runs as one to three 64-bit
+//! products over limbs of its input instead of 128-bit multiply-accumulates. These checks are
+//! rigorous (they do not trust `bound_bits`) and leave every value unchanged; they only pick the
+//! cheapest exact kernel.
+
+use crate::circuit::{bits_of, CircuitLayer, LayeredCircuit, Layout, Op};
+use crate::circuit::{ActivationOp, Conv2dOp, DenseOp, GatesOp, SumPoolOp};
+use crate::field::{from_i128_unchecked, from_i64, to_i128, Bn254, ProofField};
+use crate::gates::{Gate, MAX_LAYER_VARS};
+use std::borrow::Cow;
+use thiserror::Error;
+use verinfer_poly::ring::Num;
+
+mod activation;
+mod conv;
+mod dense;
+mod gates;
+mod gemm;
+mod narrow;
+mod parallel;
+mod sum_pool;
+
+use activation::*;
+use conv::*;
+use dense::*;
+use gates::*;
+use gemm::*;
+use narrow::*;
+use parallel::*;
+use sum_pool::*;
+
+/// Work (in multiply-accumulates or element operations) from which a kernel uses rayon.
+const PAR_WORK: usize = 1 << 15;
+
+/// Errors of input validation, circuit shape checks and value ranges.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum WitnessError {
+    /// The batch is empty.
+    #[error("batch size must be at least 1")]
+    EmptyBatch,
+    /// The input does not have `batch · item_len` values.
+    #[error("expected {expected} input values ({batch} items of {per_item}), got {got}")]
+    InputLength {
+        /// Number of values the circuit wants.
+        expected: usize,
+        /// Number given.
+        got: usize,
+        /// Batch size.
+        batch: usize,
+        /// Values per item.
+        per_item: usize,
+    },
+    /// An input value outside the circuit's declared input range.
+    #[error("input value {value} at index {index} is outside the declared range [{min}, {max}]")]
+    InputOutOfRange {
+        /// Index in the flat, batch-major input.
+        index: usize,
+        /// The value.
+        value: i128,
+        /// Smallest allowed value.
+        min: i128,
+        /// Largest allowed value.
+        max: i128,
+    },
+    /// A layer whose declared layouts do not match its operation (or the previous layer).
+    #[error("layer {layer} ({op}): {reason}")]
+    Shape {
+        /// Index of the layer in `circuit.layers`.
+        layer: usize,
+        /// Name of the operation.
+        op: &'static str,
+        /// What does not match.
+        reason: String,
+    },
+    /// A stage that would be larger than the protocol supports.
+    #[error("stage {stage} would need more than 2^{max_vars} padded values")]
+    TooLarge {
+        /// Stage index (0 is the input, `i + 1` the output of layer `i`).
+        stage: usize,
+        /// Largest supported number of variables.
+        max_vars: usize,
+    },
+    /// A layer whose values need more bits than the field's signed capacity.
+    #[error(
+        "layer {layer} needs {bits} bits, more than the field's signed capacity of {capacity}"
+    )]
+    FieldTooSmall {
+        /// Index of the layer.
+        layer: usize,
+        /// Bits the layer needs.
+        bits: u32,
+        /// Signed capacity of the field in bits.
+        capacity: u32,
+    },
+    /// A value that does not fit in an `i128` where one is needed (the output, or the input of
+    /// a layer whose bounds promised a machine integer).
+    #[error("stage {stage}: value at index {index} does not fit in 128 bits")]
+    ValueTooWide {
+        /// Stage index (0 is the input, `i + 1` the output of layer `i`).
+        stage: usize,
+        /// Index in the compact, batch-major stage.
+        index: usize,
+    },
+    /// A gate layer that writes a nonzero value at a padding position of its output.
+    #[error("layer {layer} (gates): item {item}, gate {gate} is a padding position but evaluates to a nonzero value")]
+    NonZeroPadding {
+        /// Index of the layer.
+        layer: usize,
+        /// Batch item.
+        item: usize,
+        /// The gate (padded per-item offset).
+        gate: usize,
+    },
+}
+
+/// The machine arithmetic one layer runs in (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arith {
+    /// Wrapping `i64`: the layer and its input need at most 62 bits.
+    I64,
+    /// Wrapping `i128`: at most 126 bits.
+    I128,
+    /// The proof field itself (BN254 for [`infer`]).
+    Field,
+}
+
+/// The value tables of every stage of a circuit on one batch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Witness<F> {
+    /// Number of real batch items.
+    pub batch: usize,
+    /// `layers[0]` is the input and `layers[i + 1]` the output of circuit layer `i`, each a
+    /// zero-padded table of length `layout.len_padded(batch)` (item `b` at offset
+    /// `b · item_len_padded()`, padded batch items all zero).
+    pub layers: Vec<Vec<F>>,
+    /// The real output values, batch-major (each item in real row-major order).
+    pub output: Vec<i128>,
+}
+
+/// Plain quantized integer inference: the real output, batch-major.
+///
+/// `input` holds `batch · circuit.input.item_len()` quantized values, batch-major, each within
+/// `[circuit.input_min, circuit.input_max]`.
+pub fn infer(
+    circuit: &LayeredCircuit,
+    batch: usize,
+    input: &[i128],
+) -> Result<Vec<i128>, WitnessError> {
+    let last = run::<Bn254>(circuit, batch, input, |_, _| {})?;
+    stage_to_i128(last, circuit.layers.len())
+}
+
+/// Every stage of the circuit on `input`, as zero-padded field tables, plus the real output.
+///
+/// Same engine and input rules as [`infer`]; each stage is converted to field elements once.
+pub fn witness<F: ProofField>(
+    circuit: &LayeredCircuit,
+    batch: usize,
+    input: &[i128],
+) -> Result<Witness<F>, WitnessError> {
+    witness_tables(circuit, batch, input, &|_| true)
+}
+
+/// [`witness`], converting to field tables only the stages `keep` selects (stage 0 is the
+/// input, stage `i + 1` the output of layer `i`); the others are left empty. Conversion costs
+/// about as much as the integer inference itself, and a prover does not read every stage (an
+/// aligned sum-pool's input, for one), so it asks only for the tables it needs.
+pub fn witness_tables<F: ProofField>(
+    circuit: &LayeredCircuit,
+    batch: usize,
+    input: &[i128],
+    keep: &dyn Fn(usize) -> bool,
+) -> Result<Witness<F>, WitnessError> {
+    let mut layers: Vec<Vec<F>> = Vec::with_capacity(circuit.layers.len() + 1);
+    let last = run::<F>(circuit, batch, input, |si, stage| {
+        let layout = match si.checked_sub(1) {
+            None => &circuit.input,
+            Some(li) => &circuit.layers[li].output,
+        };
+        layers.push(if keep(si) {
+            to_table(stage, layout, batch)
+        } else {
+            Vec::new()
+        });
+    })?;
+    let output = stage_to_i128(last, circuit.layers.len())?;
+    Ok(Witness {
+        batch,
+        layers,
+        output,
+    })
+}
+
+/// The arithmetic each layer of `circuit` runs in, from the declared bounds.
+pub fn arithmetic(circuit: &LayeredCircuit) -> Vec<Arith> {
+    let mut in_bits = input_bits(circuit);
+    circuit
+        .layers
+        .iter()
+        .map(|l| {
+            let bits = in_bits.max(l.bound_bits);
+            in_bits = l.bound_bits;
+            arith_for(bits)
+        })
+        .collect()
+}
+
+fn arith_for(bits: u32) -> Arith {
+    if bits <= 62 {
+        Arith::I64
+    } else if bits <= 126 {
+        Arith::I128
+    } else {
+        Arith::Field
+    }
+}
+
+fn input_bits(circuit: &LayeredCircuit) -> u32 {
+    bits_of(
+        circuit
+            .input_min
+            .unsigned_abs()
+            .max(circuit.input_max.unsigned_abs()),
+    )
+}
+
+/// A stage's values, compact and batch-major, in the arithmetic of the layer that produced it.
+#[derive(Clone, Debug)]
+enum Stage<F> {
+    I64(Vec<i64>),
+    I128(Vec<i128>),
+    Field(Vec<F>),
+}
+
+/// Reads a stage as `i128`s; `stage` names it in errors.
+fn as_i128<F: ProofField>(s: &Stage<F>, stage: usize) -> Result<Cow<'_, [i128]>, WitnessError> {
+    Ok(match s {
+        Stage::I64(v) => Cow::Owned(v.iter().map(|&x| x as i128).collect()),
+        Stage::I128(v) => Cow::Borrowed(v),
+        Stage::Field(v) => Cow::Owned(
+            v.iter()
+                .enumerate()
+                .map(|(index, &f)| {
+                    to_i128(f).map_err(|_| WitnessError::ValueTooWide { stage, index })
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+    })
+}
+
+/// Reads a stage as `i64`s (wrapping, see the module docs).
+fn as_i64<F: ProofField>(s: &Stage<F>, stage: usize) -> Result<Cow<'_, [i64]>, WitnessError> {
+    Ok(match s {
+        Stage::I64(v) => Cow::Borrowed(v),
+        Stage::I128(v) => Cow::Owned(v.iter().map(|&x| x as i64).collect()),
+        Stage::Field(_) => Cow::Owned(as_i128(s, stage)?.iter().map(|&x| x as i64).collect()),
+    })
+}
+
+/// Reads a stage as field elements.
+fn as_field<F: ProofField>(s: &Stage<F>) -> Cow<'_, [F]> {
+    match s {
+        Stage::I64(v) => Cow::Owned(v.iter().map(|&x| from_i64(x)).collect()),
+        Stage::I128(v) => Cow::Owned(v.iter().map(|&x| embed_i128(x)).collect()),
+        Stage::Field(v) => Cow::Borrowed(v),
+    }
+}
+
+fn stage_to_i128<F: ProofField>(s: Stage<F>, stage: usize) -> Result<Vec<i128>, WitnessError> {
+    match s {
+        Stage::I128(v) => Ok(v),
+        other => Ok(as_i128(&other, stage)?.into_owned()),
+    }
+}
+
+/// `v mod p`, the same element as [`from_i128_unchecked`], without the 128-bit division
+/// arkworks' `From<u128>` performs.
+#[inline]
+fn embed_i128<F: ProofField>(v: i128) -> F {
+    if let Ok(s) = i64::try_from(v) {
+        return from_i64(s);
+    }
+    let mag = v.unsigned_abs();
+    let mut big = F::BigInt::from(mag as u64);
+    let limbs = big.as_mut();
+    if limbs.len() < 2 {
+        return from_i128_unchecked(v);
+    }
+    limbs[1] = (mag >> 64) as u64;
+    match F::from_bigint(big) {
+        Some(f) if v < 0 => -f,
+        Some(f) => f,
+        None => from_i128_unchecked(v),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validation and the engine
+// ---------------------------------------------------------------------------------------------
+
+fn check_input(circuit: &LayeredCircuit, batch: usize, input: &[i128]) -> Result<(), WitnessError> {
+    if batch == 0 {
+        return Err(WitnessError::EmptyBatch);
+    }
+    check_layout(&circuit.input, batch, 0, None)?;
+    let per_item = circuit.input.item_len();
+    let expected = per_item.checked_mul(batch).ok_or(WitnessError::TooLarge {
+        stage: 0,
+        max_vars: MAX_LAYER_VARS,
+    })?;
+    if input.len() != expected {
+        return Err(WitnessError::InputLength {
+            expected,
+            got: input.len(),
+            batch,
+            per_item,
+        });
+    }
+    let (min, max) = (circuit.input_min, circuit.input_max);
+    if let Some((index, &value)) = input.iter().enumerate().find(|(_, &v)| v < min || v > max) {
+        return Err(WitnessError::InputOutOfRange {
+            index,
+            value,
+            min,
+            max,
+        });
+    }
+    Ok(())
+}
+
+/// Checks that a layout's padded table of `batch` items stays within `2^MAX_LAYER_VARS`
+/// entries (so no size computation can overflow) and has no empty dim.
+fn check_layout(
+    l: &Layout,
+    batch: usize,
+    stage: usize,
+    layer: Option<(usize, &'static str)>,
+) -> Result<(), WitnessError> {
+    let too_large = WitnessError::TooLarge {
+        stage,
+        max_vars: MAX_LAYER_VARS,
+    };
+    if batch > 1 << MAX_LAYER_VARS {
+        return Err(too_large);
+    }
+    let mut vars = crate::circuit::batch_vars(batch);
+    for &d in &l.dims {
+        if d == 0 {
+            let reason = "layout has an empty dimension".to_string();
+            return Err(match layer {
+                Some((layer, op)) => WitnessError::Shape { layer, op, reason },
+                None => WitnessError::Shape {
+                    layer: 0,
+                    op: "input",
+                    reason,
+                },
+            });
+        }
+        if d > 1 << MAX_LAYER_VARS {
+            return Err(too_large);
+        }
+        vars += d.next_power_of_two().trailing_zeros() as usize;
+    }
+    if vars > MAX_LAYER_VARS {
+        return Err(too_large);
+    }
+    Ok(())
+}
+
+/// Checks one layer against its op and the previous stage's layout.
+fn check_layer(
+    li: usize,
+    layer: &CircuitLayer,
+    prev: &Layout,
+    batch: usize,
+) -> Result<(), WitnessError> {
+    let op = layer.op.name();
+    let bad = |reason: String| WitnessError::Shape {
+        layer: li,
+        op,
+        reason,
+    };
+    if &layer.input != prev {
+        return Err(bad(format!(
+            "input layout {:?} differs from the previous stage's {:?}",
+            layer.input.dims, prev.dims
+        )));
+    }
+    check_layout(&layer.output, batch, li + 1, Some((li, op)))?;
+    // The op's own shape rules are `CircuitLayer::check`, which `run` applies next.
+    Ok(())
+}
+
+fn three(d: &[usize]) -> Option<[usize; 3]> {
+    d.try_into().ok()
+}
+
+/// Validates everything, then computes every stage, handing each to `sink(stage index, stage)`
+/// once the next stage is computed (stage 0 is the input); returns the last stage.
+fn run<F: ProofField>(
+    circuit: &LayeredCircuit,
+    batch: usize,
+    input: &[i128],
+    mut sink: impl FnMut(usize, &Stage<F>),
+) -> Result<Stage<F>, WitnessError> {
+    check_input(circuit, batch, input)?;
+    let mut prev = &circuit.input;
+    for (li, layer) in circuit.layers.iter().enumerate() {
+        check_layer(li, layer, prev, batch)?;
+        // The shape rules the prover and verifier apply too, so a witness exists exactly for
+        // the circuits they accept.
+        layer.check().map_err(|reason| WitnessError::Shape {
+            layer: li,
+            op: layer.op.name(),
+            reason,
+        })?;
+        prev = &layer.output;
+    }
+    let plan = arithmetic(circuit);
+    let capacity = F::ID.signed_capacity_bits();
+    let mut in_bits = input_bits(circuit);
+    for (li, layer) in circuit.layers.iter().enumerate() {
+        let bits = in_bits.max(layer.bound_bits);
+        if bits > capacity {
+            return Err(WitnessError::FieldTooSmall {
+                layer: li,
+                bits,
+                capacity,
+            });
+        }
+        in_bits = layer.bound_bits;
+    }
+    if in_bits > capacity {
+        return Err(WitnessError::FieldTooSmall {
+            layer: 0,
+            bits: in_bits,
+            capacity,
+        });
+    }
+
+    let first = if input_bits(circuit) <= 62 {
+        Stage::I64(input.iter().map(|&v| v as i64).collect())
+    } else {
+        Stage::I128(input.to_vec())
+    };
+    // Each stage goes to `sink` once the next one no longer needs it, then is dropped, so its
+    // memory is reused; an activation in the same arithmetic overwrites its input.
+    let mut cur = first;
+    for (li, (layer, arith)) in circuit.layers.iter().zip(plan).enumerate() {
+        let same = matches!(
+            (arith, &cur),
+            (Arith::I64, Stage::I64(_))
+                | (Arith::I128, Stage::I128(_))
+                | (Arith::Field, Stage::Field(_))
+        );
+        match &layer.op {
+            &Op::Activation(ActivationOp { a, b, c }) if same => {
+                sink(li, &cur);
+                match &mut cur {
+                    Stage::I64(v) => activation_in_place(v, a, b, c),
+                    Stage::I128(v) => activation_in_place(v, a, b, c),
+                    Stage::Field(v) => activation_in_place(v, a, b, c),
+                }
+            }
+            _ => {
+                let next = step(li, layer, batch, arith, &cur)?;
+                sink(li, &cur);
+                cur = next;
+            }
+        }
+    }
+    sink(circuit.layers.len(), &cur);
+    Ok(cur)
+}
+
+/// Layer `li` on the stage `cur`, in the arithmetic `arith`.
+fn step<F: ProofField>(
+    li: usize,
+    layer: &CircuitLayer,
+    batch: usize,
+    arith: Arith,
+    cur: &Stage<F>,
+) -> Result<Stage<F>, WitnessError> {
+    Ok(match arith {
+        Arith::I64 => {
+            let x = as_i64(cur, li)?;
+            match linear_narrow_i64(layer, batch, &x) {
+                Some(y) => Stage::I64(y),
+                None => Stage::I64(apply::<i64>(li, layer, batch, &x)?),
+            }
+        }
+        Arith::I128 => {
+            let x = as_i128(cur, li)?;
+            match linear_by_limbs(layer, batch, &x) {
+                Some(y) => Stage::I128(y),
+                None => Stage::I128(apply::<i128>(li, layer, batch, &x)?),
+            }
+        }
+        Arith::Field => Stage::Field(apply::<F>(li, layer, batch, &as_field(cur))?),
+    })
+}
+
+/// One layer on a validated circuit.
+fn apply<T: Num>(
+    li: usize,
+    layer: &CircuitLayer,
+    batch: usize,
+    x: &[T],
+) -> Result<Vec<T>, WitnessError> {
+    Ok(match &layer.op {
+        Op::Conv2d(Conv2dOp { weight, bias, .. }) => {
+            let g = conv_geom(layer).ok_or_else(|| internal(li, layer))?;
+            let wt = T::weights(weight);
+            let b: Vec<T> = bias.iter().map(|&v| T::cst(v)).collect();
+            conv(&g, &wt, &b, x, batch)
+        }
+        Op::Dense(DenseOp {
+            in_features,
+            out_features,
+            weight,
+            bias,
+        }) => {
+            let wt = T::weights(weight);
+            let b: Vec<T> = bias.iter().map(|&v| T::cst(v)).collect();
+            dense(&wt, &b, *in_features, *out_features, x, batch)
+        }
+        Op::SumPool(SumPoolOp { window, stride }) => {
+            let d = &layer.input.dims;
+            let o = &layer.output.dims;
+            sum_pool(
+                x,
+                batch * d[0],
+                [d[1], d[2]],
+                [o[1], o[2]],
+                *window,
+                *stride,
+            )
+        }
+        Op::Activation(ActivationOp { a, b, c }) => {
+            activation(x, T::cst(*a), T::cst(*b), T::cst(*c))
+        }
+        Op::Gates(GatesOp { layer: g }) => {
+            gates(li, &g.gates, &layer.input, &layer.output, x, batch)?
+        }
+    })
+}
+
+/// An invariant the validation established does not hold (never expected).
+fn internal(li: usize, layer: &CircuitLayer) -> WitnessError {
+    WitnessError::Shape {
+        layer: li,
+        op: layer.op.name(),
+        reason: "layouts do not fit the op".into(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Field tables
+// ---------------------------------------------------------------------------------------------
+
+/// The zero-padded field table of a compact stage.
+fn to_table<F: ProofField>(s: &Stage<F>, layout: &Layout, batch: usize) -> Vec<F> {
+    match s {
+        Stage::I64(v) => scatter(v, layout, batch, |&x| from_i64(x)),
+        Stage::I128(v) => scatter(v, layout, batch, |&x| embed_i128(x)),
+        Stage::Field(v) => scatter(v, layout, batch, |&x| x),
+    }
+}
+
+/// Scatters compact real values into the padded layout, converting each once. The table is
+/// built by one indexed (parallel) map that writes every entry exactly once, zero or value: no
+/// zero-fill pass before the scatter.
+fn scatter<T: Sync, F: ProofField>(
+    v: &[T],
+    layout: &Layout,
+    batch: usize,
+    conv: impl Fn(&T) -> F + Sync + Send,
+) -> Vec<F> {
+    let len = layout.len_padded(batch);
+    let ilp = layout.item_len_padded();
+    let padded = layout.padded_dims();
+    let (rw, pw) = match (layout.dims.last(), padded.last()) {
+        (Some(&r), Some(&p)) => (r, p),
+        _ => (1, 1),
+    };
+    // Real row start (per item) of every padded row of an item, if the row is real.
+    let outer = &layout.dims[..layout.dims.len().saturating_sub(1)];
+    let outer_p = &padded[..padded.len().saturating_sub(1)];
+    let rows_p = ilp / pw;
+    let row_map: Vec<Option<usize>> = (0..rows_p)
+        .map(|r| {
+            let mut rest = r;
+            let mut real = 0;
+            let mut stride = 1;
+            for (&d, &p) in outer.iter().zip(outer_p).rev() {
+                let i = rest % p;
+                rest /= p;
+                if i >= d {
+                    return None;
+                }
+                real += i * stride;
+                stride *= d;
+            }
+            Some(real * rw)
+        })
+        .collect();
+    let item_len = layout.item_len();
+    // Padded sizes are powers of two: index bits are (item, row, column).
+    let (col_bits, row_bits) = (pw.trailing_zeros(), rows_p.trailing_zeros());
+    let entry = |t: usize| -> F {
+        let col = t & (pw - 1);
+        let grow = t >> col_bits;
+        let (bi, r) = (grow >> row_bits, grow & (rows_p - 1));
+        match row_map[r] {
+            Some(start) if bi < batch && col < rw => conv(&v[bi * item_len + start + col]),
+            _ => F::zero(),
+        }
+    };
+    #[cfg(feature = "parallel")]
+    if len >= PAR_WORK / 4 && rayon::current_num_threads() > 1 {
+        use rayon::prelude::*;
+        return (0..len)
+            .into_par_iter()
+            .with_min_len(PAR_WORK / 4)
+            .map(entry)
+            .collect();
+    }
+    (0..len).map(entry).collect()
+}
