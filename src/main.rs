@@ -1,7 +1,8 @@
 //! The `verinfer` command line.
 //!
 //! Exit codes (contract): 0 success (for `verify`: the proof is valid), 1 the proof or the
-//! expected output was rejected, 2 usage errors and unreadable or malformed files.
+//! expected output was rejected (a proof file that does not decode is a rejected proof), 2 usage
+//! errors and unreadable or malformed files.
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};

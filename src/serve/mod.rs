@@ -3,8 +3,8 @@
 //! The server compiles the model once, then answers `POST /v1/infer` with the output and its
 //! proof (see [`api`] for the wire format). Requests are parsed and checked on the async executor
 //! (tokio) and its blocking pool; proofs run on a dedicated rayon pool of `--workers` threads.
-//! At most `--workers + --queue` proofs are accepted at once; past that, requests get 503 with
-//! `Retry-After`. On SIGINT or SIGTERM the server stops accepting connections, answers the
+//! At most `--workers + --queue` requests are accepted at once, counted from before their bodies
+//! are read until their proofs are done; past that, requests get 503 with `Retry-After`. On SIGINT or SIGTERM the server stops accepting connections, answers the
 //! requests in flight (their proofs finish) and exits.
 //!
 //! The server keeps no state between requests, so any number of instances can run behind an
