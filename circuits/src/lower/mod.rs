@@ -30,6 +30,16 @@
 //! total gate count exceeds [`GateLimits`] is refused with [`LowerError::TooLarge`], never an
 //! out-of-memory abort.
 
+mod activation;
+mod conv;
+mod dense;
+mod gates;
+mod sum_pool;
+
+use conv::conv_geometry;
+use gates::build_gates;
+use sum_pool::pool_geometry;
+
 use crate::circuit::{ActivationOp, Conv2dOp, DenseOp, GatesOp, SumPoolOp};
 use crate::circuit::{CircuitLayer, LayeredCircuit, Layout, Op};
 use crate::gates::{Gate, GateCircuit, GateLayer, MAX_LAYER_VARS};
@@ -361,197 +371,12 @@ fn plan_stage(
     batch: usize,
     at: &str,
 ) -> Result<(Plan, Vec<usize>), LowerError> {
-    let in_dims = &layer.input.dims;
-    let out_dims = &layer.output.dims;
-    let lin = layer.input.item_len();
-    let lout = layer.output.item_len();
     match &layer.op {
-        Op::Conv2d(Conv2dOp {
-            in_channels,
-            out_channels,
-            kernel,
-            stride,
-            padding,
-            weight,
-            bias,
-        }) => {
-            let g = conv_geometry(
-                in_dims,
-                out_dims,
-                *in_channels,
-                *out_channels,
-                *kernel,
-                *stride,
-                *padding,
-                at,
-            )?;
-            let expected =
-                g.c.checked_mul(g.kh)
-                    .and_then(|n| n.checked_mul(g.kw))
-                    .and_then(|n| n.checked_mul(*out_channels));
-            if Some(weight.len()) != expected {
-                return Err(shape_err(
-                    at,
-                    format!(
-                        "{} weights for {out_channels}×{}×{}×{}",
-                        weight.len(),
-                        g.c,
-                        g.kh,
-                        g.kw
-                    ),
-                ));
-            }
-            check_bias(bias.len(), *out_channels, at)?;
-            let rows = axis_groups(g.ho, g.h, g.kh, g.sh, g.ph);
-            let cols = axis_groups(g.wo, g.w, g.kw, g.sw, g.pw);
-            let mut buckets = Vec::new();
-            // prefix[(u)*(kw+1)+v]: nonzero weights of output channel o with kernel row < u and
-            // column < v, over the input channels.
-            let stride_p = g.kw + 1;
-            let mut prefix = vec![0usize; (g.kh + 1) * stride_p];
-            for o in 0..*out_channels {
-                prefix.iter_mut().for_each(|x| *x = 0);
-                for c in 0..g.c {
-                    for u in 0..g.kh {
-                        for v in 0..g.kw {
-                            if weight[((o * g.c + c) * g.kh + u) * g.kw + v] != 0 {
-                                prefix[(u + 1) * stride_p + v + 1] += 1;
-                            }
-                        }
-                    }
-                }
-                for u in 1..=g.kh {
-                    for v in 1..=g.kw {
-                        prefix[u * stride_p + v] += prefix[(u - 1) * stride_p + v]
-                            + prefix[u * stride_p + v - 1]
-                            - prefix[(u - 1) * stride_p + v - 1];
-                    }
-                }
-                let rect = |u0: usize, u1: usize, v0: usize, v1: usize| {
-                    prefix[u1 * stride_p + v1] + prefix[u0 * stride_p + v0]
-                        - prefix[u0 * stride_p + v1]
-                        - prefix[u1 * stride_p + v0]
-                };
-                for &(u0, u1, nr) in &rows {
-                    for &(v0, v1, nc) in &cols {
-                        buckets.push(Bucket {
-                            terms: rect(u0, u1, v0, v1),
-                            bias: bias[o] != 0,
-                            count: nr.saturating_mul(nc).saturating_mul(batch),
-                        });
-                    }
-                }
-            }
-            let skip = weight.iter().all(|&w| w == 0 || w == 1);
-            Ok(linear_plan(&buckets, skip))
-        }
-        Op::Dense(DenseOp {
-            in_features,
-            out_features,
-            weight,
-            bias,
-        }) => {
-            if *in_features != lin {
-                return Err(shape_err(
-                    at,
-                    format!("in_features {in_features} but the input has {lin} values"),
-                ));
-            }
-            if *out_features != lout {
-                return Err(shape_err(
-                    at,
-                    format!("out_features {out_features} but the output has {lout} values"),
-                ));
-            }
-            if Some(weight.len()) != out_features.checked_mul(*in_features) {
-                return Err(shape_err(
-                    at,
-                    format!("{} weights for {out_features}×{in_features}", weight.len()),
-                ));
-            }
-            check_bias(bias.len(), *out_features, at)?;
-            let buckets: Vec<Bucket> = (0..*out_features)
-                .map(|o| Bucket {
-                    terms: weight[o * in_features..(o + 1) * in_features]
-                        .iter()
-                        .filter(|&&w| w != 0)
-                        .count(),
-                    bias: bias[o] != 0,
-                    count: batch,
-                })
-                .collect();
-            let skip = weight.iter().all(|&w| w == 0 || w == 1);
-            Ok(linear_plan(&buckets, skip))
-        }
-        Op::SumPool(SumPoolOp { window, stride }) => {
-            let g = pool_geometry(in_dims, out_dims, *window, *stride, at)?;
-            let rows = axis_groups(g.ho, g.h, g.kh, g.sh, 0);
-            let cols = axis_groups(g.wo, g.w, g.kw, g.sw, 0);
-            let mut buckets = Vec::new();
-            for &(u0, u1, nr) in &rows {
-                for &(v0, v1, nc) in &cols {
-                    buckets.push(Bucket {
-                        terms: (u1 - u0) * (v1 - v0),
-                        bias: false,
-                        count: nr
-                            .saturating_mul(nc)
-                            .saturating_mul(g.c)
-                            .saturating_mul(batch),
-                    });
-                }
-            }
-            Ok(linear_plan(&buckets, true))
-        }
-        Op::Activation(ActivationOp { a, b, c }) => {
-            if lin != lout {
-                return Err(shape_err(
-                    at,
-                    format!("activation maps {lin} values to {lout}"),
-                ));
-            }
-            let templates = activation_templates(*a, *b, *c);
-            let n = lin.saturating_mul(batch);
-            let sizes = templates
-                .iter()
-                .map(|t| t.len().saturating_mul(n))
-                .collect();
-            Ok((Plan::Elementwise(templates), sizes))
-        }
-        Op::Gates(GatesOp { layer: gl }) => {
-            let in_padded = layer.input.item_len_padded();
-            let out_padded = layer.output.item_len_padded();
-            if in_padded > 1 << MAX_LAYER_VARS {
-                return Err(too_large(
-                    at,
-                    "in one gate layer",
-                    in_padded,
-                    1 << MAX_LAYER_VARS,
-                ));
-            }
-            if gl.gates.len() > out_padded {
-                return Err(shape_err(
-                    at,
-                    format!(
-                        "{} gates per item but the padded output has {out_padded} positions",
-                        gl.gates.len()
-                    ),
-                ));
-            }
-            for (gi, gate) in gl.gates.iter().enumerate() {
-                for w in gate_wires(gate).into_iter().flatten() {
-                    if w as usize >= in_padded {
-                        return Err(shape_err(
-                            at,
-                            format!(
-                                "gate {gi} reads wire {w}, the padded input has {in_padded} \
-                                 positions"
-                            ),
-                        ));
-                    }
-                }
-            }
-            Ok((Plan::Gates, vec![lout.saturating_mul(batch)]))
-        }
+        Op::Conv2d(op) => conv::plan(op, layer, batch, at),
+        Op::Dense(op) => dense::plan(op, layer, batch, at),
+        Op::SumPool(op) => sum_pool::plan(op, layer, batch, at),
+        Op::Activation(op) => activation::plan(op, layer, batch, at),
+        Op::Gates(op) => gates::plan(op, layer, batch, at),
     }
 }
 
@@ -586,102 +411,6 @@ fn dims3(dims: &[usize], which: &str, at: &str) -> Result<[usize; 3], LowerError
             format!("{which} layout {dims:?} is not [channels, height, width]"),
         )),
     }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn conv_geometry(
-    in_dims: &[usize],
-    out_dims: &[usize],
-    in_channels: usize,
-    out_channels: usize,
-    kernel: [usize; 2],
-    stride: [usize; 2],
-    padding: [usize; 2],
-    at: &str,
-) -> Result<Geometry, LowerError> {
-    let [c, h, w] = dims3(in_dims, "input", at)?;
-    let [o, ho, wo] = dims3(out_dims, "output", at)?;
-    if c != in_channels || o != out_channels {
-        return Err(shape_err(
-            at,
-            format!("{in_channels}→{out_channels} channels but layouts {in_dims:?} → {out_dims:?}"),
-        ));
-    }
-    let [kh, kw] = kernel;
-    let [sh, sw] = stride;
-    let [ph, pw] = padding;
-    if kh == 0 || kw == 0 || sh == 0 || sw == 0 {
-        return Err(shape_err(at, "kernel and stride must be positive"));
-    }
-    let out_len = |n: usize, k: usize, s: usize, p: usize| {
-        n.checked_add(p.checked_mul(2)?)?
-            .checked_sub(k)
-            .map(|r| r / s + 1)
-    };
-    if out_len(h, kh, sh, ph) != Some(ho) || out_len(w, kw, sw, pw) != Some(wo) {
-        return Err(shape_err(
-            at,
-            format!(
-                "output {out_dims:?} does not match input {in_dims:?}, kernel {kernel:?}, \
-                 stride {stride:?}, padding {padding:?}"
-            ),
-        ));
-    }
-    Ok(Geometry {
-        c,
-        h,
-        w,
-        ho,
-        wo,
-        kh,
-        kw,
-        sh,
-        sw,
-        ph,
-        pw,
-    })
-}
-
-fn pool_geometry(
-    in_dims: &[usize],
-    out_dims: &[usize],
-    window: [usize; 2],
-    stride: [usize; 2],
-    at: &str,
-) -> Result<Geometry, LowerError> {
-    let [c, h, w] = dims3(in_dims, "input", at)?;
-    let [co, ho, wo] = dims3(out_dims, "output", at)?;
-    let [kh, kw] = window;
-    let [sh, sw] = stride;
-    if kh == 0 || kw == 0 || sh == 0 || sw == 0 {
-        return Err(shape_err(at, "window and stride must be positive"));
-    }
-    // Every window must start inside the input; positions past its end read zero.
-    let starts_inside = |n_out: usize, n_in: usize, s: usize| {
-        (n_out - 1).checked_mul(s).is_some_and(|last| last < n_in)
-    };
-    if co != c || !starts_inside(ho, h, sh) || !starts_inside(wo, w, sw) {
-        return Err(shape_err(
-            at,
-            format!(
-                "output {out_dims:?} does not match input {in_dims:?}, window {window:?}, \
-                 stride {stride:?}"
-            ),
-        ));
-    }
-    Ok(Geometry {
-        c,
-        h,
-        w,
-        ho,
-        wo,
-        kh,
-        kw,
-        sh,
-        sw,
-        ph: 0,
-        pw: 0,
-    })
 }
 
 /// Kernel offsets `k0..k1` whose input position `s·i + k − p` lies in `0..n_in`, for output
@@ -758,61 +487,6 @@ fn linear_plan(buckets: &[Bucket], skip_leaf: bool) -> (Plan, Vec<usize>) {
         }),
         sizes,
     )
-}
-
-/// The per-element layers of `a·x² + b·x + c`; see [`Plan::Elementwise`].
-fn activation_templates(a: i128, b: i128, c: i128) -> Vec<Vec<Gate>> {
-    let scale = |w: u32, k: i128| {
-        if k == 1 {
-            Gate::Relay(w)
-        } else {
-            Gate::Scale(w, k)
-        }
-    };
-    if a == 0 {
-        return match (b, c) {
-            (0, _) => vec![vec![Gate::Const(c)]],
-            (1, 0) => vec![vec![Gate::Relay(0)]],
-            (1, _) => vec![vec![Gate::AddConst(0, c)]],
-            (_, 0) => vec![vec![Gate::Scale(0, b)]],
-            _ => vec![vec![Gate::Scale(0, b)], vec![Gate::AddConst(0, c)]],
-        };
-    }
-    let mut layers = Vec::new();
-    if b == 0 {
-        layers.push(vec![Gate::Mul(0, 0)]);
-        if a != 1 {
-            layers.push(vec![Gate::Scale(0, a)]);
-        }
-        if c != 0 {
-            layers.push(vec![Gate::AddConst(0, c)]);
-        }
-        return layers;
-    }
-    // b ≠ 0: x² and the linear part side by side, then one Add.
-    let absorbed = b == 1 && c != 0;
-    let linear = if absorbed {
-        Gate::AddConst(0, c)
-    } else {
-        scale(0, b)
-    };
-    layers.push(vec![Gate::Mul(0, 0), linear]);
-    let c_left = c != 0 && !absorbed;
-    if a == 1 {
-        layers.push(vec![Gate::Add(0, 1)]);
-        if c_left {
-            layers.push(vec![Gate::AddConst(0, c)]);
-        }
-    } else {
-        let lin = if c_left {
-            Gate::AddConst(1, c)
-        } else {
-            Gate::Relay(1)
-        };
-        layers.push(vec![Gate::Scale(0, a), lin]);
-        layers.push(vec![Gate::Add(0, 1)]);
-    }
-    layers
 }
 
 fn gate_wires(g: &Gate) -> [Option<u32>; 2] {
@@ -1040,60 +714,9 @@ fn build_elementwise(templates: &[Vec<Gate>], n: usize) -> Vec<Vec<Gate>> {
     out
 }
 
-fn build_gates(layer: &CircuitLayer, batch: usize) -> Result<Vec<Gate>, LowerError> {
-    let Op::Gates(GatesOp { layer: gl }) = &layer.op else {
-        return Err(LowerError::Internal("not a gates stage".into()));
-    };
-    let lin = layer.input.item_len();
-    // Real index of every padded input offset (u32::MAX at padding).
-    let mut real_of = vec![u32::MAX; layer.input.item_len_padded()];
-    for (r, off) in layer.input.padded_offsets().into_iter().enumerate() {
-        real_of[off] = r as u32;
-    }
-    let out_offsets = layer.output.padded_offsets();
-    let mut gates = Vec::with_capacity(batch * out_offsets.len());
-    for b in 0..batch {
-        let base = (b * lin) as u32;
-        let wire = |w: u32| {
-            real_of
-                .get(w as usize)
-                .copied()
-                .filter(|&r| r != u32::MAX)
-                .map(|r| r + base)
-        };
-        for &off in &out_offsets {
-            let Some(&g) = gl.gates.get(off) else {
-                gates.push(Gate::Const(0));
-                continue;
-            };
-            gates.push(match g {
-                Gate::Add(x, y) => match (wire(x), wire(y)) {
-                    (Some(x), Some(y)) => Gate::Add(x, y),
-                    (Some(z), None) | (None, Some(z)) => Gate::Relay(z),
-                    (None, None) => Gate::Const(0),
-                },
-                Gate::Sub(x, y) => match (wire(x), wire(y)) {
-                    (Some(x), Some(y)) => Gate::Sub(x, y),
-                    (Some(x), None) => Gate::Relay(x),
-                    (None, Some(y)) => Gate::Scale(y, -1),
-                    (None, None) => Gate::Const(0),
-                },
-                Gate::Mul(x, y) => match (wire(x), wire(y)) {
-                    (Some(x), Some(y)) => Gate::Mul(x, y),
-                    _ => Gate::Const(0),
-                },
-                Gate::Scale(x, c) => wire(x).map_or(Gate::Const(0), |x| Gate::Scale(x, c)),
-                Gate::AddConst(x, c) => wire(x).map_or(Gate::Const(c), |x| Gate::AddConst(x, c)),
-                Gate::Relay(x) => wire(x).map_or(Gate::Const(0), Gate::Relay),
-                Gate::Const(c) => Gate::Const(c),
-            });
-        }
-    }
-    Ok(gates)
-}
-
 #[cfg(test)]
 mod tests {
+    use super::activation::activation_templates;
     use super::*;
 
     #[test]

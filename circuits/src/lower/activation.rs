@@ -1,0 +1,83 @@
+//! Lowering an activation: a fixed template of gates per element.
+
+use super::*;
+
+/// The plan of a activation layer: its gate buckets and the sizes of its gate layers.
+pub(super) fn plan(
+    op: &ActivationOp,
+    layer: &CircuitLayer,
+    batch: usize,
+    at: &str,
+) -> Result<(Plan, Vec<usize>), LowerError> {
+    let lin = layer.input.item_len();
+    let lout = layer.output.item_len();
+    let ActivationOp { a, b, c } = op;
+    if lin != lout {
+        return Err(shape_err(
+            at,
+            format!("activation maps {lin} values to {lout}"),
+        ));
+    }
+    let templates = activation_templates(*a, *b, *c);
+    let n = lin.saturating_mul(batch);
+    let sizes = templates
+        .iter()
+        .map(|t| t.len().saturating_mul(n))
+        .collect();
+    Ok((Plan::Elementwise(templates), sizes))
+}
+
+/// The per-element layers of `a·x² + b·x + c`; see [`Plan::Elementwise`].
+pub(super) fn activation_templates(a: i128, b: i128, c: i128) -> Vec<Vec<Gate>> {
+    let scale = |w: u32, k: i128| {
+        if k == 1 {
+            Gate::Relay(w)
+        } else {
+            Gate::Scale(w, k)
+        }
+    };
+    if a == 0 {
+        return match (b, c) {
+            (0, _) => vec![vec![Gate::Const(c)]],
+            (1, 0) => vec![vec![Gate::Relay(0)]],
+            (1, _) => vec![vec![Gate::AddConst(0, c)]],
+            (_, 0) => vec![vec![Gate::Scale(0, b)]],
+            _ => vec![vec![Gate::Scale(0, b)], vec![Gate::AddConst(0, c)]],
+        };
+    }
+    let mut layers = Vec::new();
+    if b == 0 {
+        layers.push(vec![Gate::Mul(0, 0)]);
+        if a != 1 {
+            layers.push(vec![Gate::Scale(0, a)]);
+        }
+        if c != 0 {
+            layers.push(vec![Gate::AddConst(0, c)]);
+        }
+        return layers;
+    }
+    // b ≠ 0: x² and the linear part side by side, then one Add.
+    let absorbed = b == 1 && c != 0;
+    let linear = if absorbed {
+        Gate::AddConst(0, c)
+    } else {
+        scale(0, b)
+    };
+    layers.push(vec![Gate::Mul(0, 0), linear]);
+    let c_left = c != 0 && !absorbed;
+    if a == 1 {
+        layers.push(vec![Gate::Add(0, 1)]);
+        if c_left {
+            layers.push(vec![Gate::AddConst(0, c)]);
+        }
+    } else {
+        let lin = if c_left {
+            Gate::AddConst(1, c)
+        } else {
+            Gate::Relay(1)
+        };
+        layers.push(vec![Gate::Scale(0, a), lin]);
+        layers.push(vec![Gate::Add(0, 1)]);
+    }
+    layers
+}
