@@ -194,6 +194,25 @@ pub fn check_batch_memory(
     ))
 }
 
+/// [`check_batch_memory`] for plain inference ([`verinfer_circuits::memory::infer_estimate`]).
+pub fn check_infer_memory(
+    circuit: &LayeredCircuit,
+    batch: usize,
+    budget: u64,
+) -> Result<(), String> {
+    let need = memory::infer_estimate(circuit, batch);
+    if need <= budget {
+        return Ok(());
+    }
+    Err(format!(
+        "a batch of {batch} needs about {} to infer, over the memory budget of {} \
+         (--max-memory; default half the physical memory); the largest batch that fits is {}",
+        show_bytes(need),
+        show_bytes(budget),
+        memory::largest_infer_batch(circuit, budget)
+    ))
+}
+
 /// A model loaded and compiled with the user's flags.
 #[derive(Clone, Debug)]
 pub struct Compiled {

@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-use verinfer::args::{check_batch_memory, default_memory_budget, parse_bytes, Compiled, ModelArgs};
+use verinfer::args::{
+    check_batch_memory, check_infer_memory, default_memory_budget, parse_bytes, Compiled, ModelArgs,
+};
 use verinfer::circuits::circuit::{Op, WeightScale};
 use verinfer::circuits::witness::infer;
 use verinfer::engine::{proof_shapes, prove_any, verify_any};
@@ -92,6 +94,11 @@ enum Command {
         /// Also write the output report (JSON) here.
         #[arg(long, short = 'o', value_name = "FILE")]
         output: Option<PathBuf>,
+        /// Memory budget of the inference (e.g. 8G, 512M): a batch whose estimated memory
+        /// exceeds it is refused before anything is allocated (default: half the physical
+        /// memory).
+        #[arg(long, value_name = "SIZE", value_parser = parse_bytes)]
+        max_memory: Option<u64>,
     },
     /// Show the compiled circuit: layers, shapes, padded sizes, sumchecks, worst-case bits,
     /// MACs, field and why, digest, proof size.
@@ -175,7 +182,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             model,
             input,
             output,
-        } => infer_cmd(&model, &input, output.as_deref()),
+            max_memory,
+        } => {
+            let budget = max_memory.unwrap_or_else(default_memory_budget);
+            infer_cmd(&model, &input, output.as_deref(), budget)
+        }
         Command::Inspect { model } => inspect_cmd(&model),
         Command::Compare(args) => {
             verinfer::compare::run(&args)?;
@@ -299,12 +310,19 @@ fn verify_cmd(
     Ok(ExitCode::SUCCESS)
 }
 
-fn infer_cmd(args: &ModelArgs, input: &Path, output: Option<&Path>) -> Result<ExitCode> {
+fn infer_cmd(
+    args: &ModelArgs,
+    input: &Path,
+    output: Option<&Path>,
+    budget: u64,
+) -> Result<ExitCode> {
     let outputs: Vec<_> = output.map(|o| ("--output", o)).into_iter().collect();
     check_outputs(&[("--model", &args.model), ("--input", input)], &outputs)?;
     let c = compile_model(args)?;
     let ints = c.quantized_input(input)?;
     let batch = ints.len() / c.circuit.input.item_len().max(1);
+    check_infer_memory(&c.circuit, batch, budget)
+        .map_err(|e| anyhow!("{}: {e}", input.display()))?;
     let t = Instant::now();
     let out = infer(&c.circuit, batch, &ints).map_err(|e| anyhow!("inference failed: {e}"))?;
     let ms = t.elapsed().as_secs_f64() * 1e3;

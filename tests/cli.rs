@@ -492,6 +492,44 @@ fn thread_counts_are_capped() {
 }
 
 #[test]
+fn batches_over_the_inference_memory_budget_are_refused() {
+    let d = Dir::new("infer-memory");
+    let m = model("digits_square_plus_x.onnx");
+    let run = |n: usize, budget: &str| {
+        let input = d.input(&format!("x{n}.json"), n, 0);
+        verinfer(&[
+            "infer",
+            "--model",
+            s(&m),
+            "--input",
+            s(&input),
+            "--max-memory",
+            budget,
+        ])
+    };
+    // Just above the fixed part (64 MiB base plus the weights), the digits model's inference
+    // (about 18 KiB per item, unpadded) fits a few dozen items: 300 are refused naming the
+    // largest batch that fits, which then runs, and one more is refused again.
+    let o = run(300, "65M");
+    assert_usage_error(&o, "the largest batch that fits is");
+    let err = stderr(&o);
+    let fits: usize = err
+        .rsplit("the largest batch that fits is ")
+        .next()
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no batch named: {err}"));
+    assert!((10..300).contains(&fits), "{err}");
+    let o = run(fits, "65M");
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let o = run(fits + 1, "65M");
+    assert_usage_error(&o, &format!("the largest batch that fits is {fits}"));
+    // The default budget (half the physical memory) admits the whole test set.
+    let input = d.input("all.json", 360, 0);
+    let o = verinfer(&["infer", "--model", s(&m), "--input", s(&input)]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+}
+
+#[test]
 fn batches_over_the_memory_budget_are_refused_before_proving() {
     let d = Dir::new("memory");
     let m = model("digits_square_plus_x.onnx");

@@ -93,6 +93,38 @@ pub fn largest_batch(circuit: &LayeredCircuit, budget: u64) -> usize {
     best
 }
 
+/// Estimated peak bytes of plain integer inference (`witness::infer`, no proof) of `batch`
+/// items. Inference keeps stages compact (real positions only) and frees each once the next is
+/// computed, so per item it holds the input as read and quantized and at most two consecutive
+/// stages as 128-bit integers; fixed: the weights (as `i64` and as the widest kernel form) and
+/// the process base. No padding to a power of two.
+pub fn infer_estimate(circuit: &LayeredCircuit, batch: usize) -> u64 {
+    let stages: Vec<u64> = std::iter::once(&circuit.input)
+        .chain(circuit.layers.iter().map(|l| &l.output))
+        .map(|t| t.item_len() as u64)
+        .collect();
+    let widest_pair = stages
+        .windows(2)
+        .map(|w| w[0].saturating_add(w[1]))
+        .max()
+        .unwrap_or(0);
+    let input = (circuit.input.item_len() as u64).saturating_mul(8 + 16);
+    let per_item = widest_pair.saturating_mul(16).saturating_add(input);
+    fixed_bytes(circuit).saturating_add((batch.max(1) as u64).saturating_mul(per_item))
+}
+
+/// The largest batch whose inference estimate ([`infer_estimate`]) fits `budget` bytes, or 0.
+pub fn largest_infer_batch(circuit: &LayeredCircuit, budget: u64) -> usize {
+    let per_item = infer_estimate(circuit, 2).saturating_sub(infer_estimate(circuit, 1));
+    match budget.checked_sub(infer_estimate(circuit, 1)) {
+        None => 0,
+        Some(rest) => {
+            let more = rest.checked_div(per_item).unwrap_or(u64::MAX);
+            usize::try_from(more.saturating_add(1)).unwrap_or(usize::MAX)
+        }
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::panic)]
 mod tests {
@@ -112,5 +144,23 @@ mod tests {
         assert_eq!(largest_batch(&c, e - 1), 512);
         assert_eq!(largest_batch(&c, 0), 0);
         assert_eq!(estimate(&c, usize::MAX), u64::MAX);
+    }
+
+    #[test]
+    fn inference_estimate_is_linear_and_inverts() {
+        let (model, params) = crate::zoo::cifar_small(1, crate::model::Activation::Square);
+        let Ok(c) = crate::compile::compile(&model, &params, crate::circuit::FieldChoice::Auto)
+        else {
+            panic!("the zoo model compiles");
+        };
+        let step = infer_estimate(&c, 2) - infer_estimate(&c, 1);
+        assert_eq!(infer_estimate(&c, 1001), infer_estimate(&c, 1000) + step);
+        // Below the proof's estimate: no field tables, no padding.
+        assert!(infer_estimate(&c, 1000) < estimate(&c, 1000));
+        let e = infer_estimate(&c, 777);
+        assert_eq!(largest_infer_batch(&c, e), 777);
+        assert_eq!(largest_infer_batch(&c, e - 1), 776);
+        assert_eq!(largest_infer_batch(&c, 0), 0);
+        assert_eq!(infer_estimate(&c, usize::MAX), u64::MAX);
     }
 }
