@@ -16,8 +16,8 @@
 //! carries.
 
 use crate::field::FieldId;
-use crate::gates::GateLayer;
 use crate::mle;
+pub use crate::ops::{ActivationOp, Conv2dOp, DenseOp, GatesOp, SumPoolOp};
 use ark_ff::Field;
 use serde::{Deserialize, Serialize};
 
@@ -205,67 +205,6 @@ pub fn batch_vars(batch: usize) -> usize {
     crate::gates::vars_for(batch)
 }
 
-/// `Y[o,i,j] = Σ_{c,u,v} W[o,c,u,v]·X[c, s_h·i+u−p_h, s_w·j+v−p_w] + B[o]`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Conv2dOp {
-    /// Input channels.
-    pub in_channels: usize,
-    /// Output channels.
-    pub out_channels: usize,
-    /// Kernel `[kh, kw]`.
-    pub kernel: [usize; 2],
-    /// Stride `[s_h, s_w]`.
-    pub stride: [usize; 2],
-    /// Zero padding `[p_h, p_w]`.
-    pub padding: [usize; 2],
-    /// Integer weights, row-major `[out, in, kh, kw]`.
-    pub weight: Vec<i64>,
-    /// Integer bias per output channel, at the output scale.
-    pub bias: Vec<i128>,
-}
-
-/// `Y[o] = Σ_k W[o,k]·X[k] + B[o]`, `k` over the input's real positions in row-major order.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DenseOp {
-    /// Real input features.
-    pub in_features: usize,
-    /// Outputs.
-    pub out_features: usize,
-    /// Integer weights, row-major `[out, in]`.
-    pub weight: Vec<i64>,
-    /// Integer bias per output, at the output scale.
-    pub bias: Vec<i128>,
-}
-
-/// `Y[c,i,j] = Σ_{u<k_h, v<k_w} X[c, s_h·i+u, s_w·j+v]`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SumPoolOp {
-    /// Window `[k_h, k_w]`.
-    pub window: [usize; 2],
-    /// Stride `[s_h, s_w]`.
-    pub stride: [usize; 2],
-}
-
-/// `Y = a·X² + b·X + c` element-wise on real positions (integers after the quantization rules).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ActivationOp {
-    /// Coefficient of X².
-    pub a: i128,
-    /// Coefficient of X.
-    pub b: i128,
-    /// Constant, added at real positions only.
-    pub c: i128,
-}
-
-/// Explicit gates, per item: wire `w` is the input's padded per-item offset `w`, gate `g` the
-/// output's padded per-item offset `g`. The generic fallback (verifier cost grows with the gate
-/// count).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct GatesOp {
-    /// The gates of one item.
-    pub layer: GateLayer,
-}
-
 /// A compiled layer operation over integers, one struct per kind. Scales are already folded
 /// in: the operation is exact integer arithmetic on the stage values. (JSON: the struct's
 /// fields beside `"op": "<kind>"`.)
@@ -287,30 +226,12 @@ pub enum Op {
 impl Op {
     /// Short name of the operation.
     pub fn name(&self) -> &'static str {
-        match self {
-            Op::Conv2d(Conv2dOp { .. }) => "conv2d",
-            Op::Dense(DenseOp { .. }) => "dense",
-            Op::SumPool(SumPoolOp { .. }) => "sum_pool",
-            Op::Activation(ActivationOp { .. }) => "activation",
-            Op::Gates(GatesOp { .. }) => "gates",
-        }
+        self.rules().name()
     }
 
     /// Multiply-accumulates per item.
     pub fn macs(&self, output: &Layout) -> u64 {
-        match self {
-            Op::Conv2d(Conv2dOp {
-                in_channels,
-                kernel,
-                ..
-            }) => (output.item_len() * in_channels * kernel[0] * kernel[1]) as u64,
-            Op::Dense(DenseOp {
-                in_features,
-                out_features,
-                ..
-            }) => (in_features * out_features) as u64,
-            _ => 0,
-        }
+        self.rules().macs(output)
     }
 }
 
@@ -346,110 +267,7 @@ impl CircuitLayer {
         if self.input.item_vars() > MAX_ITEM_VARS || self.output.item_vars() > MAX_ITEM_VARS {
             return Err(format!("tensor larger than 2^{MAX_ITEM_VARS} positions"));
         }
-        let windowed =
-            |k: [usize; 2], s: [usize; 2], p: [usize; 2], ch_in: usize, ch_out: usize| {
-                if i.len() != 3 || o.len() != 3 {
-                    return Err("needs [C, H, W] tensors".to_string());
-                }
-                // `(n + 2p − k)/s + 1`, checked: circuits can come from files.
-                let out = |n: usize, k: usize, s: usize, p: usize| {
-                    let span = p.checked_mul(2).and_then(|p2| n.checked_add(p2))?;
-                    (s > 0 && k > 0).then(|| span.checked_sub(k).map(|d| d / s + 1))?
-                };
-                let (Some(ho), Some(wo)) =
-                    (out(i[1], k[0], s[0], p[0]), out(i[2], k[1], s[1], p[1]))
-                else {
-                    return Err(format!(
-                        "kernel {k:?}, stride {s:?}, padding {p:?} do not fit input {i:?}"
-                    ));
-                };
-                let want = [ch_out, ho, wo];
-                if i[0] != ch_in || o.as_slice() != want {
-                    return Err(format!(
-                        "layouts {i:?} -> {o:?} do not fit the op (expected -> {want:?})"
-                    ));
-                }
-                Ok(())
-            };
-        match &self.op {
-            Op::Conv2d(Conv2dOp {
-                in_channels,
-                out_channels,
-                kernel,
-                stride,
-                padding,
-                weight,
-                bias,
-            }) => {
-                windowed(*kernel, *stride, *padding, *in_channels, *out_channels)?;
-                let weights = out_channels
-                    .checked_mul(*in_channels)
-                    .and_then(|x| x.checked_mul(kernel[0]))
-                    .and_then(|x| x.checked_mul(kernel[1]));
-                if weights != Some(weight.len()) || bias.len() != *out_channels {
-                    return Err(format!(
-                        "{} weights and {} biases do not fit {out_channels}·{in_channels}·{}·{}",
-                        weight.len(),
-                        bias.len(),
-                        kernel[0],
-                        kernel[1]
-                    ));
-                }
-                Ok(())
-            }
-            Op::Dense(DenseOp {
-                in_features,
-                out_features,
-                weight,
-                bias,
-            }) => {
-                if self.input.item_len() != *in_features
-                    || o.as_slice() != [*out_features]
-                    || in_features.checked_mul(*out_features) != Some(weight.len())
-                    || bias.len() != *out_features
-                {
-                    return Err(format!(
-                        "dense {in_features}→{out_features} does not fit layouts {i:?} -> {o:?} \
-                         with {} weights and {} biases",
-                        weight.len(),
-                        bias.len()
-                    ));
-                }
-                Ok(())
-            }
-            Op::SumPool(SumPoolOp { window, stride }) => {
-                windowed(*window, *stride, [0, 0], i[0], i[0])
-            }
-            Op::Activation(ActivationOp { .. }) => {
-                if i != o {
-                    return Err("activation changes the shape".into());
-                }
-                Ok(())
-            }
-            Op::Gates(GatesOp { layer }) => {
-                if layer.gates.len() > self.output.item_len_padded()
-                    || layer
-                        .max_wire()
-                        .is_some_and(|w| w as usize >= self.input.item_len_padded())
-                {
-                    return Err("gate wires out of range".into());
-                }
-                // Padding positions must stay zero: only a zero constant may sit there.
-                let mut real = vec![false; self.output.item_len_padded()];
-                for off in self.output.padded_offsets() {
-                    real[off] = true;
-                }
-                let bad = layer
-                    .gates
-                    .iter()
-                    .zip(&real)
-                    .position(|(g, r)| !r && *g != crate::gates::Gate::Const(0));
-                if let Some(g) = bad {
-                    return Err(format!("gate {g} writes a padding position"));
-                }
-                Ok(())
-            }
-        }
+        self.op.rules().check(&self.input, &self.output)
     }
 }
 
@@ -566,56 +384,7 @@ impl LayeredCircuit {
             e.uint(l.scale_bits as u128);
             e.uint(l.bound_bits as u128);
             e.bytes(l.label.as_bytes());
-            match &l.op {
-                Op::Conv2d(Conv2dOp {
-                    in_channels,
-                    out_channels,
-                    kernel,
-                    stride,
-                    padding,
-                    weight,
-                    bias,
-                }) => {
-                    e.uint(1);
-                    e.dims(&[*in_channels, *out_channels]);
-                    e.dims(kernel);
-                    e.dims(stride);
-                    e.dims(padding);
-                    e.ints64(weight);
-                    e.ints(bias);
-                }
-                Op::Dense(DenseOp {
-                    in_features,
-                    out_features,
-                    weight,
-                    bias,
-                }) => {
-                    e.uint(2);
-                    e.dims(&[*in_features, *out_features]);
-                    e.ints64(weight);
-                    e.ints(bias);
-                }
-                Op::SumPool(SumPoolOp { window, stride }) => {
-                    e.uint(3);
-                    e.dims(window);
-                    e.dims(stride);
-                }
-                Op::Activation(ActivationOp { a, b, c }) => {
-                    e.uint(4);
-                    e.ints(&[*a, *b, *c]);
-                }
-                Op::Gates(GatesOp { layer }) => {
-                    e.uint(5);
-                    e.uint(layer.gates.len() as u128);
-                    for g in &layer.gates {
-                        let (tag, x, y, k) = g.encode();
-                        e.uint(tag as u128);
-                        e.uint(x as u128);
-                        e.uint(y as u128);
-                        e.int(k);
-                    }
-                }
-            }
+            l.op.rules().encode(&mut e);
         }
         e.finish()
     }
@@ -624,7 +393,7 @@ impl LayeredCircuit {
 /// The canonical encoder behind [`LayeredCircuit::digest`]: every item is length-framed or
 /// self-delimiting, so two different circuits never encode alike.
 #[derive(Default)]
-struct Enc {
+pub(crate) struct Enc {
     h: blake3::Hasher,
     buf: Vec<u8>,
 }
@@ -636,7 +405,7 @@ impl Enc {
             self.buf.clear();
         }
     }
-    fn uint(&mut self, mut v: u128) {
+    pub(crate) fn uint(&mut self, mut v: u128) {
         loop {
             let byte = (v & 0x7f) as u8;
             v >>= 7;
@@ -648,27 +417,27 @@ impl Enc {
         }
         self.flush();
     }
-    fn int(&mut self, v: i128) {
+    pub(crate) fn int(&mut self, v: i128) {
         self.uint(((v << 1) ^ (v >> 127)) as u128);
     }
-    fn bytes(&mut self, b: &[u8]) {
+    pub(crate) fn bytes(&mut self, b: &[u8]) {
         self.uint(b.len() as u128);
         self.buf.extend_from_slice(b);
         self.flush();
     }
-    fn dims(&mut self, d: &[usize]) {
+    pub(crate) fn dims(&mut self, d: &[usize]) {
         self.uint(d.len() as u128);
         for x in d {
             self.uint(*x as u128);
         }
     }
-    fn ints(&mut self, v: &[i128]) {
+    pub(crate) fn ints(&mut self, v: &[i128]) {
         self.uint(v.len() as u128);
         for x in v {
             self.int(*x);
         }
     }
-    fn ints64(&mut self, v: &[i64]) {
+    pub(crate) fn ints64(&mut self, v: &[i64]) {
         self.uint(v.len() as u128);
         for x in v {
             self.int(*x as i128);
@@ -689,6 +458,7 @@ pub fn bits_of(m: u128) -> u32 {
 mod tests {
     use super::*;
     use crate::field::{FieldId, M127};
+    use crate::gates::GateLayer;
     use ark_ff::{One, UniformRand, Zero};
     use rand::SeedableRng;
 
