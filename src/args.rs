@@ -181,17 +181,13 @@ pub fn check_batch_memory(
     batch: usize,
     budget: u64,
 ) -> Result<(), String> {
-    let need = memory::estimate(circuit, batch);
-    if need <= budget {
-        return Ok(());
-    }
-    Err(format!(
-        "a batch of {batch} needs about {} to prove, over the memory budget of {} \
-         (--max-memory; default half the physical memory); the largest batch that fits is {}",
-        show_bytes(need),
-        show_bytes(budget),
-        memory::largest_batch(circuit, budget)
-    ))
+    check_memory(
+        batch,
+        memory::estimate(circuit, batch),
+        budget,
+        "prove",
+        || memory::largest_batch(circuit, budget),
+    )
 }
 
 /// [`check_batch_memory`] for plain inference ([`verinfer_circuits::memory::infer_estimate`]).
@@ -200,16 +196,31 @@ pub fn check_infer_memory(
     batch: usize,
     budget: u64,
 ) -> Result<(), String> {
-    let need = memory::infer_estimate(circuit, batch);
+    check_memory(
+        batch,
+        memory::infer_estimate(circuit, batch),
+        budget,
+        "infer",
+        || memory::largest_infer_batch(circuit, budget),
+    )
+}
+
+fn check_memory(
+    batch: usize,
+    need: u64,
+    budget: u64,
+    work: &str,
+    largest: impl FnOnce() -> usize,
+) -> Result<(), String> {
     if need <= budget {
         return Ok(());
     }
     Err(format!(
-        "a batch of {batch} needs about {} to infer, over the memory budget of {} \
+        "a batch of {batch} needs about {} to {work}, over the memory budget of {} \
          (--max-memory; default half the physical memory); the largest batch that fits is {}",
         show_bytes(need),
         show_bytes(budget),
-        memory::largest_infer_batch(circuit, budget)
+        largest()
     ))
 }
 

@@ -93,12 +93,11 @@ pub fn largest_batch(circuit: &LayeredCircuit, budget: u64) -> usize {
     best
 }
 
-/// Estimated peak bytes of plain integer inference (`witness::infer`, no proof) of `batch`
-/// items. Inference keeps stages compact (real positions only) and frees each once the next is
+/// Estimated bytes per item of plain integer inference (`witness::infer`, no proof).
+/// Inference keeps stages compact (real positions only) and frees each once the next is
 /// computed, so per item it holds the input as read and quantized and at most two consecutive
-/// stages as 128-bit integers; fixed: the weights (as `i64` and as the widest kernel form) and
-/// the process base. No padding to a power of two.
-pub fn infer_estimate(circuit: &LayeredCircuit, batch: usize) -> u64 {
+/// stages as 128-bit integers. No padding to a power of two.
+pub fn infer_per_item_bytes(circuit: &LayeredCircuit) -> u64 {
     let stages: Vec<u64> = std::iter::once(&circuit.input)
         .chain(circuit.layers.iter().map(|l| &l.output))
         .map(|t| t.item_len() as u64)
@@ -109,20 +108,21 @@ pub fn infer_estimate(circuit: &LayeredCircuit, batch: usize) -> u64 {
         .max()
         .unwrap_or(0);
     let input = (circuit.input.item_len() as u64).saturating_mul(8 + 16);
-    let per_item = widest_pair.saturating_mul(16).saturating_add(input);
-    fixed_bytes(circuit).saturating_add((batch.max(1) as u64).saturating_mul(per_item))
+    widest_pair.saturating_mul(16).saturating_add(input)
+}
+
+/// Estimated peak bytes of plain integer inference of `batch` items: [`fixed_bytes`] plus
+/// `batch ×` [`infer_per_item_bytes`].
+pub fn infer_estimate(circuit: &LayeredCircuit, batch: usize) -> u64 {
+    fixed_bytes(circuit)
+        .saturating_add((batch.max(1) as u64).saturating_mul(infer_per_item_bytes(circuit)))
 }
 
 /// The largest batch whose inference estimate ([`infer_estimate`]) fits `budget` bytes, or 0.
 pub fn largest_infer_batch(circuit: &LayeredCircuit, budget: u64) -> usize {
-    let per_item = infer_estimate(circuit, 2).saturating_sub(infer_estimate(circuit, 1));
-    match budget.checked_sub(infer_estimate(circuit, 1)) {
-        None => 0,
-        Some(rest) => {
-            let more = rest.checked_div(per_item).unwrap_or(u64::MAX);
-            usize::try_from(more.saturating_add(1)).unwrap_or(usize::MAX)
-        }
-    }
+    let per_item = infer_per_item_bytes(circuit).max(1);
+    let items = budget.saturating_sub(fixed_bytes(circuit)) / per_item;
+    usize::try_from(items).unwrap_or(usize::MAX)
 }
 
 #[cfg(test)]

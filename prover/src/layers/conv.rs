@@ -70,7 +70,8 @@ impl<F: ProofField> LayerProver<F> for Conv2dOp {
         transcript.append_scalar(label::LAYER_EVAL, &tau);
 
         let (t_c, t_u, t_v) = split_kernel_point(&out1.point, s.vars);
-        let (s_row, s_col) = conv_windows(self, layer, &s, t_u, t_v);
+        let (s_row, s_col) =
+            conv_windows(self, layer, &s, &mle::eq_table(t_u), &mle::eq_table(t_v));
         let g = kron(&[eq_b, mle::eq_table(t_c), s_row, s_col]);
         let mut p2 = ProductProver::new(g, input.into_owned());
         let out2 = prove_sumcheck(&mut p2, tau, transcript);

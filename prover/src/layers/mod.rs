@@ -36,7 +36,7 @@ pub fn prove_layer<F: ProofField>(
     claim: &Claim<F>,
     transcript: &mut Transcript,
 ) -> Result<(LayerProof<F>, Claim<F>), ProveError> {
-    prove_layer_impl(layer, batch, input, None, claim, transcript)
+    prover::<F>(&layer.op).prove(layer, batch, input, None, claim, transcript)
 }
 
 /// A deliberately dishonest [`prove_layer`], for soundness tests only: the layer's inner
@@ -54,7 +54,7 @@ pub fn prove_layer_with_inner<F: ProofField>(
     claim: &Claim<F>,
     transcript: &mut Transcript,
 ) -> Result<(LayerProof<F>, Claim<F>), ProveError> {
-    prove_layer_impl(layer, batch, input, Some(inner), claim, transcript)
+    prover::<F>(&layer.op).prove(layer, batch, input, Some(inner), claim, transcript)
 }
 
 /// One structured layer reduction as the prover runs it, implemented by each op struct in its
@@ -84,17 +84,6 @@ pub fn prover<F: ProofField>(op: &Op) -> &dyn LayerProver<F> {
         Op::Conv2d(op) => op,
         Op::Gates(op) => op,
     }
-}
-
-fn prove_layer_impl<F: ProofField>(
-    layer: &CircuitLayer,
-    batch: usize,
-    input: Cow<'_, [F]>,
-    inner: Option<&[F]>,
-    claim: &Claim<F>,
-    transcript: &mut Transcript,
-) -> Result<(LayerProof<F>, Claim<F>), ProveError> {
-    prover::<F>(&layer.op).prove(layer, batch, input, inner, claim, transcript)
 }
 
 /// Ends a layer on its last sumcheck, whose second table is the layer's input: absorbs the

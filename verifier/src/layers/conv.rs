@@ -84,13 +84,13 @@ pub fn split_kernel_point<F>(
 }
 
 /// The window tables `(S_row, S_col)` of the window sumcheck, each kernel position weighted by
-/// `eq(t_u,·)` / `eq(t_v,·)`.
+/// `eq_u = eq(t_u,·)` / `eq_v = eq(t_v,·)`.
 pub fn conv_windows<F: ProofField>(
     op: &Conv2dOp,
     layer: &CircuitLayer,
     s: &ConvSetup<F>,
-    t_u: &[F],
-    t_v: &[F],
+    eq_u: &[F],
+    eq_v: &[F],
 ) -> (Vec<F>, Vec<F>) {
     let ax = axes(
         &layer.input,
@@ -99,12 +99,7 @@ pub fn conv_windows<F: ProofField>(
         op.stride,
         op.padding,
     );
-    window_tables(
-        &layer.input,
-        ax,
-        (&s.eq_i, &s.eq_j),
-        Some((&mle::eq_table(t_u), &mle::eq_table(t_v))),
-    )
+    window_tables(&layer.input, ax, (&s.eq_i, &s.eq_j), Some((eq_u, eq_v)))
 }
 
 impl<F: ProofField> LayerRule<F> for Conv2dOp {
@@ -153,7 +148,7 @@ impl<F: ProofField> LayerRule<F> for Conv2dOp {
         let sc2 = sumcheck::verify(&proof.sumchecks[1], tau, n, 2, transcript)?;
         let chi = take_eval(proof, 1, transcript);
         let (p, p_b) = split_point(&layer.input, &sc2.point);
-        let (s_row, s_col) = conv_windows(self, layer, &s, t_u, t_v);
+        let (s_row, s_col) = conv_windows(self, layer, &s, &eq_u, &eq_v);
         let g = window_product((&s.r_b, p_b), (t_c, p[0]), (&s_row, p[1]), (&s_col, p[2]));
         final_check(sc2.value, g * chi, index, "convolution window evaluation")?;
         Ok(Claim {
