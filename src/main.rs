@@ -14,13 +14,12 @@ use std::time::{Duration, Instant};
 use verinfer::args::{
     check_batch_memory, check_infer_memory, default_memory_budget, parse_bytes, Compiled, ModelArgs,
 };
-use verinfer::circuits::circuit::{Op, WeightScale};
+use verinfer::circuits::circuit::WeightScale;
 use verinfer::circuits::witness::infer;
 use verinfer::engine::{proof_shapes, prove_any, verify_any};
 use verinfer::files::{check_outputs, read_limited, write_regular, MAX_INPUT_BYTES};
 use verinfer::prover::inference::Progress;
 use verinfer::report::{hex, OutputReport};
-use verinfer_circuits::circuit::{Conv2dOp, DenseOp};
 
 /// Prove and verify neural-network inference with GKR.
 ///
@@ -379,15 +378,14 @@ fn inspect_cmd(args: &ModelArgs) -> Result<ExitCode> {
     for (i, l) in circuit.layers.iter().enumerate() {
         // Output scale, and for linear layers the weights' own fractional bits (which
         // `--weight-scale per-layer` chooses per layer).
-        let scale = match l.op {
-            Op::Conv2d(Conv2dOp { .. }) | Op::Dense(DenseOp { .. }) => {
-                format!(
-                    "{} w{}",
-                    l.scale_bits,
-                    l.scale_bits.saturating_sub(in_scale)
-                )
-            }
-            _ => l.scale_bits.to_string(),
+        let scale = if l.op.weights().0.is_empty() {
+            l.scale_bits.to_string()
+        } else {
+            format!(
+                "{} w{}",
+                l.scale_bits,
+                l.scale_bits.saturating_sub(in_scale)
+            )
         };
         in_scale = l.scale_bits;
         let sc = shapes

@@ -226,12 +226,17 @@ pub enum Op {
 impl Op {
     /// Short name of the operation.
     pub fn name(&self) -> &'static str {
-        self.rules().name()
+        self.spec().name()
     }
 
     /// Multiply-accumulates per item.
     pub fn macs(&self, output: &Layout) -> u64 {
-        self.rules().macs(output)
+        self.spec().macs(output)
+    }
+
+    /// The integer weights and biases the op stores (both empty for weight-free kinds).
+    pub fn weights(&self) -> (&[i64], &[i128]) {
+        self.spec().weights()
     }
 }
 
@@ -267,7 +272,7 @@ impl CircuitLayer {
         if self.input.item_vars() > MAX_ITEM_VARS || self.output.item_vars() > MAX_ITEM_VARS {
             return Err(format!("tensor larger than 2^{MAX_ITEM_VARS} positions"));
         }
-        self.op.rules().check(&self.input, &self.output)
+        self.op.spec().check(&self.input, &self.output)
     }
 }
 
@@ -384,7 +389,7 @@ impl LayeredCircuit {
             e.uint(l.scale_bits as u128);
             e.uint(l.bound_bits as u128);
             e.bytes(l.label.as_bytes());
-            l.op.rules().encode(&mut e);
+            l.op.spec().encode(&mut e);
         }
         e.finish()
     }

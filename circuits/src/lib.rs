@@ -9,13 +9,15 @@
 //! - [`circuit`]: the compiled, quantized [`circuit::LayeredCircuit`] and its tensor layout.
 //! - [`predicates`]: wiring predicates (window tables) shared by prover and verifier.
 //! - [`quant`]: the quantization rules of docs/protocol.md §3.
-//! - [`compile`]: model → layered circuit, with the exact worst-case bound analysis.
+//! - [`compile`]: model → layered circuit: quantization, layout, the field choice.
+//! - [`bounds`]: the exact worst-case bound analysis (each kind's rule next to its kernel).
 //! - [`witness`]: integer inference and the field witness of every stage.
 //! - [`zoo`]: built-in architectures (CIFAR-sized CNN, TIMIT-shaped dense net) for benchmarks.
 //! - [`lower`]: the `gates` lowering, a layered circuit as plain fan-in-2 gates.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod bounds;
 pub mod circuit;
 pub mod compile;
 pub mod gates;

@@ -16,7 +16,7 @@
 //! digits CNN, measured: 1.43 GB peak at batch 65,536 against an estimate of 3.9 GB); it is
 //! meant as a bound to refuse by, not a prediction.
 
-use crate::circuit::{Conv2dOp, DenseOp, GatesOp, LayeredCircuit, Op};
+use crate::circuit::LayeredCircuit;
 use crate::field::FieldId;
 
 /// Bytes of the running process besides the batch: code, runtime, thread stacks.
@@ -41,10 +41,7 @@ pub fn per_item_bytes(circuit: &LayeredCircuit) -> u64 {
     let gates = circuit
         .layers
         .iter()
-        .map(|l| match &l.op {
-            Op::Gates(GatesOp { layer, .. }) => (layer.gates.len() as u64).saturating_mul(4 * f),
-            _ => 0,
-        })
+        .map(|l| (l.op.spec().gate_count() as u64).saturating_mul(4 * f))
         .fold(0u64, u64::saturating_add);
     let input = (circuit.input.item_len() as u64).saturating_mul(8 + 16);
     tensors
@@ -59,8 +56,9 @@ pub fn fixed_bytes(circuit: &LayeredCircuit) -> u64 {
     let weights = circuit
         .layers
         .iter()
-        .map(|l| match &l.op {
-            Op::Conv2d(Conv2dOp { weight, bias, .. }) | Op::Dense(DenseOp { weight, bias, .. }) => {
+        .map(|l| match l.op.spec().weights() {
+            // A weight table is padded to a power of two; weight-free kinds store nothing.
+            (weight, bias) if !weight.is_empty() => {
                 (weight.len().next_power_of_two() + bias.len()) as u64
             }
             _ => 0,

@@ -9,7 +9,7 @@ use verinfer_circuits::circuit::LayeredCircuit;
 use verinfer_circuits::field::{from_i128, ProofField};
 use verinfer_circuits::mle;
 use verinfer_circuits::witness::{witness_tables, Witness};
-use verinfer_verifier::layers::{aligned_pool, Claim};
+use verinfer_verifier::layers::{rule, Claim};
 use verinfer_verifier::proof::Proof;
 use verinfer_verifier::transcript::label;
 use verinfer_verifier::Transcript;
@@ -62,8 +62,13 @@ pub fn prove_with_progress<F: ProofField>(
         )));
     }
     let batch = input.len() / per;
-    // An aligned sum-pool's proof needs no table of its input: skip converting those stages.
-    let needed = |stage: usize| !circuit.layers.get(stage).is_some_and(aligned_pool);
+    // A relabelling layer's proof needs no table of its input: skip converting those stages.
+    let needed = |stage: usize| {
+        !circuit
+            .layers
+            .get(stage)
+            .is_some_and(|l| rule::<F>(&l.op).relabels(l))
+    };
     let w: Witness<F> = witness_tables(circuit, batch, input, &needed)
         .map_err(|e| ProveError::Input(e.to_string()))?;
     let witness_ms = start.elapsed().as_secs_f64() * 1e3;

@@ -32,7 +32,7 @@ use verinfer_circuits::witness::{infer, witness, Witness};
 use verinfer_prover::inference::{prove, prove_witness};
 use verinfer_prover::layers::{prove_layer, prove_layer_with_inner};
 use verinfer_verifier::inference::{verify, verify_bound_to};
-use verinfer_verifier::layers::{aligned_pool, Claim};
+use verinfer_verifier::layers::{rule, Claim};
 use verinfer_verifier::transcript::label;
 use verinfer_verifier::{Proof, Transcript, VerifyError};
 
@@ -300,12 +300,17 @@ fn first_check(layer: &CircuitLayer) -> &'static str {
     }
 }
 
+/// Whether `l` is a relabelling with no check of its own (an aligned sum-pool).
+fn relabels(l: &CircuitLayer) -> bool {
+    rule::<M127>(&l.op).relabels(l)
+}
+
 /// The error a lie about stage `k` must meet: the first check of layer `k − 1`, which wrote it.
 /// An aligned sum-pool is a relabelling with no check of its own: it hands the false claim to
 /// the layer below, and the lie is caught there (or, at the bottom, by the input check).
 fn expected_catch(c: &LayeredCircuit, k: usize) -> VerifyError {
     let mut j = k;
-    while j > 0 && aligned_pool(&c.layers[j - 1]) {
+    while j > 0 && relabels(&c.layers[j - 1]) {
         j -= 1;
     }
     match j {

@@ -2,29 +2,43 @@
 
 use super::*;
 
-/// The plan of a activation layer: its gate buckets and the sizes of its gate layers.
-pub(super) fn plan(
-    op: &ActivationOp,
-    layer: &CircuitLayer,
-    batch: usize,
-    at: &str,
-) -> Result<(Plan, Vec<usize>), LowerError> {
-    let lin = layer.input.item_len();
-    let lout = layer.output.item_len();
-    let ActivationOp { a, b, c } = op;
-    if lin != lout {
-        return Err(shape_err(
-            at,
-            format!("activation maps {lin} values to {lout}"),
-        ));
+impl Lowering for ActivationOp {
+    /// The plan of a activation layer: its gate buckets and the sizes of its gate layers.
+    fn plan(
+        &self,
+        layer: &CircuitLayer,
+        batch: usize,
+        at: &str,
+    ) -> Result<(Plan, Vec<usize>), LowerError> {
+        let op = self;
+        let lin = layer.input.item_len();
+        let lout = layer.output.item_len();
+        let ActivationOp { a, b, c } = op;
+        if lin != lout {
+            return Err(shape_err(
+                at,
+                format!("activation maps {lin} values to {lout}"),
+            ));
+        }
+        let templates = activation_templates(*a, *b, *c);
+        let n = lin.saturating_mul(batch);
+        let sizes = templates
+            .iter()
+            .map(|t| t.len().saturating_mul(n))
+            .collect();
+        Ok((Plan::Elementwise(templates), sizes))
     }
-    let templates = activation_templates(*a, *b, *c);
-    let n = lin.saturating_mul(batch);
-    let sizes = templates
-        .iter()
-        .map(|t| t.len().saturating_mul(n))
-        .collect();
-    Ok((Plan::Elementwise(templates), sizes))
+
+    fn build(
+        &self,
+        layer: &CircuitLayer,
+        plan: &Plan,
+        batch: usize,
+        _index: usize,
+        _capacities: &[usize],
+    ) -> Result<Vec<Vec<Gate>>, LowerError> {
+        build_elementwise_plan(plan, batch.saturating_mul(layer.input.item_len()))
+    }
 }
 
 /// The per-element layers of `a·x² + b·x + c`; see [`Plan::Elementwise`].

@@ -2,54 +2,66 @@
 
 use super::*;
 
-/// The plan of a gates layer: its gate buckets and the sizes of its gate layers.
-pub(super) fn plan(
-    op: &GatesOp,
-    layer: &CircuitLayer,
-    batch: usize,
-    at: &str,
-) -> Result<(Plan, Vec<usize>), LowerError> {
-    let lout = layer.output.item_len();
-    let GatesOp { layer: gl } = op;
-    let in_padded = layer.input.item_len_padded();
-    let out_padded = layer.output.item_len_padded();
-    if in_padded > 1 << MAX_LAYER_VARS {
-        return Err(too_large(
-            at,
-            "in one gate layer",
-            in_padded,
-            1 << MAX_LAYER_VARS,
-        ));
-    }
-    if gl.gates.len() > out_padded {
-        return Err(shape_err(
-            at,
-            format!(
-                "{} gates per item but the padded output has {out_padded} positions",
-                gl.gates.len()
-            ),
-        ));
-    }
-    for (gi, gate) in gl.gates.iter().enumerate() {
-        for w in gate_wires(gate).into_iter().flatten() {
-            if w as usize >= in_padded {
-                return Err(shape_err(
-                    at,
-                    format!(
-                        "gate {gi} reads wire {w}, the padded input has {in_padded} \
+impl Lowering for GatesOp {
+    /// The plan of a gates layer: its gate buckets and the sizes of its gate layers.
+    fn plan(
+        &self,
+        layer: &CircuitLayer,
+        batch: usize,
+        at: &str,
+    ) -> Result<(Plan, Vec<usize>), LowerError> {
+        let op = self;
+        let lout = layer.output.item_len();
+        let GatesOp { layer: gl } = op;
+        let in_padded = layer.input.item_len_padded();
+        let out_padded = layer.output.item_len_padded();
+        if in_padded > 1 << MAX_LAYER_VARS {
+            return Err(too_large(
+                at,
+                "in one gate layer",
+                in_padded,
+                1 << MAX_LAYER_VARS,
+            ));
+        }
+        if gl.gates.len() > out_padded {
+            return Err(shape_err(
+                at,
+                format!(
+                    "{} gates per item but the padded output has {out_padded} positions",
+                    gl.gates.len()
+                ),
+            ));
+        }
+        for (gi, gate) in gl.gates.iter().enumerate() {
+            for w in gate_wires(gate).into_iter().flatten() {
+                if w as usize >= in_padded {
+                    return Err(shape_err(
+                        at,
+                        format!(
+                            "gate {gi} reads wire {w}, the padded input has {in_padded} \
                              positions"
-                    ),
-                ));
+                        ),
+                    ));
+                }
             }
         }
+        Ok((Plan::Gates, vec![lout.saturating_mul(batch)]))
     }
-    Ok((Plan::Gates, vec![lout.saturating_mul(batch)]))
+
+    fn build(
+        &self,
+        layer: &CircuitLayer,
+        _plan: &Plan,
+        batch: usize,
+        _index: usize,
+        _capacities: &[usize],
+    ) -> Result<Vec<Vec<Gate>>, LowerError> {
+        Ok(vec![build_gates(self, layer, batch)?])
+    }
 }
 
-pub(super) fn build_gates(layer: &CircuitLayer, batch: usize) -> Result<Vec<Gate>, LowerError> {
-    let Op::Gates(GatesOp { layer: gl }) = &layer.op else {
-        return Err(LowerError::Internal("not a gates stage".into()));
-    };
+fn build_gates(op: &GatesOp, layer: &CircuitLayer, batch: usize) -> Result<Vec<Gate>, LowerError> {
+    let gl = &op.layer;
     let lin = layer.input.item_len();
     // Real index of every padded input offset (u32::MAX at padding).
     let mut real_of = vec![u32::MAX; layer.input.item_len_padded()];

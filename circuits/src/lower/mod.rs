@@ -36,12 +36,8 @@ mod dense;
 mod gates;
 mod sum_pool;
 
-use conv::conv_geometry;
-use gates::build_gates;
-use sum_pool::pool_geometry;
-
 use crate::circuit::{ActivationOp, Conv2dOp, DenseOp, GatesOp, SumPoolOp};
-use crate::circuit::{CircuitLayer, LayeredCircuit, Layout, Op};
+use crate::circuit::{CircuitLayer, LayeredCircuit, Layout};
 use crate::gates::{Gate, GateCircuit, GateLayer, MAX_LAYER_VARS};
 use std::collections::BTreeMap;
 use thiserror::Error;
@@ -166,11 +162,7 @@ pub fn lower_to_gates_with_limits(
     let mut at = 0;
     for (index, (layer, plan)) in circuit.layers.iter().zip(&plans).enumerate() {
         let sizes = stats.layer_sizes.get(at..).unwrap_or(&[]);
-        let built = match plan {
-            Plan::Linear(p) => build_linear(layer, p, batch, index, sizes)?,
-            Plan::Elementwise(t) => build_elementwise(t, batch * in_len),
-            Plan::Gates => vec![build_gates(layer, batch)?],
-        };
+        let built = layer.op.spec().build(layer, plan, batch, index, sizes)?;
         at += built.len();
         layers.extend(built.into_iter().map(|gates| GateLayer { gates }));
         in_len = layer.output.item_len();
@@ -225,15 +217,17 @@ struct Bucket {
 }
 
 #[derive(Clone, Debug)]
-struct LinearPlan {
+pub(crate) struct LinearPlan {
     /// Leaf layer skipped: every nonzero coefficient is 1.
     skip_leaf: bool,
     /// Levels of the add tree.
     tree_levels: usize,
 }
 
+/// How a stage is lowered.
 #[derive(Clone, Debug)]
-enum Plan {
+pub(crate) enum Plan {
+    /// Leaf layer and add trees per output.
     Linear(LinearPlan),
     /// Per-element gate templates, one list per layer; wires are slots of the previous layer's
     /// templates of the same element (slot 0 of the stage input is the element itself).
@@ -365,19 +359,36 @@ fn analyse(
     ))
 }
 
+/// A layer kind's gate lowering, in `lower/<kind>.rs`.
+pub(crate) trait Lowering {
+    /// The plan of the stage (this op) at `batch` items and the gate counts of its layers
+    /// (saturating), validated; `at` names the layer in errors.
+    fn plan(
+        &self,
+        layer: &CircuitLayer,
+        batch: usize,
+        at: &str,
+    ) -> Result<(Plan, Vec<usize>), LowerError>;
+
+    /// The gate layers of the stage, as `plan` planned them; `capacities` are the planned layer
+    /// sizes (to allocate once).
+    fn build(
+        &self,
+        layer: &CircuitLayer,
+        plan: &Plan,
+        batch: usize,
+        index: usize,
+        capacities: &[usize],
+    ) -> Result<Vec<Vec<Gate>>, LowerError>;
+}
+
 /// The plan of one stage and the gate counts of its layers (saturating).
 fn plan_stage(
     layer: &CircuitLayer,
     batch: usize,
     at: &str,
 ) -> Result<(Plan, Vec<usize>), LowerError> {
-    match &layer.op {
-        Op::Conv2d(op) => conv::plan(op, layer, batch, at),
-        Op::Dense(op) => dense::plan(op, layer, batch, at),
-        Op::SumPool(op) => sum_pool::plan(op, layer, batch, at),
-        Op::Activation(op) => activation::plan(op, layer, batch, at),
-        Op::Gates(op) => gates::plan(op, layer, batch, at),
-    }
+    layer.op.spec().plan(layer, batch, at)
 }
 
 fn check_bias(len: usize, outs: usize, at: &str) -> Result<(), LowerError> {
@@ -594,110 +605,29 @@ impl TreeBuilder {
     }
 }
 
+/// The gate layers of a linear stage: `outputs` calls `push(leaves, bias)` once per output,
+/// in output order, with the output's `(input wire, coefficient)` terms.
 fn build_linear(
-    layer: &CircuitLayer,
-    plan: &LinearPlan,
-    batch: usize,
-    index: usize,
+    plan: &Plan,
     capacities: &[usize],
+    outputs: impl FnOnce(
+        &mut dyn FnMut(&[(u32, i128)], i128) -> Result<(), LowerError>,
+    ) -> Result<(), LowerError>,
 ) -> Result<Vec<Vec<Gate>>, LowerError> {
-    let lin = layer.input.item_len();
+    let Plan::Linear(plan) = plan else {
+        return Err(LowerError::Internal("not a linear stage".into()));
+    };
     let mut tree = TreeBuilder::new(plan, capacities);
-    let mut leaves: Vec<(u32, i128)> = Vec::new();
-    match &layer.op {
-        Op::Conv2d(Conv2dOp {
-            in_channels,
-            out_channels,
-            kernel,
-            stride,
-            padding,
-            weight,
-            bias,
-        }) => {
-            let at = where_(index, layer);
-            let g = conv_geometry(
-                &layer.input.dims,
-                &layer.output.dims,
-                *in_channels,
-                *out_channels,
-                *kernel,
-                *stride,
-                *padding,
-                &at,
-            )?;
-            for b in 0..batch {
-                let base = b * lin;
-                for o in 0..*out_channels {
-                    for i in 0..g.ho {
-                        let (u0, u1) = tap_range(i, g.h, g.kh, g.sh, g.ph);
-                        for j in 0..g.wo {
-                            let (v0, v1) = tap_range(j, g.w, g.kw, g.sw, g.pw);
-                            leaves.clear();
-                            for c in 0..g.c {
-                                for u in u0..u1 {
-                                    let row = g.sh * i + u - g.ph;
-                                    for v in v0..v1 {
-                                        let wt = weight[((o * g.c + c) * g.kh + u) * g.kw + v];
-                                        if wt != 0 {
-                                            let col = g.sw * j + v - g.pw;
-                                            let wire = base + (c * g.h + row) * g.w + col;
-                                            leaves.push((wire as u32, i128::from(wt)));
-                                        }
-                                    }
-                                }
-                            }
-                            tree.push(&leaves, bias[o])?;
-                        }
-                    }
-                }
-            }
-        }
-        Op::Dense(DenseOp {
-            in_features,
-            out_features,
-            weight,
-            bias,
-        }) => {
-            for b in 0..batch {
-                let base = b * lin;
-                for o in 0..*out_features {
-                    leaves.clear();
-                    let row = &weight[o * in_features..(o + 1) * in_features];
-                    for (k, &wt) in row.iter().enumerate() {
-                        if wt != 0 {
-                            leaves.push(((base + k) as u32, i128::from(wt)));
-                        }
-                    }
-                    tree.push(&leaves, bias[o])?;
-                }
-            }
-        }
-        Op::SumPool(SumPoolOp { window, stride }) => {
-            let at = where_(index, layer);
-            let g = pool_geometry(&layer.input.dims, &layer.output.dims, *window, *stride, &at)?;
-            for b in 0..batch {
-                let base = b * lin;
-                for c in 0..g.c {
-                    for i in 0..g.ho {
-                        let (u0, u1) = tap_range(i, g.h, g.kh, g.sh, 0);
-                        for j in 0..g.wo {
-                            let (v0, v1) = tap_range(j, g.w, g.kw, g.sw, 0);
-                            leaves.clear();
-                            for u in u0..u1 {
-                                for v in v0..v1 {
-                                    let wire = base + (c * g.h + g.sh * i + u) * g.w + g.sw * j + v;
-                                    leaves.push((wire as u32, 1));
-                                }
-                            }
-                            tree.push(&leaves, 0)?;
-                        }
-                    }
-                }
-            }
-        }
-        _ => return Err(LowerError::Internal("not a linear stage".into())),
-    }
+    outputs(&mut |leaves, bias| tree.push(leaves, bias))?;
     Ok(tree.levels)
+}
+
+/// The gate layers of an element-wise stage of `n` elements.
+fn build_elementwise_plan(plan: &Plan, n: usize) -> Result<Vec<Vec<Gate>>, LowerError> {
+    let Plan::Elementwise(templates) = plan else {
+        return Err(LowerError::Internal("not an element-wise stage".into()));
+    };
+    Ok(build_elementwise(templates, n))
 }
 
 fn build_elementwise(templates: &[Vec<Gate>], n: usize) -> Vec<Vec<Gate>> {

@@ -1,6 +1,6 @@
-//! A quadratic activation: its op struct and the rules every crate relies on (shape, digest).
-//! Its integer kernel is `witness/activation.rs`, its gates `lower/activation.rs`, its proof
-//! `verinfer_verifier::layers::activation` / `verinfer_prover::layers::activation`.
+//! A quadratic activation: its op struct and the rules every crate relies on (shape, digest). Its
+//! integer kernel and bound rule are in `witness/activation.rs`, its gates `lower/activation.rs`,
+//! its proof `verinfer_verifier::layers::activation` / `verinfer_prover::layers::activation`.
 
 use super::OpRules;
 use crate::circuit::{Enc, Layout};

@@ -1,5 +1,5 @@
-//! A 2-D convolution: its op struct and the rules every crate relies on (shape, MACs, digest).
-//! Its integer kernel is `witness/conv.rs`, its gates `lower/conv.rs`, its proof
+//! A 2-D convolution: its op struct and the rules every crate relies on (shape, MACs, digest). Its
+//! integer kernel and bound rule are in `witness/conv.rs`, its gates `lower/conv.rs`, its proof
 //! `verinfer_verifier::layers::conv` / `verinfer_prover::layers::conv`.
 
 use super::{windowed, OpRules};
@@ -56,6 +56,10 @@ impl OpRules for Conv2dOp {
             ));
         }
         Ok(())
+    }
+
+    fn weights(&self) -> (&[i64], &[i128]) {
+        (&self.weight, &self.bias)
     }
 
     fn encode(&self, e: &mut Enc) {

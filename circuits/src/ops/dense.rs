@@ -1,5 +1,5 @@
-//! A dense layer: its op struct and the rules every crate relies on (shape, MACs, digest).
-//! Its integer kernel is `witness/dense.rs`, its gates `lower/dense.rs`, its proof
+//! A dense layer: its op struct and the rules every crate relies on (shape, MACs, digest). Its
+//! integer kernel and bound rule are in `witness/dense.rs`, its gates `lower/dense.rs`, its proof
 //! `verinfer_verifier::layers::dense` / `verinfer_prover::layers::dense`.
 
 use super::OpRules;
@@ -44,6 +44,10 @@ impl OpRules for DenseOp {
             ));
         }
         Ok(())
+    }
+
+    fn weights(&self) -> (&[i64], &[i128]) {
+        (&self.weight, &self.bias)
     }
 
     fn encode(&self, e: &mut Enc) {

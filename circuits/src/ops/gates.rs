@@ -1,6 +1,7 @@
 //! An explicit gate layer: its op struct and the rules every crate relies on (wiring, padding,
-//! digest). Its integer kernel is `witness/gates.rs`, its gates `lower/gates.rs`, its proof
-//! `verinfer_verifier::layers::gates` / `verinfer_prover::layers::gates`.
+//! digest). Its integer kernel and bound rule are in `witness/gates.rs`, its gates
+//! `lower/gates.rs`, its proof `verinfer_verifier::layers::gates` /
+//! `verinfer_prover::layers::gates`.
 
 use super::OpRules;
 use crate::circuit::{Enc, Layout};
@@ -44,6 +45,10 @@ impl OpRules for GatesOp {
             return Err(format!("gate {g} writes a padding position"));
         }
         Ok(())
+    }
+
+    fn gate_count(&self) -> usize {
+        self.layer.gates.len()
     }
 
     fn encode(&self, e: &mut Enc) {

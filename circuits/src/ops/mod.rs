@@ -1,6 +1,14 @@
 //! One file per layer kind with the op struct and the rules the whole workspace relies on:
-//! its name, its multiply-accumulates, the shapes it accepts ([`crate::circuit::CircuitLayer::check`])
-//! and its digest encoding. [`Op::rules`] is the dispatch over the kinds for these.
+//! its name, its multiply-accumulates, the shapes it accepts ([`crate::circuit::CircuitLayer::check`]),
+//! its digest encoding and what it stores.
+//!
+//! **The one dispatch over the op in this crate** is [`Op::kind`]: it hands out the layer kind as
+//! a [`LayerOp`], the sum of one trait per concern, each implemented in the file named for the
+//! kind in that concern's folder:
+//! - [`OpRules`] here, in `ops/<kind>.rs`;
+//! - the bound rule ([`crate::bounds::BoundRule`]) and the integer kernel (`witness::KernelRule`)
+//!   in `witness/<kind>.rs`;
+//! - the gate lowering (`lower::Lowering`) in `lower/<kind>.rs`.
 
 mod activation;
 mod conv;
@@ -14,7 +22,11 @@ pub use dense::DenseOp;
 pub use gates::GatesOp;
 pub use sum_pool::SumPoolOp;
 
+use crate::bounds::Bounds;
 use crate::circuit::{Enc, Layout, Op};
+use crate::field::{Bn254, ProofField};
+use crate::lower::Lowering;
+use crate::witness::Kernel;
 
 /// What every kind of op says about itself.
 pub(crate) trait OpRules {
@@ -28,11 +40,25 @@ pub(crate) trait OpRules {
     fn check(&self, input: &Layout, output: &Layout) -> Result<(), String>;
     /// Writes the op's kind tag and parameters into the circuit digest.
     fn encode(&self, e: &mut Enc);
+    /// The integer weights and biases it stores (none for weight-free kinds).
+    fn weights(&self) -> (&[i64], &[i128]) {
+        (&[], &[])
+    }
+    /// Explicit gates per item (none for structured kinds).
+    fn gate_count(&self) -> usize {
+        0
+    }
 }
 
+/// A layer kind with every concern: its rules, its bound rule, its integer kernel (on machine
+/// integers and on the proof field `F`) and its gate lowering.
+pub(crate) trait LayerOp<F>: OpRules + Bounds + Kernel<F> + Lowering {}
+
+impl<F, T: OpRules + Bounds + Kernel<F> + Lowering> LayerOp<F> for T {}
+
 impl Op {
-    /// The rules of this op's kind.
-    pub(crate) fn rules(&self) -> &dyn OpRules {
+    /// This op's kind, with its kernel on the field `F`.
+    pub(crate) fn kind<F: ProofField>(&self) -> &dyn LayerOp<F> {
         match self {
             Op::Conv2d(op) => op,
             Op::Dense(op) => op,
@@ -40,6 +66,13 @@ impl Op {
             Op::Activation(op) => op,
             Op::Gates(op) => op,
         }
+    }
+
+    /// This op's kind for the concerns that do not depend on a field (rules, bounds, lowering):
+    /// the field parameter only picks which field kernel is reachable, and callers of this do
+    /// not use it.
+    pub(crate) fn spec(&self) -> &dyn LayerOp<Bn254> {
+        self.kind()
     }
 }
 

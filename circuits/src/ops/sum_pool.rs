@@ -1,5 +1,5 @@
 //! Sum-pooling: its op struct and the rules every crate relies on (shape, digest). Its integer
-//! kernel is `witness/sum_pool.rs`, its gates `lower/sum_pool.rs`, its proof
+//! kernel and bound rule are in `witness/sum_pool.rs`, its gates `lower/sum_pool.rs`, its proof
 //! `verinfer_verifier::layers::sum_pool` / `verinfer_prover::layers::sum_pool`.
 
 use super::{windowed, OpRules};

@@ -1,6 +1,47 @@
-//! The activation's integer kernel (element-wise, the constant at real positions only).
+//! The activation's integer kernel (element-wise, the constant at real positions only) and its
+//! bound rule.
 
 use super::*;
+
+impl KernelRule for ActivationOp {
+    const ELEMENTWISE: bool = true;
+
+    fn run<T: Num>(
+        &self,
+        _li: usize,
+        _layer: &CircuitLayer,
+        _batch: usize,
+        x: &[T],
+    ) -> Result<Vec<T>, WitnessError> {
+        Ok(activation(
+            x,
+            T::cst(self.a),
+            T::cst(self.b),
+            T::cst(self.c),
+        ))
+    }
+
+    fn run_in_place<T: Num>(&self, x: &mut [T]) {
+        activation_in_place(x, self.a, self.b, self.c);
+    }
+}
+
+impl BoundRule for ActivationOp {
+    fn bound<D: Domain>(
+        &self,
+        _layer: &CircuitLayer,
+        x: &[D::Val],
+        inter: &mut u32,
+    ) -> Option<Vec<D::Val>> {
+        let mut out = Vec::with_capacity(x.len());
+        for &xv in x {
+            let (v, bits) = D::quadratic(self.a, self.b, self.c, xv)?;
+            *inter = (*inter).max(bits);
+            out.push(v);
+        }
+        Some(out)
+    }
+}
 
 /// `Y = (a·X + b)·X + c` element-wise.
 pub(super) fn activation<T: Num>(x: &[T], a: T, b: T, c: T) -> Vec<T> {

@@ -1,36 +1,122 @@
-//! The convolution's integer kernel: im2col blocks of output positions through the product
-//! kernel, written in place into each item's `[out][row][col]` output.
+//! The convolution's integer kernel (im2col blocks of output positions through the product
+//! kernel, written in place into each item's `[out][row][col]` output) and its bound rule.
 
 use super::*;
 
+impl KernelRule for Conv2dOp {
+    fn run<T: Num>(
+        &self,
+        li: usize,
+        layer: &CircuitLayer,
+        batch: usize,
+        x: &[T],
+    ) -> Result<Vec<T>, WitnessError> {
+        let g = conv_geom(self, layer).ok_or_else(|| internal(li, layer))?;
+        let wt = T::weights(&self.weight);
+        let b: Vec<T> = self.bias.iter().map(|&v| T::cst(v)).collect();
+        Ok(conv(&g, &wt, &b, x, batch))
+    }
+
+    fn linear<'a>(&'a self, layer: &CircuitLayer, _batch: usize) -> Option<Linear<'a>> {
+        // Columns per weight: the output positions.
+        let item = layer.output.item_len();
+        let cols = item / self.out_channels.max(1);
+        Linear::new(&self.weight, &self.bias, item, self.out_channels, cols)
+    }
+
+    fn products(
+        &self,
+        layer: &CircuitLayer,
+        lin: &Linear,
+        batch: usize,
+        x: &[i64],
+        x_bits: u32,
+    ) -> Option<Vec<i64>> {
+        let g = conv_geom(self, layer)?;
+        if !fits_i16(lin, x_bits) {
+            return Some(conv(&g, lin.weight, &vec![0i64; g.o], x, batch));
+        }
+        let kk = g.c * g.kh * g.kw;
+        let w16: Vec<i16> = lin.weight.iter().map(|&w| w as i16).collect();
+        let x16: Vec<i16> = x.iter().map(|&v| v as i16).collect();
+        let npos = g.ho * g.wo;
+        Some(conv_core(
+            &g,
+            &x16,
+            batch,
+            0i16,
+            |m0, m, p, cnt, out| gemm16(&w16[m0 * kk..(m0 + m) * kk], p, kk, m, cnt, out, npos, 1),
+            |_| {},
+        ))
+    }
+}
+
+impl BoundRule for Conv2dOp {
+    fn bound<D: Domain>(
+        &self,
+        layer: &CircuitLayer,
+        x: &[D::Val],
+        inter: &mut u32,
+    ) -> Option<Vec<D::Val>> {
+        let (&[_, h, w], &[oc, oh, ow]) =
+            (layer.input.dims.as_slice(), layer.output.dims.as_slice())
+        else {
+            return None;
+        };
+        let ic = self.in_channels;
+        let [kh, kw] = self.kernel;
+        let [sh, sw] = self.stride;
+        let [ph, pw] = self.padding;
+        let mut out = Vec::with_capacity(oc * oh * ow);
+        for oo in 0..oc {
+            let b = *self.bias.get(oo)?;
+            for r in 0..oh {
+                for col in 0..ow {
+                    let mut acc = D::acc(b);
+                    for ch in 0..ic {
+                        for u in 0..kh {
+                            // Input row s·r + u − p; out of range = zero padding.
+                            let Some(ir) = (r * sh + u).checked_sub(ph).filter(|&v| v < h) else {
+                                continue;
+                            };
+                            for v in 0..kw {
+                                let Some(icol) = (col * sw + v).checked_sub(pw).filter(|&v| v < w)
+                                else {
+                                    continue;
+                                };
+                                let wt = *self.weight.get(((oo * ic + ch) * kh + u) * kw + v)?;
+                                let xv = *x.get((ch * h + ir) * w + icol)?;
+                                D::mac(&mut acc, i128::from(wt), xv)?;
+                            }
+                        }
+                    }
+                    let (v, bits) = D::finish(acc);
+                    *inter = (*inter).max(bits);
+                    out.push(v);
+                }
+            }
+        }
+        Some(out)
+    }
+}
+
 /// The geometry of a validated convolution layer.
-pub(super) fn conv_geom(layer: &CircuitLayer) -> Option<ConvGeom> {
-    let Op::Conv2d(Conv2dOp {
-        in_channels,
-        out_channels,
-        kernel,
-        stride,
-        padding,
-        ..
-    }) = &layer.op
-    else {
-        return None;
-    };
+pub(super) fn conv_geom(op: &Conv2dOp, layer: &CircuitLayer) -> Option<ConvGeom> {
     let [_, h, w] = three(&layer.input.dims)?;
     let [_, ho, wo] = three(&layer.output.dims)?;
     Some(ConvGeom {
-        c: *in_channels,
+        c: op.in_channels,
         h,
         w,
-        o: *out_channels,
+        o: op.out_channels,
         ho,
         wo,
-        kh: kernel[0],
-        kw: kernel[1],
-        sh: stride[0],
-        sw: stride[1],
-        ph: padding[0],
-        pw: padding[1],
+        kh: op.kernel[0],
+        kw: op.kernel[1],
+        sh: op.stride[0],
+        sw: op.stride[1],
+        ph: op.padding[0],
+        pw: op.padding[1],
     })
 }
 

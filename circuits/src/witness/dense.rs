@@ -1,6 +1,86 @@
-//! The dense layer's integer kernel: one product of the weights and the batch, then the bias.
+//! The dense layer's integer kernel (one product of the weights and the batch, then the bias)
+//! and its bound rule.
 
 use super::*;
+
+impl KernelRule for DenseOp {
+    fn run<T: Num>(
+        &self,
+        _li: usize,
+        _layer: &CircuitLayer,
+        batch: usize,
+        x: &[T],
+    ) -> Result<Vec<T>, WitnessError> {
+        let wt = T::weights(&self.weight);
+        let b: Vec<T> = self.bias.iter().map(|&v| T::cst(v)).collect();
+        Ok(dense(
+            &wt,
+            &b,
+            self.in_features,
+            self.out_features,
+            x,
+            batch,
+        ))
+    }
+
+    fn linear<'a>(&'a self, layer: &CircuitLayer, batch: usize) -> Option<Linear<'a>> {
+        // Columns per weight: the batch items.
+        let item = layer.output.item_len();
+        Linear::new(&self.weight, &self.bias, item, self.out_features, batch)
+    }
+
+    fn products(
+        &self,
+        _layer: &CircuitLayer,
+        lin: &Linear,
+        batch: usize,
+        x: &[i64],
+        x_bits: u32,
+    ) -> Option<Vec<i64>> {
+        let (k, o) = (self.in_features, self.out_features);
+        if !fits_i16(lin, x_bits) {
+            return Some(dense(lin.weight, &vec![0i64; o], k, o, x, batch));
+        }
+        let w16: Vec<i16> = lin.weight.iter().map(|&w| w as i16).collect();
+        let x16: Vec<i16> = x.iter().map(|&v| v as i16).collect();
+        let outt = dense_core(k, o, batch, |m0, m, chunk| {
+            gemm16(
+                &w16[m0 * k..(m0 + m) * k],
+                &x16,
+                k,
+                m,
+                batch,
+                chunk,
+                batch,
+                1,
+            )
+        });
+        Some(dense_finish(outt, o, batch, |v, _| v))
+    }
+}
+
+impl BoundRule for DenseOp {
+    fn bound<D: Domain>(
+        &self,
+        _layer: &CircuitLayer,
+        x: &[D::Val],
+        inter: &mut u32,
+    ) -> Option<Vec<D::Val>> {
+        let k = self.in_features;
+        let mut out = Vec::with_capacity(self.out_features);
+        for oo in 0..self.out_features {
+            let mut acc = D::acc(*self.bias.get(oo)?);
+            let row = self.weight.get(oo * k..(oo + 1) * k)?;
+            for (&wt, &xv) in row.iter().zip(x) {
+                D::mac(&mut acc, i128::from(wt), xv)?;
+            }
+            let (v, bits) = D::finish(acc);
+            *inter = (*inter).max(bits);
+            out.push(v);
+        }
+        Some(out)
+    }
+}
 
 /// `Y[b][o] = Σ_k W[o][k]·X[b][k] + B[o]`.
 pub(super) fn dense<T: Num>(

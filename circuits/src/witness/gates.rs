@@ -1,6 +1,57 @@
-//! A gate layer's integer kernel (per item, over padded offsets).
+//! A gate layer's integer kernel (per item, over padded offsets) and its bound rule.
 
 use super::*;
+
+impl KernelRule for GatesOp {
+    fn run<T: Num>(
+        &self,
+        li: usize,
+        layer: &CircuitLayer,
+        batch: usize,
+        x: &[T],
+    ) -> Result<Vec<T>, WitnessError> {
+        gates(li, &self.layer.gates, &layer.input, &layer.output, x, batch)
+    }
+}
+
+impl BoundRule for GatesOp {
+    fn bound<D: Domain>(
+        &self,
+        layer: &CircuitLayer,
+        x: &[D::Val],
+        inter: &mut u32,
+    ) -> Option<Vec<D::Val>> {
+        // Input value at a padded offset: the real value there, or zero padding.
+        let mut at: Vec<D::Val> = vec![D::zero(); layer.input.item_len_padded()];
+        for (k, off) in layer.input.padded_offsets().into_iter().enumerate() {
+            *at.get_mut(off)? = *x.get(k)?;
+        }
+        let get = |w: u32| at.get(w as usize).copied();
+        let mut vals = Vec::with_capacity(self.layer.gates.len());
+        for g in &self.layer.gates {
+            let v = match *g {
+                Gate::Add(p, q) => D::add(get(p)?, get(q)?)?,
+                Gate::Sub(p, q) => D::sub(get(p)?, get(q)?)?,
+                Gate::Mul(p, q) => D::mul(get(p)?, get(q)?)?,
+                Gate::Scale(p, k) => D::mul(get(p)?, D::constant(k))?,
+                Gate::AddConst(p, k) => D::add(get(p)?, D::constant(k))?,
+                Gate::Relay(p) => get(p)?,
+                Gate::Const(k) => D::constant(k),
+            };
+            // Gates at padding positions count too (they should be zero).
+            *inter = (*inter).max(D::bits(v));
+            vals.push(v);
+        }
+        Some(
+            layer
+                .output
+                .padded_offsets()
+                .into_iter()
+                .map(|off| vals.get(off).copied().unwrap_or_else(D::zero))
+                .collect(),
+        )
+    }
+}
 
 /// Explicit gates per item, on the padded per-item layouts.
 pub(super) fn gates<T: Num>(

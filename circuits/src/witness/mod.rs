@@ -21,8 +21,9 @@
 //!
 //! **Files.** This module holds the engine (validation, the per-layer choice of arithmetic,
 //! stages, field tables); the number types are `verinfer_poly::ring`; the product kernel is
-//! `gemm`, the narrower-product checks `narrow`, and each layer kind's kernel sits in a file
-//! named for it (`dense`, `conv`, `sum_pool`, `activation`, `gates`).
+//! `gemm`, the narrower-product checks `narrow`, and each layer kind's kernel ([`KernelRule`])
+//! and bound rule ([`crate::bounds::BoundRule`]) sit in a file named for it (`dense`, `conv`,
+//! `sum_pool`, `activation`, `gates`), reached through the one dispatch `Op::kind`.
 //!
 //! **Kernels.** Dense and convolution layers share one register-tiled product kernel
 //! `C[m][n] = Σ_k A[m][k]·B[n][k]` with contiguous inner loops over `k` (both operands
@@ -47,7 +48,8 @@
 //! rigorous (they do not trust `bound_bits`) and leave every value unchanged; they only pick the
 //! cheapest exact kernel.
 
-use crate::circuit::{bits_of, CircuitLayer, LayeredCircuit, Layout, Op};
+use crate::bounds::{BoundRule, Domain};
+use crate::circuit::{bits_of, CircuitLayer, LayeredCircuit, Layout};
 use crate::circuit::{ActivationOp, Conv2dOp, DenseOp, GatesOp, SumPoolOp};
 use crate::field::{from_i128_unchecked, from_i64, to_i128, Bn254, ProofField};
 use crate::gates::{Gate, MAX_LAYER_VARS};
@@ -64,14 +66,9 @@ mod narrow;
 mod parallel;
 mod sum_pool;
 
-use activation::*;
-use conv::*;
-use dense::*;
-use gates::*;
 use gemm::*;
 use narrow::*;
 use parallel::*;
-use sum_pool::*;
 
 /// Work (in multiply-accumulates or element operations) from which a kernel uses rayon.
 const PAR_WORK: usize = 1 << 15;
@@ -270,10 +267,154 @@ fn input_bits(circuit: &LayeredCircuit) -> u32 {
 
 /// A stage's values, compact and batch-major, in the arithmetic of the layer that produced it.
 #[derive(Clone, Debug)]
-enum Stage<F> {
+pub(crate) enum Stage<F> {
+    /// Machine integers modulo 2^64.
     I64(Vec<i64>),
+    /// Machine integers modulo 2^128.
     I128(Vec<i128>),
+    /// Proof-field elements.
     Field(Vec<F>),
+}
+
+/// A layer kind's integer kernel, generic over the number type (`i64`, `i128` or the proof
+/// field): exact whenever the true values fit the type (see the module docs).
+pub(crate) trait KernelRule {
+    /// Whether the kind is element-wise and may overwrite its input ([`Self::run_in_place`]).
+    const ELEMENTWISE: bool = false;
+
+    /// The layer (this op) on `batch` items of compact input `x`.
+    fn run<T: Num>(
+        &self,
+        li: usize,
+        layer: &CircuitLayer,
+        batch: usize,
+        x: &[T],
+    ) -> Result<Vec<T>, WitnessError>;
+
+    /// The layer overwriting its input; only called when [`Self::ELEMENTWISE`].
+    fn run_in_place<T: Num>(&self, _x: &mut [T]) {}
+
+    /// The weight facts that let a linear kind pick a narrower exact product (`narrow`), or
+    /// `None` (other kinds, or too few columns per weight for it to pay).
+    fn linear<'a>(&'a self, _layer: &CircuitLayer, _batch: usize) -> Option<Linear<'a>> {
+        None
+    }
+
+    /// `W ⊛ x` without the bias on `i64` operands whose largest magnitude has `x_bits` bits,
+    /// with `‖W‖₁·2^x_bits < 2^62` (on 16-bit operands when `narrow::fits_i16`); `None` for
+    /// kinds without weights.
+    fn products(
+        &self,
+        _layer: &CircuitLayer,
+        _lin: &Linear,
+        _batch: usize,
+        _x: &[i64],
+        _x_bits: u32,
+    ) -> Option<Vec<i64>> {
+        None
+    }
+}
+
+/// [`KernelRule`] on each number type, callable on the dispatched kind.
+pub(crate) trait Kernel<F> {
+    /// The kernel on `i64`.
+    fn run_i64(
+        &self,
+        li: usize,
+        layer: &CircuitLayer,
+        batch: usize,
+        x: &[i64],
+    ) -> Result<Vec<i64>, WitnessError>;
+    /// The kernel on `i128`.
+    fn run_i128(
+        &self,
+        li: usize,
+        layer: &CircuitLayer,
+        batch: usize,
+        x: &[i128],
+    ) -> Result<Vec<i128>, WitnessError>;
+    /// The kernel on the field.
+    fn run_field(
+        &self,
+        li: usize,
+        layer: &CircuitLayer,
+        batch: usize,
+        x: &[F],
+    ) -> Result<Vec<F>, WitnessError>;
+    /// [`KernelRule::ELEMENTWISE`].
+    fn elementwise(&self) -> bool;
+    /// [`KernelRule::run_in_place`] on a stage of any arithmetic.
+    fn in_place(&self, stage: &mut Stage<F>);
+    /// [`KernelRule::linear`].
+    fn weight_facts<'a>(&'a self, layer: &CircuitLayer, batch: usize) -> Option<Linear<'a>>;
+    /// [`KernelRule::products`].
+    fn weight_products(
+        &self,
+        layer: &CircuitLayer,
+        lin: &Linear,
+        batch: usize,
+        x: &[i64],
+        x_bits: u32,
+    ) -> Option<Vec<i64>>;
+}
+
+impl<F: ProofField, K: KernelRule> Kernel<F> for K {
+    fn run_i64(
+        &self,
+        li: usize,
+        layer: &CircuitLayer,
+        batch: usize,
+        x: &[i64],
+    ) -> Result<Vec<i64>, WitnessError> {
+        self.run(li, layer, batch, x)
+    }
+
+    fn run_i128(
+        &self,
+        li: usize,
+        layer: &CircuitLayer,
+        batch: usize,
+        x: &[i128],
+    ) -> Result<Vec<i128>, WitnessError> {
+        self.run(li, layer, batch, x)
+    }
+
+    fn run_field(
+        &self,
+        li: usize,
+        layer: &CircuitLayer,
+        batch: usize,
+        x: &[F],
+    ) -> Result<Vec<F>, WitnessError> {
+        self.run(li, layer, batch, x)
+    }
+
+    fn elementwise(&self) -> bool {
+        K::ELEMENTWISE
+    }
+
+    fn in_place(&self, stage: &mut Stage<F>) {
+        match stage {
+            Stage::I64(v) => self.run_in_place(v),
+            Stage::I128(v) => self.run_in_place(v),
+            Stage::Field(v) => self.run_in_place(v),
+        }
+    }
+
+    fn weight_facts<'a>(&'a self, layer: &CircuitLayer, batch: usize) -> Option<Linear<'a>> {
+        self.linear(layer, batch)
+    }
+
+    fn weight_products(
+        &self,
+        layer: &CircuitLayer,
+        lin: &Linear,
+        batch: usize,
+        x: &[i64],
+        x_bits: u32,
+    ) -> Option<Vec<i64>> {
+        self.products(layer, lin, batch, x, x_bits)
+    }
 }
 
 /// Reads a stage as `i128`s; `stage` names it in errors.
@@ -497,20 +638,14 @@ fn run<F: ProofField>(
                 | (Arith::I128, Stage::I128(_))
                 | (Arith::Field, Stage::Field(_))
         );
-        match &layer.op {
-            &Op::Activation(ActivationOp { a, b, c }) if same => {
-                sink(li, &cur);
-                match &mut cur {
-                    Stage::I64(v) => activation_in_place(v, a, b, c),
-                    Stage::I128(v) => activation_in_place(v, a, b, c),
-                    Stage::Field(v) => activation_in_place(v, a, b, c),
-                }
-            }
-            _ => {
-                let next = step(li, layer, batch, arith, &cur)?;
-                sink(li, &cur);
-                cur = next;
-            }
+        let kind = layer.op.kind::<F>();
+        if same && kind.elementwise() {
+            sink(li, &cur);
+            kind.in_place(&mut cur);
+        } else {
+            let next = step(li, layer, batch, arith, &cur)?;
+            sink(li, &cur);
+            cur = next;
         }
     }
     sink(circuit.layers.len(), &cur);
@@ -525,67 +660,23 @@ fn step<F: ProofField>(
     arith: Arith,
     cur: &Stage<F>,
 ) -> Result<Stage<F>, WitnessError> {
+    let kind = layer.op.kind::<F>();
     Ok(match arith {
         Arith::I64 => {
             let x = as_i64(cur, li)?;
             match linear_narrow_i64(layer, batch, &x) {
                 Some(y) => Stage::I64(y),
-                None => Stage::I64(apply::<i64>(li, layer, batch, &x)?),
+                None => Stage::I64(kind.run_i64(li, layer, batch, &x)?),
             }
         }
         Arith::I128 => {
             let x = as_i128(cur, li)?;
             match linear_by_limbs(layer, batch, &x) {
                 Some(y) => Stage::I128(y),
-                None => Stage::I128(apply::<i128>(li, layer, batch, &x)?),
+                None => Stage::I128(kind.run_i128(li, layer, batch, &x)?),
             }
         }
-        Arith::Field => Stage::Field(apply::<F>(li, layer, batch, &as_field(cur))?),
-    })
-}
-
-/// One layer on a validated circuit.
-fn apply<T: Num>(
-    li: usize,
-    layer: &CircuitLayer,
-    batch: usize,
-    x: &[T],
-) -> Result<Vec<T>, WitnessError> {
-    Ok(match &layer.op {
-        Op::Conv2d(Conv2dOp { weight, bias, .. }) => {
-            let g = conv_geom(layer).ok_or_else(|| internal(li, layer))?;
-            let wt = T::weights(weight);
-            let b: Vec<T> = bias.iter().map(|&v| T::cst(v)).collect();
-            conv(&g, &wt, &b, x, batch)
-        }
-        Op::Dense(DenseOp {
-            in_features,
-            out_features,
-            weight,
-            bias,
-        }) => {
-            let wt = T::weights(weight);
-            let b: Vec<T> = bias.iter().map(|&v| T::cst(v)).collect();
-            dense(&wt, &b, *in_features, *out_features, x, batch)
-        }
-        Op::SumPool(SumPoolOp { window, stride }) => {
-            let d = &layer.input.dims;
-            let o = &layer.output.dims;
-            sum_pool(
-                x,
-                batch * d[0],
-                [d[1], d[2]],
-                [o[1], o[2]],
-                *window,
-                *stride,
-            )
-        }
-        Op::Activation(ActivationOp { a, b, c }) => {
-            activation(x, T::cst(*a), T::cst(*b), T::cst(*c))
-        }
-        Op::Gates(GatesOp { layer: g }) => {
-            gates(li, &g.gates, &layer.input, &layer.output, x, batch)?
-        }
+        Arith::Field => Stage::Field(kind.run_field(li, layer, batch, &as_field(cur))?),
     })
 }
 

@@ -5,7 +5,7 @@ use super::*;
 
 /// Facts about the weights of a dense or conv layer that decide whether a narrower kernel is
 /// exact on given data.
-pub(super) struct Linear<'a> {
+pub(crate) struct Linear<'a> {
     pub(super) weight: &'a [i64],
     pub(super) bias: &'a [i128],
     /// Outputs per item (`out_features`, or `out_channels × positions`).
@@ -18,38 +18,31 @@ pub(super) struct Linear<'a> {
     pub(super) w_bits: u32,
 }
 
-/// The weight facts of a dense or conv layer, or `None` for other ops and for products with
-/// fewer than 4 columns per weight (where the product streams the weights, narrower types
-/// hardly pay, and computing the norm, one more pass over the weights, does not).
-pub(super) fn linear_info(layer: &CircuitLayer, batch: usize) -> Option<Linear<'_>> {
-    let item = layer.output.item_len();
-    let (weight, bias, rows, cols) = match &layer.op {
-        Op::Conv2d(Conv2dOp {
+impl<'a> Linear<'a> {
+    /// The facts of `rows` output rows of `weight` with `cols` columns per weight, or `None`
+    /// for products with fewer than 4 columns per weight (where the product streams the
+    /// weights, narrower types hardly pay, and computing the norm, one more pass over the
+    /// weights, does not).
+    pub(crate) fn new(
+        weight: &'a [i64],
+        bias: &'a [i128],
+        item: usize,
+        rows: usize,
+        cols: usize,
+    ) -> Option<Self> {
+        if cols < 4 || rows == 0 {
+            return None;
+        }
+        let (norm, or) = max_row_norm(weight, (weight.len() / rows).max(1));
+        Some(Linear {
             weight,
             bias,
-            out_channels,
-            ..
-        }) => (weight, bias, *out_channels, item / (*out_channels).max(1)),
-        Op::Dense(DenseOp {
-            weight,
-            bias,
-            out_features,
-            ..
-        }) => (weight, bias, *out_features, batch),
-        _ => return None,
-    };
-    if cols < 4 || rows == 0 {
-        return None;
+            item,
+            rows,
+            norm_bits: bits_of(norm),
+            w_bits: bits_of(or as u128),
+        })
     }
-    let (norm, or) = max_row_norm(weight, (weight.len() / rows).max(1));
-    Some(Linear {
-        weight,
-        bias,
-        item,
-        rows,
-        norm_bits: bits_of(norm),
-        w_bits: bits_of(or as u128),
-    })
 }
 
 /// The largest L1 norm of a row of `per` weights, and the OR of all magnitudes.
@@ -82,68 +75,6 @@ pub(super) fn fits_i16(lin: &Linear, x_bits: u32) -> bool {
     lin.w_bits <= 15 && x_bits <= 15 && lin.norm_bits + x_bits <= 31
 }
 
-/// `W ⊛ x` without the bias, for |x| < 2^x_bits with `norm_bits + x_bits ≤ 62` (so every value
-/// and partial sum fits): on 16-bit operands (SSE2 `pmaddwd`) when [`fits_i16`], else on i64.
-pub(super) fn products(
-    layer: &CircuitLayer,
-    lin: &Linear,
-    batch: usize,
-    x: &[i64],
-    x_bits: u32,
-) -> Option<Vec<i64>> {
-    let narrow = fits_i16(lin, x_bits);
-    match &layer.op {
-        Op::Conv2d(Conv2dOp { .. }) => {
-            let g = conv_geom(layer)?;
-            let kk = g.c * g.kh * g.kw;
-            if narrow {
-                let w16: Vec<i16> = lin.weight.iter().map(|&w| w as i16).collect();
-                let x16: Vec<i16> = x.iter().map(|&v| v as i16).collect();
-                let npos = g.ho * g.wo;
-                Some(conv_core(
-                    &g,
-                    &x16,
-                    batch,
-                    0i16,
-                    |m0, m, p, cnt, out| {
-                        gemm16(&w16[m0 * kk..(m0 + m) * kk], p, kk, m, cnt, out, npos, 1)
-                    },
-                    |_| {},
-                ))
-            } else {
-                Some(conv(&g, lin.weight, &vec![0i64; g.o], x, batch))
-            }
-        }
-        Op::Dense(DenseOp {
-            in_features: k,
-            out_features: o,
-            ..
-        }) => {
-            let (k, o) = (*k, *o);
-            if narrow {
-                let w16: Vec<i16> = lin.weight.iter().map(|&w| w as i16).collect();
-                let x16: Vec<i16> = x.iter().map(|&v| v as i16).collect();
-                let outt = dense_core(k, o, batch, |m0, m, chunk| {
-                    gemm16(
-                        &w16[m0 * k..(m0 + m) * k],
-                        &x16,
-                        k,
-                        m,
-                        batch,
-                        chunk,
-                        batch,
-                        1,
-                    )
-                });
-                Some(dense_finish(outt, o, batch, |v, _| v))
-            } else {
-                Some(dense(lin.weight, &vec![0i64; o], k, o, x, batch))
-            }
-        }
-        _ => None,
-    }
-}
-
 /// Adds the bias at every output position (`[b][o]` for dense, `[b][o][pos]` for conv).
 pub(super) fn add_bias<T: Copy + Send>(
     out: &mut [T],
@@ -166,11 +97,12 @@ pub(super) fn linear_narrow_i64(layer: &CircuitLayer, batch: usize, x: &[i64]) -
     if x_bits > 15 {
         return None;
     }
-    let lin = linear_info(layer, batch)?;
+    let kind = layer.op.spec();
+    let lin = kind.weight_facts(layer, batch)?;
     if !fits_i16(&lin, x_bits) {
         return None;
     }
-    let mut out = products(layer, &lin, batch, x, x_bits)?;
+    let mut out = kind.weight_products(layer, &lin, batch, x, x_bits)?;
     // Truncating the bias is reduction modulo 2^64, like every i64 layer (the bounds say the
     // true values fit).
     add_bias(&mut out, &lin, |v, b| v.wrapping_add(b as i64));
@@ -188,7 +120,8 @@ pub(super) fn linear_narrow_i64(layer: &CircuitLayer, batch: usize, x: &[i64]) -
 /// check replaces 128-bit multiply-accumulates (two multiplies each) by one to three 64-bit
 /// ones; worst-case bounds are usually far above the actual values.
 pub(super) fn linear_by_limbs(layer: &CircuitLayer, batch: usize, x: &[i128]) -> Option<Vec<i128>> {
-    let lin = linear_info(layer, batch)?;
+    let kind = layer.op.spec();
+    let lin = kind.weight_facts(layer, batch)?;
     let xb = bits_of(x.iter().map(|v| v.unsigned_abs()).max().unwrap_or(0));
     let (limbs, k) = (1..=3usize)
         .map(|l| (l, xb.div_ceil(l as u32)))
@@ -203,7 +136,7 @@ pub(super) fn linear_by_limbs(layer: &CircuitLayer, batch: usize, x: &[i128]) ->
             let mask = (1i128 << k) - 1;
             x.iter().map(|&v| ((v >> shift) & mask) as i64).collect()
         };
-        let s = products(layer, &lin, batch, &plane, k)?;
+        let s = kind.weight_products(layer, &lin, batch, &plane, k)?;
         if l == 0 {
             out = s.into_iter().map(i128::from).collect();
         } else {

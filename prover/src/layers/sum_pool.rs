@@ -9,8 +9,9 @@ use verinfer_circuits::circuit::{CircuitLayer, SumPoolOp};
 use verinfer_circuits::field::ProofField;
 use verinfer_circuits::mle;
 use verinfer_circuits::predicates::split_point;
-use verinfer_verifier::layers::sum_pool::{aligned_pool, aligned_pool_point, pool_windows};
+use verinfer_verifier::layers::sum_pool::{aligned_pool_point, pool_windows};
 use verinfer_verifier::layers::Claim;
+use verinfer_verifier::layers::LayerRule;
 use verinfer_verifier::proof::{LayerKind, LayerProof};
 use verinfer_verifier::transcript::Transcript;
 
@@ -24,7 +25,7 @@ impl<F: ProofField> LayerProver<F> for SumPoolOp {
         claim: &Claim<F>,
         transcript: &mut Transcript,
     ) -> Result<(LayerProof<F>, Claim<F>), ProveError> {
-        if aligned_pool(layer) {
+        if LayerRule::<F>::relabels(self, layer) {
             let (point, scale) = aligned_pool_point(layer, &claim.point, self.window);
             return Ok((
                 LayerProof {

@@ -30,7 +30,7 @@ pub mod gates;
 pub mod sum_pool;
 
 pub use conv::conv_kernel_vars;
-pub use sum_pool::{aligned_pool, aligned_pool_point};
+pub use sum_pool::aligned_pool_point;
 
 use crate::proof::{LayerKind, LayerProof};
 use crate::transcript::{label, Transcript};
@@ -95,6 +95,12 @@ impl Shape {
 /// One structured layer reduction as the verifier runs it. Implemented by each op struct in
 /// its kind's file.
 pub trait LayerRule<F: ProofField> {
+    /// Whether the layer only relabels variables (an aligned sum-pool): its proof is empty, the
+    /// claim on its input follows from the output claim, and its input table is never read.
+    fn relabels(&self, _layer: &CircuitLayer) -> bool {
+        false
+    }
+
     /// The proof this layer must carry for a batch of `batch`.
     fn shape(&self, layer: &CircuitLayer, batch: usize) -> Shape;
 

@@ -11,29 +11,24 @@ use crate::proof::{LayerKind, LayerProof};
 use crate::sumcheck;
 use crate::transcript::Transcript;
 use crate::VerifyError;
-use verinfer_circuits::circuit::{CircuitLayer, Op, SumPoolOp};
+use verinfer_circuits::circuit::{CircuitLayer, SumPoolOp};
 use verinfer_circuits::field::ProofField;
 use verinfer_circuits::mle;
 use verinfer_circuits::predicates::split_point;
 
-/// Whether a sum-pool layer sums disjoint power-of-two windows that tile its input exactly
+/// Whether this sum-pool sums disjoint power-of-two windows that tile its input exactly
 /// (window = stride = 2^m per axis, input divisible by the window). Such a layer is a
-/// relabelling of variables and needs no proof.
-pub fn aligned_pool(layer: &CircuitLayer) -> bool {
-    match &layer.op {
-        Op::SumPool(SumPoolOp { window, stride }) => {
-            let d = &layer.input.dims;
-            d.len() == 3
-                && window == stride
-                && window.iter().all(|k| k.is_power_of_two())
-                && d[1] % window[0] == 0
-                && d[2] % window[1] == 0
-        }
-        _ => false,
-    }
+/// relabelling of variables and needs no proof ([`LayerRule::relabels`]).
+fn aligned(op: &SumPoolOp, layer: &CircuitLayer) -> bool {
+    let d = &layer.input.dims;
+    d.len() == 3
+        && op.window == op.stride
+        && op.window.iter().all(|k| k.is_power_of_two())
+        && d[1] % op.window[0] == 0
+        && d[2] % op.window[1] == 0
 }
 
-/// For an [`aligned_pool`] layer: the input point that corresponds to the output point `r`
+/// For a sum-pool that [`LayerRule::relabels`]: the input point that corresponds to the output point `r`
 /// (window bits at 1/2) and the factor `1/(k_h·k_w)` that turns the output claim into the input's.
 pub fn aligned_pool_point<F: ProofField>(
     layer: &CircuitLayer,
@@ -76,8 +71,12 @@ pub fn pool_windows<F: ProofField>(
 }
 
 impl<F: ProofField> LayerRule<F> for SumPoolOp {
+    fn relabels(&self, layer: &CircuitLayer) -> bool {
+        aligned(self, layer)
+    }
+
     fn shape(&self, layer: &CircuitLayer, batch: usize) -> Shape {
-        if aligned_pool(layer) {
+        if aligned(self, layer) {
             Shape {
                 kind: LayerKind::SumPool,
                 sumchecks: vec![],
@@ -103,7 +102,7 @@ impl<F: ProofField> LayerRule<F> for SumPoolOp {
         transcript: &mut Transcript,
         index: usize,
     ) -> Result<Claim<F>, VerifyError> {
-        if aligned_pool(layer) {
+        if aligned(self, layer) {
             let (point, scale) = aligned_pool_point(layer, &claim.point, self.window);
             return Ok(Claim {
                 point,
