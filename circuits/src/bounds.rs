@@ -16,6 +16,7 @@
 
 use crate::circuit::{bits_of, CircuitLayer, LayeredCircuit};
 use crate::compile::CompileError;
+use crate::ops::RequantOp;
 
 /// The `bound_bits` reported for a magnitude beyond the `f64` range: "more than 1024 bits".
 pub const UNBOUNDED_BITS: u32 = 1025;
@@ -93,8 +94,13 @@ fn analyse(
                     .ok_or_else(|| {
                         CompileError::Invalid(format!("layer {i}: bound analysis failed"))
                     })?;
+                // A clamp bounds its outputs whatever came in: back to exact intervals.
+                let next = match layer.op.spec().restart() {
+                    Some(range) => StageBounds::Exact(vec![range; vals.len()]),
+                    None => StageBounds::Magnitude(vals),
+                };
                 (
-                    StageBounds::Magnitude(vals),
+                    next,
                     LayerBound {
                         output_bits,
                         intermediate_bits,
@@ -175,6 +181,8 @@ pub(crate) trait Domain {
     fn sub(x: Self::Val, y: Self::Val) -> Option<Self::Val>;
     /// `x · y`.
     fn mul(x: Self::Val, y: Self::Val) -> Option<Self::Val>;
+    /// A requantization checkpoint of `x` and the bits of its input.
+    fn requant(op: &RequantOp, x: Self::Val) -> Option<(Self::Val, u32)>;
     /// The kind's bound rule in this domain.
     fn through(
         kind: &dyn Bounds,
@@ -289,6 +297,12 @@ impl Domain for Exact {
         Some((x.0.checked_sub(y.1)?, x.1.checked_sub(y.0)?))
     }
 
+    fn requant(op: &RequantOp, (lo, hi): Self::Val) -> Option<(Self::Val, u32)> {
+        // Rounding and clamping are monotone: the interval maps through its ends.
+        let inter = bits_of(lo.unsigned_abs().max(hi.unsigned_abs()));
+        Some(((op.apply(lo), op.apply(hi)), inter))
+    }
+
     fn mul(x: Self::Val, y: Self::Val) -> Option<Self::Val> {
         let c = [
             x.0.checked_mul(y.0)?,
@@ -395,6 +409,13 @@ impl Domain for Approx {
     fn mul(x: f64, y: f64) -> Option<f64> {
         Some(mul_mag(x, y) * F64_MARGIN)
     }
+
+    fn requant(op: &RequantOp, x: f64) -> Option<(f64, u32)> {
+        // |⌊(y + 2^(k−1)) / 2^k⌋| ≤ |y| / 2^k + 1, and the clamp caps it at 2^(bits−1).
+        let scaled = x / 2f64.powi(op.shift.min(1100) as i32) + 1.0;
+        let cap = (op.range().0 as f64).abs();
+        Some((scaled.min(cap), bits_f64(x)))
+    }
 }
 
 /// A layer kind's bound rule: its output bounds in any [`Domain`], raising `inter` to the bits of
@@ -408,6 +429,28 @@ pub(crate) trait BoundRule {
         x: &[D::Val],
         inter: &mut u32,
     ) -> Option<Vec<D::Val>>;
+
+    /// An interval every output lies in whatever the input (a checkpoint's clamp): the analysis
+    /// restarts from it in exact intervals after an `f64` stretch.
+    fn clamp_range(&self) -> Option<(i128, i128)> {
+        None
+    }
+}
+
+/// The bound rule of an element-wise kind: `f` maps one input bound to its output bound and the
+/// bits of its intermediate magnitudes.
+pub(crate) fn elementwise<D: Domain>(
+    x: &[D::Val],
+    inter: &mut u32,
+    f: impl Fn(D::Val) -> Option<(D::Val, u32)>,
+) -> Option<Vec<D::Val>> {
+    let mut out = Vec::with_capacity(x.len());
+    for &xv in x {
+        let (v, bits) = f(xv)?;
+        *inter = (*inter).max(bits);
+        out.push(v);
+    }
+    Some(out)
 }
 
 /// [`BoundRule`] in each domain, callable on the dispatched kind.
@@ -421,6 +464,8 @@ pub(crate) trait Bounds {
     ) -> Option<Vec<(i128, i128)>>;
     /// The rule in `f64` magnitudes.
     fn magnitude(&self, layer: &CircuitLayer, x: &[f64], inter: &mut u32) -> Option<Vec<f64>>;
+    /// [`BoundRule::clamp_range`].
+    fn restart(&self) -> Option<(i128, i128)>;
 }
 
 impl<K: BoundRule> Bounds for K {
@@ -435,6 +480,10 @@ impl<K: BoundRule> Bounds for K {
 
     fn magnitude(&self, layer: &CircuitLayer, x: &[f64], inter: &mut u32) -> Option<Vec<f64>> {
         self.bound::<Approx>(layer, x, inter)
+    }
+
+    fn restart(&self) -> Option<(i128, i128)> {
+        self.clamp_range()
     }
 }
 

@@ -17,7 +17,7 @@
 
 use crate::field::FieldId;
 use crate::mle;
-pub use crate::ops::{ActivationOp, Conv2dOp, DenseOp, GatesOp, SumPoolOp};
+pub use crate::ops::{ActivationOp, Conv2dOp, DenseOp, GatesOp, RequantOp, SumPoolOp};
 use ark_ff::Field;
 use serde::{Deserialize, Serialize};
 
@@ -187,6 +187,18 @@ impl Layout {
         table
     }
 
+    /// The real values (batch-major, row-major per item) of the zero-padded table of a batch
+    /// of `batch` items: the inverse of [`Layout::scatter`]. Positions the table lacks are
+    /// skipped.
+    pub fn gather<T: Copy>(&self, batch: usize, table: &[T]) -> Vec<T> {
+        let per = self.item_len_padded();
+        let offsets = self.padded_offsets();
+        (0..batch)
+            .flat_map(|b| offsets.iter().map(move |off| b * per + off))
+            .filter_map(|i| table.get(i).copied())
+            .collect()
+    }
+
     /// `Ĩ(point)`: the MLE of the indicator of real positions (item dims and batch), evaluated
     /// in O(number of variables). Constants such as biases are added only where it is one.
     pub fn real_indicator<F: Field>(&self, batch: usize, point: &[F]) -> F {
@@ -221,6 +233,8 @@ pub enum Op {
     Activation(ActivationOp),
     /// Explicit gates.
     Gates(GatesOp),
+    /// A requantization checkpoint.
+    Requant(RequantOp),
 }
 
 impl Op {
@@ -566,6 +580,12 @@ mod tests {
                     &[1],
                     "dense",
                 ),
+                l(
+                    Op::Requant(RequantOp { shift: 2, bits: 8 }),
+                    &[1],
+                    &[1],
+                    "requant",
+                ),
             ],
         }
     }
@@ -662,6 +682,11 @@ mod tests {
                         3 => stride[1] += 1,
                         _ => continue,
                     },
+                    Op::Requant(RequantOp { shift, bits }) => match k {
+                        0 => *shift += 1,
+                        1 => *bits += 1,
+                        _ => continue,
+                    },
                     Op::Gates(GatesOp { layer }) => match k {
                         0..=7 => layer.gates[k] = Gate::Scale(k as u32, 2),
                         8 => layer.gates[0] = Gate::Relay(1),
@@ -691,7 +716,7 @@ mod tests {
                 variants.push((format!("layer {li} op parameter {k}"), c));
             }
         }
-        assert!(variants.len() >= 58, "{}", variants.len());
+        assert!(variants.len() >= 60, "{}", variants.len());
         for (what, v) in &variants {
             assert_ne!(v, &base, "{what}: no change");
             assert_ne!(v.digest(), d, "{what}");

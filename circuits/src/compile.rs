@@ -14,10 +14,11 @@ pub use crate::bounds::{bound_analysis, stage_bounds, LayerBound, StageBounds, U
 use crate::circuit::{
     bits_of, CircuitLayer, FieldChoice, LayeredCircuit, Layout, Op, QuantParams, MAX_ITEM_VARS,
 };
-use crate::circuit::{ActivationOp, Conv2dOp, DenseOp, GatesOp, SumPoolOp};
+use crate::circuit::{ActivationOp, Conv2dOp, DenseOp, GatesOp, RequantOp, SumPoolOp};
 use crate::field::FieldId;
 use crate::gates::{Gate, GateLayer};
 use crate::model::{Layer, Model, ModelError};
+use crate::ops::{MAX_REQUANT_BITS, MAX_REQUANT_INPUT_BITS, MIN_REQUANT_BITS};
 use crate::quant::{self, QuantError};
 use thiserror::Error;
 
@@ -61,6 +62,28 @@ pub enum CompileError {
         op: &'static str,
         /// Which limit.
         msg: String,
+    },
+    /// A requantization checkpoint that cannot be placed as asked.
+    #[error("layer {layer} (requant): {msg}")]
+    Requant {
+        /// Index of the model layer.
+        layer: usize,
+        /// What is wrong.
+        msg: String,
+    },
+    /// A checkpoint's input needs more bits than a checkpoint reads.
+    #[error(
+        "{at}: the segment before this checkpoint needs {} bits, over the {MAX_REQUANT_INPUT_BITS} \
+         a checkpoint reads; place a requantization checkpoint earlier",
+        show_bits(*.bits)
+    )]
+    SegmentTooWide {
+        /// Index of the circuit layer of the checkpoint.
+        layer: usize,
+        /// Where, for people.
+        at: String,
+        /// Bits of the checkpoint's input.
+        bits: u32,
     },
     /// Only Flatten / Reshape layers: nothing to prove.
     #[error("the model has no arithmetic layer (only flatten / free reshapes)")]
@@ -218,6 +241,27 @@ pub fn compile(
                 // Element-wise: keeps the current (possibly multi-dimensional) layout.
                 Some((op, cur.clone(), q.scale_bits, a.name()))
             }
+            Layer::Requant(r) => {
+                let bad = |msg: String| CompileError::Requant { layer: li, msg };
+                if !(MIN_REQUANT_BITS..=MAX_REQUANT_BITS).contains(&r.bits) {
+                    return Err(bad(format!(
+                        "bits {} outside {MIN_REQUANT_BITS}..={MAX_REQUANT_BITS}",
+                        r.bits
+                    )));
+                }
+                let Some(out_scale) = scale.checked_sub(r.shift) else {
+                    return Err(bad(format!(
+                        "shift {} exceeds the tensor's {scale} fractional bits",
+                        r.shift
+                    )));
+                };
+                let op = Op::Requant(RequantOp {
+                    shift: r.shift,
+                    bits: r.bits,
+                });
+                let label = format!("requant >>{} to {} bits", r.shift, r.bits);
+                Some((op, cur.clone(), out_scale, label))
+            }
             Layer::Flatten => None,
             Layer::Reshape { shape } => {
                 if shape.len() == 1 || *shape == cur.dims {
@@ -272,6 +316,16 @@ pub fn compile(
     let bounds = bound_analysis(&circuit)?;
     for (layer, b) in circuit.layers.iter_mut().zip(&bounds) {
         layer.bound_bits = b.bits();
+    }
+    // A checkpoint reads its input as i128 (its intermediate bits are its input's).
+    for (i, (layer, b)) in circuit.layers.iter().zip(&bounds).enumerate() {
+        if matches!(layer.op, Op::Requant(_)) && b.intermediate_bits > MAX_REQUANT_INPUT_BITS {
+            return Err(CompileError::SegmentTooWide {
+                layer: i,
+                at: place(&circuit, &origin, Some(i)),
+                bits: b.intermediate_bits,
+            });
+        }
     }
     let (field_id, reason) = choose_field(&circuit, &origin, field)?;
     circuit.field = field_id;

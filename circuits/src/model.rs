@@ -85,6 +85,18 @@ pub struct Dense {
     pub bias: Option<Vec<f64>>,
 }
 
+/// A requantization checkpoint on the integers of the tensor before it:
+/// `Y' = clamp(⌊(Y + 2^(shift−1)) / 2^shift⌋, −2^(bits−1), 2^(bits−1) − 1)` (for `shift = 0`, the
+/// clamp only), at scale `s − shift`. In the float model it is the identity: it only keeps the
+/// integers of a deep network inside the field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Requant {
+    /// Fractional bits dropped (rounding half up).
+    pub shift: u32,
+    /// Signed bits kept (2..=62).
+    pub bits: u32,
+}
+
 /// Sum-pooling: each output is the plain sum of its window (no division, no max).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SumPool {
@@ -121,6 +133,8 @@ pub enum Layer {
     },
     /// Element-wise quadratic activation.
     Activation(Activation),
+    /// A requantization checkpoint.
+    Requant(Requant),
 }
 
 /// A model: input shape and range, and its layers in order.
@@ -190,6 +204,7 @@ impl Layer {
             Layer::Flatten => "flatten",
             Layer::Reshape { .. } => "reshape",
             Layer::Activation(_) => "activation",
+            Layer::Requant(_) => "requant",
         }
     }
 }
@@ -313,7 +328,7 @@ pub fn output_shape(
             }
             Ok(shape.clone())
         }
-        Layer::Activation(_) => Ok(input.to_vec()),
+        Layer::Activation(_) | Layer::Requant(_) => Ok(input.to_vec()),
     }
 }
 

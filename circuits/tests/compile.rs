@@ -630,6 +630,17 @@ fn reference(c: &LayeredCircuit, x: &[i128]) -> Vec<Vec<i128>> {
             Op::Activation(ActivationOp { a, b, c }) => {
                 x.iter().map(|&v| a * v * v + b * v + c).collect()
             }
+            // ⌊(v + 2^(k−1)) / 2^k⌋ by Euclidean division, then the clamp.
+            Op::Requant(op) => x
+                .iter()
+                .map(|&v| {
+                    let q = match op.shift {
+                        0 => v,
+                        k => (v + (1i128 << (k - 1))).div_euclid(1i128 << k),
+                    };
+                    q.clamp(-(1 << (op.bits - 1)), (1 << (op.bits - 1)) - 1)
+                })
+                .collect(),
             Op::Gates(GatesOp { layer }) => {
                 let mut padded = vec![0i128; l.input.item_len_padded()];
                 for (k, off) in l.input.padded_offsets().into_iter().enumerate() {
@@ -1095,4 +1106,82 @@ fn absurd_model_files_are_refused_without_panicking() {
             "{text}"
         );
     }
+}
+
+/// A dense net with six x² activations: without checkpoints its values need far more bits than
+/// any field holds; with a checkpoint after every activation every segment fits m127, the bound
+/// analysis restarts from each clamp range, and the witness matches the contract.
+#[test]
+fn checkpoints_make_depth_unlimited() {
+    use verinfer_circuits::model::Requant;
+    use verinfer_circuits::witness::infer;
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let mut w = |n: usize| {
+        (0..n)
+            .map(|_| rng.gen_range(-0.5..0.5))
+            .collect::<Vec<f64>>()
+    };
+    let build = |checkpoint: Option<Requant>, w: &mut dyn FnMut(usize) -> Vec<f64>| {
+        let mut layers = Vec::new();
+        for block in 0..6 {
+            layers.push(dense(8, 8, w(64), Some(w(8))));
+            layers.push(Layer::Activation(Activation::Square));
+            if let Some(r) = checkpoint {
+                // Back to 16 fractional bits: 2·(8 + 8) after the first x², 2·(16 + 8) later.
+                let shift = if block == 0 { 16 } else { 32 };
+                layers.push(Layer::Requant(Requant { shift, ..r }));
+            }
+        }
+        layers.push(dense(8, 2, w(16), None));
+        Model {
+            name: "deep".into(),
+            input_shape: vec![8],
+            input_range: [-1.0, 1.0],
+            layers,
+        }
+    };
+    let plain = build(None, &mut w);
+    let err = compile(&plain, &QuantParams::default(), FieldChoice::Auto).unwrap_err();
+    // (The scale doubles at every x², so the bias of a deep dense layer no longer quantizes.)
+    assert!(
+        matches!(
+            err,
+            CompileError::NoFieldFits { .. } | CompileError::Quant { .. }
+        ),
+        "{err}"
+    );
+    // x² doubles the scale: drop half of it (and more) at every checkpoint.
+    let r = Requant {
+        shift: 16,
+        bits: 16,
+    };
+    let deep = build(Some(r), &mut w);
+    let c = compile(&deep, &QuantParams::default(), FieldChoice::Auto).unwrap();
+    assert_eq!(c.field, FieldId::M127);
+    for (i, l) in c.layers.iter().enumerate() {
+        if matches!(l.op, Op::Requant(_)) {
+            // The layer after a checkpoint sees at most 16-bit inputs.
+            let next = &c.layers[i + 1];
+            assert!(next.bound_bits < 60, "{}: {}", next.label, next.bound_bits);
+            assert_eq!(l.scale_bits, 16);
+        }
+    }
+    // The integer engine against the plain per-item interpreter below.
+    let input: Vec<i128> = (0..8).map(|i| (i * 37 % 255) - 127).collect();
+    let x = reference(&c, &input).pop().unwrap();
+    assert_eq!(infer(&c, 1, &input).unwrap(), x);
+    // A checkpoint the compiler cannot place as asked is a clear error.
+    let mut bad = deep.clone();
+    bad.layers[2] = Layer::Requant(Requant {
+        shift: 16,
+        bits: 63,
+    });
+    let e = compile(&bad, &QuantParams::default(), FieldChoice::Auto).unwrap_err();
+    assert_eq!(e.to_string(), "layer 2 (requant): bits 63 outside 2..=62");
+    bad.layers[2] = Layer::Requant(Requant {
+        shift: 99,
+        bits: 16,
+    });
+    let e = compile(&bad, &QuantParams::default(), FieldChoice::Auto).unwrap_err();
+    assert!(e.to_string().contains("shift 99 exceeds"), "{e}");
 }

@@ -6,7 +6,7 @@
 //! partial sums. The trait lives beside [`ProofField`] because its blanket implementation for
 //! every field must be coherent with the machine-integer ones.
 
-use crate::field::{from_i128_unchecked, from_i64, ProofField};
+use crate::field::{from_i128_unchecked, from_i64, to_i128, ProofField};
 use std::borrow::Cow;
 
 /// A ring the witness kernels compute in: wrapping `i64`, wrapping `i128`, or a field.
@@ -31,6 +31,8 @@ pub trait Num: Copy + Default + Send + Sync + 'static {
     fn mul(self, o: Self) -> Self;
     /// Whether `self` is zero.
     fn is_zero(self) -> bool;
+    /// The integer `self` stands for (for a field, its signed embedding; `None` beyond `i128`).
+    fn to_int(self) -> Option<i128>;
 }
 
 impl Num for i64 {
@@ -67,6 +69,9 @@ impl Num for i64 {
     #[inline(always)]
     fn is_zero(self) -> bool {
         self == 0
+    }
+    fn to_int(self) -> Option<i128> {
+        Some(i128::from(self))
     }
 }
 
@@ -113,6 +118,9 @@ impl Num for i128 {
     fn is_zero(self) -> bool {
         self == 0
     }
+    fn to_int(self) -> Option<i128> {
+        Some(self)
+    }
 }
 
 impl<F: ProofField> Num for F {
@@ -147,5 +155,8 @@ impl<F: ProofField> Num for F {
     #[inline(always)]
     fn is_zero(self) -> bool {
         ark_ff::Zero::is_zero(&self)
+    }
+    fn to_int(self) -> Option<i128> {
+        to_i128(self).ok()
     }
 }

@@ -62,6 +62,7 @@ pub fn prove_as_subprotocol<F: ProofField>(
             kind: LayerKind::GkrGates,
             sumchecks: step.sumchecks,
             evals: step.evals,
+            opened: vec![],
         });
         claim = step.claim;
         points = step.points;

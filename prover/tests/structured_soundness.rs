@@ -22,7 +22,7 @@ mod common;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::borrow::Cow;
-use verinfer_circuits::circuit::{ActivationOp, Conv2dOp, DenseOp, GatesOp, SumPoolOp};
+use verinfer_circuits::circuit::{ActivationOp, Conv2dOp, DenseOp, GatesOp, RequantOp, SumPoolOp};
 use verinfer_circuits::circuit::{CircuitLayer, LayeredCircuit, Layout, Op, QuantParams};
 use verinfer_circuits::compile::relay_gates;
 use verinfer_circuits::field::{from_i128, Bn254, FieldId, ProofField, M127};
@@ -30,9 +30,10 @@ use verinfer_circuits::gates::{Gate, GateLayer};
 use verinfer_circuits::mle;
 use verinfer_circuits::witness::{infer, witness, Witness};
 use verinfer_prover::inference::{prove, prove_witness};
-use verinfer_prover::layers::{prove_layer, prove_layer_with_inner};
+use verinfer_prover::layers::{prove_layer, prove_layer_with_inner, prover};
 use verinfer_verifier::inference::{verify, verify_bound_to};
 use verinfer_verifier::layers::{rule, Claim};
+use verinfer_verifier::opening::{CheckpointOpening, ClearOpening};
 use verinfer_verifier::transcript::label;
 use verinfer_verifier::{Proof, Transcript, VerifyError};
 
@@ -210,12 +211,41 @@ fn conv_dense<F: ProofField>() -> LayeredCircuit {
     )
 }
 
+fn requant(shift: u32, bits: u32) -> Op {
+    Op::Requant(RequantOp { shift, bits })
+}
+
+/// Conv → x² + x → checkpoint (round and clamp to 6 bits, many values saturate) → dense after a
+/// free flatten → activation → checkpoint (clamp only) → dense → checkpoint on top.
+fn checkpoints<F: ProofField>() -> LayeredCircuit {
+    let rng = &mut ChaCha8Rng::seed_from_u64(5);
+    circuit::<F>(
+        "checkpoints",
+        &[2, 4, 4],
+        vec![
+            layer(
+                conv(rng, (2, 3), [3, 3], [1, 1], [1, 1]),
+                &[2, 4, 4],
+                &[3, 4, 4],
+            ),
+            layer(act(1, 1, 0), &[3, 4, 4], &[3, 4, 4]),
+            layer(requant(9, 6), &[3, 4, 4], &[3, 4, 4]),
+            layer(dense(rng, 48, 5), &[3, 4, 4], &[5]),
+            layer(act(2, -1, 3), &[5], &[5]),
+            layer(requant(0, 4), &[5], &[5]),
+            layer(dense(rng, 5, 3), &[5], &[3]),
+            layer(requant(2, 8), &[3], &[3]),
+        ],
+    )
+}
+
 fn circuits<F: ProofField>() -> Vec<LayeredCircuit> {
     vec![
         cnn::<F>(),
         pools::<F>(),
         pool_on_top::<F>(),
         conv_dense::<F>(),
+        checkpoints::<F>(),
     ]
 }
 
@@ -297,6 +327,7 @@ fn first_check(layer: &CircuitLayer) -> &'static str {
         Op::Conv2d(Conv2dOp { .. }) => "convolution kernel evaluation",
         Op::Gates(GatesOp { layer }) if layer.has_mul() => "phase-2 final evaluation",
         Op::Gates(GatesOp { .. }) => "phase-1 final evaluation",
+        Op::Requant(RequantOp { .. }) => "checkpoint requantized evaluation",
     }
 }
 
@@ -439,6 +470,11 @@ fn prove_with_inner<F: ProofField>(
     let digest = c.digest();
     let output: Vec<F> = to_field(&w.output);
     let mut t = Transcript::new(&digest, &to_field::<F>(input), &output);
+    for (j, l) in c.layers.iter().enumerate().rev() {
+        if let Some(values) = prover::<F>(&l.op).open(l, w.batch, &w.layers[j]).unwrap() {
+            CheckpointOpening::<F>::absorb(&ClearOpening { values: &values }, &mut t).unwrap();
+        }
+    }
     let r: Vec<F> = t.challenges(label::OUTPUT_POINT, c.output().vars(w.batch));
     let value = mle::evaluate(w.layers.last().unwrap(), &r);
     let mut claim = Claim { point: r, value };
@@ -577,6 +613,7 @@ fn value_variants(c: &LayeredCircuit, i: usize) -> Vec<(String, LayeredCircuit)>
         Op::Activation(ActivationOp { .. }) => 3,
         Op::SumPool(SumPoolOp { .. }) => 0,
         Op::Gates(GatesOp { layer }) => layer.gates.len(),
+        Op::Requant(RequantOp { .. }) => 2,
     };
     for k in 0..n {
         let mut d = c.clone();
@@ -599,6 +636,7 @@ fn value_variants(c: &LayeredCircuit, i: usize) -> Vec<(String, LayeredCircuit)>
                 }
             }
             Op::SumPool(SumPoolOp { .. }) => {}
+            Op::Requant(RequantOp { shift, bits }) => *[shift, bits][k] += 1,
         }
         out.push((format!("layer {i} value {k}"), d));
     }
@@ -661,9 +699,16 @@ fn substituted_model_is_caught<F: ProofField>() -> (usize, usize) {
                     .and_then(|_| witness::<F>(&b, batch, &input).ok());
                 match wb {
                     Some(wb) if wb.layers[i + 1] == wa.layers[i + 1] => {
-                        // B computes the same values here: the proof is a valid proof for B.
-                        res.unwrap_or_else(|e| panic!("{} {name}: {e}", a.name));
-                        same += 1;
+                        // B computes the same values here (e.g. a changed weight meets a zero
+                        // input): the proof is valid for B, unless the changed layer's own
+                        // relation (B's weights at the sumcheck's point) tells them apart.
+                        match res {
+                            Ok(_) => same += 1,
+                            Err(VerifyError::LayerCheck { layer, .. }) if layer == i + 1 => {
+                                rejected += 1
+                            }
+                            Err(e) => panic!("{} {name}: {e}", a.name),
+                        }
                     }
                     Some(_) => {
                         let e = res.expect_err(&format!("{} {name}: verified", a.name));

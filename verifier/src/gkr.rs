@@ -121,7 +121,8 @@ fn verify_gate_layer<F: ProofField>(
     points: &[(F, Vec<F>)],
     transcript: &mut Transcript,
 ) -> Result<Handoff<F>, VerifyError> {
-    if lp.kind != LayerKind::GkrGates {
+    // A gate layer opens nothing: any opened value makes the proof malformed.
+    if lp.kind != LayerKind::GkrGates || !lp.opened.is_empty() {
         return Err(VerifyError::ProofShape(format!(
             "layer {i}: expected a gate-layer proof"
         )));

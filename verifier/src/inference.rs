@@ -14,6 +14,7 @@
 //! grows with the number of multiply-accumulates.
 
 use crate::layers::{verify_layer, Claim};
+use crate::opening::{CheckpointOpening, ClearOpening};
 use crate::proof::Proof;
 use crate::transcript::label;
 use crate::transcript::Transcript;
@@ -174,6 +175,12 @@ pub fn verify_bound_to<F: ProofField>(
         )));
     }
     let mut transcript = Transcript::new(&digest, &input_f, &output_f);
+    // Every opened checkpoint is bound before the first challenge (top layer first).
+    for lp in &proof.layers {
+        if !lp.opened.is_empty() {
+            CheckpointOpening::<F>::absorb(&ClearOpening { values: &lp.opened }, &mut transcript)?;
+        }
+    }
     let out_layout = circuit.output();
     let r: Vec<F> = transcript.challenges(label::OUTPUT_POINT, out_layout.vars(batch));
     let value = mle::evaluate(&out_layout.scatter(batch, &output_f), &r);

@@ -16,6 +16,7 @@
 pub mod gkr;
 pub mod inference;
 pub mod layers;
+pub mod opening;
 pub mod proof;
 pub mod sumcheck;
 pub mod transcript;

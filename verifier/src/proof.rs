@@ -18,7 +18,12 @@
 //!   sumchecks  u8 count, then for each: degree u8 (1..=MAX_DEGREE), rounds u8 (≤ 64),
 //!              rounds × degree field elements (round polynomial at 0, 2, 3, …, degree)
 //!   evals      u16 count, then count field elements
+//!   opened     (version 2 only) LEB128 count, then count zigzag-LEB128 signed integers: the
+//!              tensor a checkpoint opens in the clear (empty for every other kind)
 //! ```
+//!
+//! A proof with no opened tensor (no requantization checkpoint) is written as version 1, byte for
+//! byte what builds before checkpoints wrote; one with checkpoints as version 2.
 //!
 //! Field elements are canonical and fixed width (16 bytes for Mersenne-127, 32 for BN254).
 //! Decoding is strict: wrong magic, version or field, a short or over-long buffer, a
@@ -29,8 +34,10 @@ use verinfer_circuits::field::{FieldId, ProofField};
 
 /// First bytes of every proof file.
 pub const MAGIC: [u8; 4] = *b"vINF";
-/// Version of the binary format.
+/// Version of the binary format of proofs without checkpoints.
 pub const FORMAT_VERSION: u16 = 1;
+/// Version of the binary format of proofs that open checkpoint tensors.
+pub const FORMAT_VERSION_CHECKPOINTS: u16 = 2;
 /// Largest round-polynomial degree a proof may carry.
 pub const MAX_DEGREE: usize = 8;
 /// Largest number of rounds of one sumcheck.
@@ -45,7 +52,10 @@ pub enum ProofError {
     #[error("not a verinfer proof (bad magic bytes)")]
     BadMagic,
     /// A format version this build does not read.
-    #[error("unsupported proof format version {0} (this build reads version {FORMAT_VERSION})")]
+    #[error(
+        "unsupported proof format version {0} (this build reads versions {FORMAT_VERSION} and \
+         {FORMAT_VERSION_CHECKPOINTS})"
+    )]
     UnsupportedVersion(u16),
     /// An unknown field byte.
     #[error("unknown field id {0}")]
@@ -72,6 +82,9 @@ pub enum ProofError {
     /// An element that is not the canonical encoding of a field element.
     #[error("non-canonical field element at offset {0}")]
     NonCanonical(usize),
+    /// An opened integer that is not a canonical LEB128 encoding of a value within `i128`.
+    #[error("invalid opened integer at offset {0}")]
+    BadInteger(usize),
     /// A count or degree outside the format's limits.
     #[error("invalid {what} {value} at offset {offset}")]
     BadCount {
@@ -102,17 +115,20 @@ pub enum LayerKind {
     Conv2d = 5,
     /// A gate layer of a structured circuit: GKR phases plus a merge to one point.
     Gates = 6,
+    /// A requantization checkpoint: its input tensor opened, no sumcheck.
+    Checkpoint = 7,
 }
 
 impl LayerKind {
     /// Every kind, in byte order.
-    pub const ALL: [LayerKind; 6] = [
+    pub const ALL: [LayerKind; 7] = [
         LayerKind::GkrGates,
         LayerKind::Activation,
         LayerKind::SumPool,
         LayerKind::Dense,
         LayerKind::Conv2d,
         LayerKind::Gates,
+        LayerKind::Checkpoint,
     ];
 
     /// The byte written in proofs.
@@ -145,6 +161,8 @@ pub struct LayerProof<F> {
     pub sumchecks: Vec<SumcheckProof<F>>,
     /// Claimed evaluations of the MLEs the sumchecks end on.
     pub evals: Vec<F>,
+    /// A tensor opened in the clear (a checkpoint's input; empty for every other kind).
+    pub opened: Vec<i128>,
 }
 
 /// A whole proof: the statement it is bound to (digest, claimed output) and its layer proofs.
@@ -177,7 +195,7 @@ pub fn read_header(bytes: &[u8]) -> Result<ProofHeader, ProofError> {
         return Err(ProofError::BadMagic);
     }
     let version = r.u16()?;
-    if version != FORMAT_VERSION {
+    if version != FORMAT_VERSION && version != FORMAT_VERSION_CHECKPOINTS {
         return Err(ProofError::UnsupportedVersion(version));
     }
     let fb = r.u8()?;
@@ -195,8 +213,17 @@ impl<F: ProofField> Proof<F> {
     /// Number of bytes [`Proof::encode`] writes.
     pub fn encoded_len(&self) -> usize {
         let mut n = HEADER_BYTES + 4 + self.output.len() * F::BYTES + 4;
+        let opens = self.opens();
         for l in &self.layers {
             n += 1 + 1 + 2 + l.evals.len() * F::BYTES;
+            if opens {
+                n += leb128_len(l.opened.len() as u128);
+                n += l
+                    .opened
+                    .iter()
+                    .map(|&v| leb128_len(zigzag(v)))
+                    .sum::<usize>();
+            }
             for s in &l.sumchecks {
                 n += 2 + s.rounds.len() * s.degree * F::BYTES;
             }
@@ -209,7 +236,13 @@ impl<F: ProofField> Proof<F> {
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.encoded_len());
         out.extend_from_slice(&MAGIC);
-        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        let opens = self.opens();
+        let version = if opens {
+            FORMAT_VERSION_CHECKPOINTS
+        } else {
+            FORMAT_VERSION
+        };
+        out.extend_from_slice(&version.to_le_bytes());
         out.push(F::ID.to_byte());
         out.extend_from_slice(&self.digest);
         out.extend_from_slice(&(self.output.len() as u32).to_le_bytes());
@@ -236,8 +269,19 @@ impl<F: ProofField> Proof<F> {
             for x in &l.evals {
                 x.write_canonical(&mut out);
             }
+            if opens {
+                write_leb128(&mut out, l.opened.len() as u128);
+                for &v in &l.opened {
+                    write_leb128(&mut out, zigzag(v));
+                }
+            }
         }
         out
+    }
+
+    /// Whether any layer opens a tensor (the proof is then written as version 2).
+    pub fn opens(&self) -> bool {
+        self.layers.iter().any(|l| !l.opened.is_empty())
     }
 
     /// Parses a proof over `F`, strictly (see the module docs).
@@ -295,14 +339,38 @@ impl<F: ProofField> Proof<F> {
             }
             let n_evals = r.u16()? as usize;
             let evals = r.elements(n_evals)?;
+            let mut opened = Vec::new();
+            if header.version == FORMAT_VERSION_CHECKPOINTS {
+                // Every integer takes at least one byte: bound the count before allocating.
+                let at = r.pos;
+                let n = usize::try_from(r.leb128()?).unwrap_or(usize::MAX);
+                if n > bytes.len() - r.pos {
+                    return Err(ProofError::BadCount {
+                        what: "opened length",
+                        value: n,
+                        offset: at,
+                    });
+                }
+                opened.reserve_exact(n);
+                for _ in 0..n {
+                    opened.push(unzigzag(r.leb128()?));
+                }
+            }
             layers.push(LayerProof {
                 kind,
                 sumchecks,
                 evals,
+                opened,
             });
         }
         if r.pos != bytes.len() {
             return Err(ProofError::TrailingBytes(bytes.len() - r.pos));
+        }
+        // One encoding per proof: version 2 only when something is opened.
+        if header.version == FORMAT_VERSION_CHECKPOINTS
+            && layers.iter().all(|l| l.opened.is_empty())
+        {
+            return Err(ProofError::UnsupportedVersion(header.version));
         }
         Ok(Proof {
             digest: header.digest,
@@ -310,6 +378,33 @@ impl<F: ProofField> Proof<F> {
             layers,
         })
     }
+}
+
+/// Signed to unsigned, small magnitudes to small numbers: `0, −1, 1, −2, … → 0, 1, 2, 3, …`.
+fn zigzag(v: i128) -> u128 {
+    ((v << 1) ^ (v >> 127)) as u128
+}
+
+/// The inverse of [`zigzag`] (total: every `u128` is the image of one `i128`).
+fn unzigzag(u: u128) -> i128 {
+    ((u >> 1) as i128) ^ -((u & 1) as i128)
+}
+
+fn leb128_len(mut v: u128) -> usize {
+    let mut n = 1;
+    while v >= 0x80 {
+        v >>= 7;
+        n += 1;
+    }
+    n
+}
+
+fn write_leb128(out: &mut Vec<u8>, mut v: u128) {
+    while v >= 0x80 {
+        out.push((v as u8 & 0x7f) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
 }
 
 /// A bounds-checked cursor; every read reports where it failed.
@@ -365,6 +460,29 @@ impl<'a> Reader<'a> {
         Ok(n)
     }
 
+    /// A canonical unsigned LEB128 integer of at most 128 bits: no trailing zero byte, no bits
+    /// beyond 128.
+    fn leb128(&mut self) -> Result<u128, ProofError> {
+        let at = self.pos;
+        let mut v: u128 = 0;
+        for i in 0..19u32 {
+            let b = self.u8()?;
+            let low = u128::from(b & 0x7f);
+            let shift = 7 * i;
+            if shift == 126 && low > 0b11 {
+                return Err(ProofError::BadInteger(at));
+            }
+            v |= low << shift;
+            if b & 0x80 == 0 {
+                if b == 0 && i > 0 {
+                    return Err(ProofError::BadInteger(at));
+                }
+                return Ok(v);
+            }
+        }
+        Err(ProofError::BadInteger(at))
+    }
+
     fn elements<F: ProofField>(&mut self, n: usize) -> Result<Vec<F>, ProofError> {
         let needed = n.saturating_mul(F::BYTES);
         let at = self.pos;
@@ -403,11 +521,13 @@ mod tests {
                         },
                     ],
                     evals: vec![e(11), e(12)],
+                    opened: vec![],
                 },
                 LayerProof {
                     kind: LayerKind::Activation,
                     sumchecks: vec![],
                     evals: vec![],
+                    opened: vec![],
                 },
             ],
         }

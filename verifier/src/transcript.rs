@@ -43,6 +43,10 @@ pub mod label {
     pub const GKR_EVAL_V: &[u8] = b"gkr-eval-v";
     /// Challenge: the coefficient that merges a gate layer's two claims.
     pub const GKR_COMBINE: &[u8] = b"gkr-combine";
+    /// An opened checkpoint tensor (its length and hash), absorbed after the statement.
+    pub const CHECKPOINT: &[u8] = b"checkpoint";
+    /// Challenges: the point where the segment below a checkpoint starts.
+    pub const CHECKPOINT_POINT: &[u8] = b"checkpoint-point";
 }
 
 /// A merlin transcript bound to one statement.

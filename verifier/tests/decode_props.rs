@@ -85,6 +85,7 @@ fn random_proof<F: ProofField>(rng: &mut ChaCha8Rng, big: bool) -> Proof<F> {
                 kind: LayerKind::ALL[rng.gen_range(0..LayerKind::ALL.len())],
                 sumchecks,
                 evals: (0..n_evals).map(|_| elem(rng)).collect(),
+                opened: vec![],
             }
         })
         .collect();
@@ -260,6 +261,7 @@ fn non_canonical_elements_everywhere() {
                 rounds: vec![vec![M127::from(2u64); 2]; 3],
             }],
             evals: vec![M127::from(3u64)],
+            opened: vec![],
         }],
     };
     let bytes = p.encode();

@@ -34,6 +34,7 @@ mod activation;
 mod conv;
 mod dense;
 mod gates;
+mod requant;
 mod sum_pool;
 
 use crate::circuit::{ActivationOp, Conv2dOp, DenseOp, GatesOp, SumPoolOp};

@@ -14,12 +14,14 @@ mod activation;
 mod conv;
 mod dense;
 mod gates;
+mod requant;
 mod sum_pool;
 
 pub use activation::ActivationOp;
 pub use conv::Conv2dOp;
 pub use dense::DenseOp;
 pub use gates::GatesOp;
+pub use requant::{requant, RequantOp, MAX_REQUANT_BITS, MAX_REQUANT_INPUT_BITS, MIN_REQUANT_BITS};
 pub use sum_pool::SumPoolOp;
 
 use crate::bounds::Bounds;
@@ -65,6 +67,7 @@ impl Op {
             Op::SumPool(op) => op,
             Op::Activation(op) => op,
             Op::Gates(op) => op,
+            Op::Requant(op) => op,
         }
     }
 

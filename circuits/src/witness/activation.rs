@@ -33,13 +33,7 @@ impl BoundRule for ActivationOp {
         x: &[D::Val],
         inter: &mut u32,
     ) -> Option<Vec<D::Val>> {
-        let mut out = Vec::with_capacity(x.len());
-        for &xv in x {
-            let (v, bits) = D::quadratic(self.a, self.b, self.c, xv)?;
-            *inter = (*inter).max(bits);
-            out.push(v);
-        }
-        Some(out)
+        elementwise::<D>(x, inter, |v| D::quadratic(self.a, self.b, self.c, v))
     }
 }
 

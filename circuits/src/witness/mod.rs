@@ -48,7 +48,7 @@
 //! rigorous (they do not trust `bound_bits`) and leave every value unchanged; they only pick the
 //! cheapest exact kernel.
 
-use crate::bounds::{BoundRule, Domain};
+use crate::bounds::{elementwise, BoundRule, Domain};
 use crate::circuit::{bits_of, CircuitLayer, LayeredCircuit, Layout};
 use crate::circuit::{ActivationOp, Conv2dOp, DenseOp, GatesOp, SumPoolOp};
 use crate::field::{from_i128_unchecked, from_i64, to_i128, Bn254, ProofField};
@@ -64,6 +64,7 @@ mod gates;
 mod gemm;
 mod narrow;
 mod parallel;
+mod requant;
 mod sum_pool;
 
 use gemm::*;

@@ -65,7 +65,8 @@ impl<'g> Converter<'g> {
                     continue;
                 }
                 Layer::Flatten | Layer::Reshape { .. } => continue,
-                Layer::Activation(_) => return false,
+                // Scalars do not commute with a nonlinear step (a clamp, a power).
+                Layer::Activation(_) | Layer::Requant(_) => return false,
                 Layer::Conv2d(cv) => (&mut cv.weight, &mut cv.bias, cv.out_channels),
                 Layer::Dense(d) => (&mut d.weight, &mut d.bias, d.out_features),
             };

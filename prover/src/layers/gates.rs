@@ -42,6 +42,7 @@ impl<F: ProofField> LayerProver<F> for GatesOp {
                 kind: LayerKind::Gates,
                 sumchecks: step.sumchecks,
                 evals: step.evals,
+                opened: vec![],
             };
             return Ok((
                 proof,

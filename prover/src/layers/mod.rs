@@ -12,6 +12,7 @@ mod activation;
 mod conv;
 mod dense;
 mod gates;
+mod requant;
 mod sum_pool;
 
 use crate::sumcheck::SumcheckOutput;
@@ -73,6 +74,17 @@ pub trait LayerProver<F: ProofField> {
         claim: &Claim<F>,
         transcript: &mut Transcript,
     ) -> Result<(LayerProof<F>, Claim<F>), ProveError>;
+
+    /// The tensor the layer opens (a checkpoint's input, from its padded table `input`), which
+    /// the transcript binds before the first challenge; `None` for layers that open nothing.
+    fn open(
+        &self,
+        _layer: &CircuitLayer,
+        _batch: usize,
+        _input: &[F],
+    ) -> Result<Option<Vec<i128>>, ProveError> {
+        Ok(None)
+    }
 }
 
 /// The prover of an op: the one dispatch over the op kinds in this crate.
@@ -83,6 +95,7 @@ pub fn prover<F: ProofField>(op: &Op) -> &dyn LayerProver<F> {
         Op::Dense(op) => op,
         Op::Conv2d(op) => op,
         Op::Gates(op) => op,
+        Op::Requant(op) => op,
     }
 }
 
@@ -107,13 +120,14 @@ fn hand_down<F: ProofField>(
             kind,
             sumchecks,
             evals,
+            opened: vec![],
         },
         Claim { point, value: chi },
     )
 }
 
 /// A setup step shared with the verifier failed: the circuit is malformed.
-fn from_verify(e: VerifyError) -> ProveError {
+pub(crate) fn from_verify(e: VerifyError) -> ProveError {
     match e {
         VerifyError::Circuit(c) => ProveError::Circuit(c),
         other => ProveError::Layer(other.to_string()),

@@ -32,6 +32,7 @@ impl<F: ProofField> LayerProver<F> for SumPoolOp {
                     kind: LayerKind::SumPool,
                     sumchecks: vec![],
                     evals: vec![],
+                    opened: vec![],
                 },
                 Claim {
                     point,

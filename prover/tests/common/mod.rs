@@ -90,6 +90,28 @@ pub fn structural_variants<F: ProofField>(proof: &Proof<F>) -> Vec<(String, Proo
     };
     let extra = F::from(9u64);
     for li in 0..proof.layers.len() {
+        // The opened tensor: one value short or long, emptied, or opened at another layer.
+        let opened = &proof.layers[li].opened;
+        if opened.is_empty() {
+            let mut p = proof.clone();
+            p.layers[li].opened = vec![0];
+            push(format!("L{li} opens a value"), p);
+        } else {
+            let mut p = proof.clone();
+            p.layers[li].opened.pop();
+            push(format!("L{li} opened short"), p);
+            let mut p = proof.clone();
+            p.layers[li].opened.push(0);
+            push(format!("L{li} opened long"), p);
+            let mut p = proof.clone();
+            p.layers[li].opened.clear();
+            push(format!("L{li} opened nothing"), p);
+            if li > 0 {
+                let mut p = proof.clone();
+                p.layers[li - 1].opened = p.layers[li].opened.clone();
+                push(format!("L{li} opened again one layer up"), p);
+            }
+        }
         let nsc = proof.layers[li].sumchecks.len();
         for si in 0..nsc {
             let deg = proof.layers[li].sumchecks[si].degree;

@@ -27,6 +27,7 @@ pub mod activation;
 pub mod conv;
 pub mod dense;
 pub mod gates;
+pub mod requant;
 pub mod sum_pool;
 
 pub use conv::conv_kernel_vars;
@@ -77,9 +78,11 @@ impl Shape {
 
     /// Checks a proof's kind and counts (the sumcheck verifier checks rounds and degrees).
     fn check<F>(&self, proof: &LayerProof<F>, layer: usize) -> Result<(), VerifyError> {
+        // Only a checkpoint opens a tensor (its length is checked where it is read).
         if proof.kind != self.kind
             || proof.sumchecks.len() != self.sumchecks.len()
             || proof.evals.len() != self.evals
+            || (self.kind != LayerKind::Checkpoint && !proof.opened.is_empty())
         {
             return Err(VerifyError::ProofShape(format!(
                 "layer {layer}: expected a {:?} proof with {} sumchecks and {} evaluations",
@@ -125,6 +128,7 @@ pub fn rule<F: ProofField>(op: &Op) -> &dyn LayerRule<F> {
         Op::Dense(op) => op,
         Op::Conv2d(op) => op,
         Op::Gates(op) => op,
+        Op::Requant(op) => op,
     }
 }
 

@@ -1,0 +1,143 @@
+//! A requantization checkpoint: its op struct, the exact integer contract every crate relies on
+//! ([`requant`]) and its rules (shape, digest). Its integer kernel and bound rule are in
+//! `witness/requant.rs`, its (refused) gates `lower/requant.rs`, its proof — a clear opening of
+//! the tensor before it — `verinfer_verifier::layers::requant` / `verinfer_prover::layers::requant`.
+
+use super::OpRules;
+use crate::circuit::{Enc, Layout};
+use serde::{Deserialize, Serialize};
+
+/// Smallest number of signed bits a checkpoint keeps.
+pub const MIN_REQUANT_BITS: u32 = 2;
+/// Largest number of signed bits a checkpoint keeps (its values stay `i64`).
+pub const MAX_REQUANT_BITS: u32 = 62;
+/// Largest number of bits of a checkpoint's input: the verifier reads it as `i128`.
+pub const MAX_REQUANT_INPUT_BITS: u32 = 126;
+
+/// `Y' = clamp(⌊(Y + 2^(shift−1)) / 2^shift⌋, −2^(bits−1), 2^(bits−1) − 1)` element-wise (for
+/// `shift = 0` the clamp only): rounds half up, then saturates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequantOp {
+    /// Fractional bits dropped.
+    pub shift: u32,
+    /// Signed bits kept.
+    pub bits: u32,
+}
+
+impl RequantOp {
+    /// The clamp range `[−2^(bits−1), 2^(bits−1) − 1]`.
+    pub fn range(&self) -> (i128, i128) {
+        let half = 1i128 << (self.bits.clamp(1, 127) - 1);
+        (-half, half - 1)
+    }
+
+    /// The checkpoint of one integer.
+    pub fn apply(&self, y: i128) -> i128 {
+        let (lo, hi) = self.range();
+        requant(y, self.shift).clamp(lo, hi)
+    }
+}
+
+/// `⌊(y + 2^(k−1)) / 2^k⌋` (`y` for `k = 0`), without overflow: the quotient `⌊y / 2^k⌋` (an
+/// arithmetic shift) plus bit `k − 1` of `y`, which is 1 exactly when the remainder is at least
+/// half of `2^k`. For `k ≥ 128` every `i128` rounds to 0 (`|y| < 2^(k−1)`).
+pub fn requant(y: i128, k: u32) -> i128 {
+    match k {
+        0 => y,
+        1..=127 => (y >> k) + ((y >> (k - 1)) & 1),
+        _ => 0,
+    }
+}
+
+impl OpRules for RequantOp {
+    fn name(&self) -> &'static str {
+        "requant"
+    }
+
+    fn check(&self, input: &Layout, output: &Layout) -> Result<(), String> {
+        if input.dims != output.dims {
+            return Err(format!(
+                "maps layout {:?} to {:?} (must keep it)",
+                input.dims, output.dims
+            ));
+        }
+        if !(MIN_REQUANT_BITS..=MAX_REQUANT_BITS).contains(&self.bits) {
+            return Err(format!(
+                "keeps {} bits, outside {MIN_REQUANT_BITS}..={MAX_REQUANT_BITS}",
+                self.bits
+            ));
+        }
+        Ok(())
+    }
+
+    fn encode(&self, e: &mut Enc) {
+        e.uint(6);
+        e.uint(u128::from(self.shift));
+        e.uint(u128::from(self.bits));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The contract straight from its formula, with Euclidean division (exact for these sizes).
+    fn reference(y: i128, k: u32, bits: u32) -> i128 {
+        let q = if k == 0 {
+            y
+        } else {
+            (y + (1i128 << (k - 1))).div_euclid(1i128 << k)
+        };
+        q.clamp(-(1i128 << (bits - 1)), (1i128 << (bits - 1)) - 1)
+    }
+
+    #[test]
+    fn rounds_half_up_and_saturates() {
+        let op = |shift, bits| RequantOp { shift, bits };
+        // Exact halves round up, also when negative: 2.5 → 3, −2.5 → −2, −0.5 → 0.
+        assert_eq!(op(1, 8).apply(5), 3);
+        assert_eq!(op(1, 8).apply(-5), -2);
+        assert_eq!(op(1, 8).apply(-1), 0);
+        assert_eq!(op(2, 8).apply(-6), -1); // −1.5 → −1
+        assert_eq!(op(2, 8).apply(-7), -2); // −1.75 → −2
+                                            // Clamp at both ends, and k = 0 (clamp only).
+        assert_eq!(op(0, 4).apply(100), 7);
+        assert_eq!(op(0, 4).apply(-100), -8);
+        assert_eq!(op(0, 4).apply(-8), -8);
+        assert_eq!(op(0, 4).apply(7), 7);
+        assert_eq!(op(3, 2).apply(1 << 20), 1);
+        assert_eq!(op(3, 2).apply(-(1 << 20)), -2);
+        // k ≥ 64 on values past 64 bits; k ≥ 128 rounds everything to 0.
+        assert_eq!(op(64, 62).apply(3i128 << 63), 2); // 1.5 → 2
+        assert_eq!(op(64, 62).apply(-(3i128 << 63)), -1); // −1.5 → −1
+        assert_eq!(op(100, 62).apply(i128::MAX), 1 << 27);
+        assert_eq!(op(127, 62).apply(i128::MIN), -1);
+        assert_eq!(op(200, 62).apply(i128::MAX), 0);
+        assert_eq!(op(200, 62).apply(i128::MIN), 0);
+    }
+
+    #[test]
+    fn matches_the_formula() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..20_000 {
+            let k = (next() % 70) as u32;
+            let bits = 2 + (next() % 61) as u32;
+            // Values up to 2^100 keep y + 2^(k−1) inside i128 for the reference.
+            let y = (next() as i128) << (next() % 37) as u32;
+            let y = if next() % 2 == 0 { y } else { -y };
+            let y = y + (next() % 5) as i128 - 2;
+            let op = RequantOp { shift: k, bits };
+            assert_eq!(
+                op.apply(y),
+                reference(y, k, bits),
+                "y {y} k {k} bits {bits}"
+            );
+        }
+    }
+}

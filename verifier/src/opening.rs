@@ -1,0 +1,90 @@
+//! How a checkpoint tensor reaches the verifier (docs/protocol.md, checkpoints).
+//!
+//! At a requantization checkpoint the circuit splits: the segment below proves the tensor `Y`
+//! before requantization, the segment above starts from `Y' = requant(Y)`, which the verifier
+//! computes itself. [`CheckpointOpening`] is what the layer code asks of an opening: bind it to
+//! the transcript before the first challenge, evaluate `Ỹ` at the point the segment below starts
+//! from, evaluate `Ỹ'` at the point the segment above ended on. [`ClearOpening`] sends `Y` in
+//! the clear (cost linear in the tensor); a polynomial commitment can replace it without
+//! touching the layer code.
+
+use crate::transcript::{label, Transcript};
+use crate::VerifyError;
+use verinfer_circuits::circuit::{Layout, RequantOp};
+use verinfer_circuits::field::{from_i128, ProofField};
+use verinfer_circuits::mle;
+
+/// An opened checkpoint tensor, as the verifier uses it.
+pub trait CheckpointOpening<F: ProofField> {
+    /// Binds the opening into the transcript; called for every checkpoint, top layer first,
+    /// right after the statement.
+    fn absorb(&self, transcript: &mut Transcript) -> Result<(), VerifyError>;
+    /// `Ỹ(point)`, the tensor before requantization in `layout` over `batch` items.
+    fn evaluate(&self, layout: &Layout, batch: usize, point: &[F]) -> Result<F, VerifyError>;
+    /// `Ỹ'(point)` for `Y' = op(Y)`, in `layout` over `batch` items.
+    fn evaluate_requantized(
+        &self,
+        op: &RequantOp,
+        layout: &Layout,
+        batch: usize,
+        point: &[F],
+    ) -> Result<F, VerifyError>;
+}
+
+/// The tensor itself, real values only, batch-major.
+#[derive(Clone, Copy, Debug)]
+pub struct ClearOpening<'a> {
+    /// The opened integers.
+    pub values: &'a [i128],
+}
+
+impl ClearOpening<'_> {
+    fn field<F: ProofField>(values: impl Iterator<Item = i128>) -> Result<Vec<F>, VerifyError> {
+        values
+            .map(|v| {
+                from_i128(v).map_err(|_| {
+                    VerifyError::ProofShape(format!(
+                        "an opened checkpoint value {v} does not fit the field"
+                    ))
+                })
+            })
+            .collect()
+    }
+
+    fn check_len(&self, layout: &Layout, batch: usize) -> Result<(), VerifyError> {
+        let want = layout.item_len().saturating_mul(batch);
+        if self.values.len() != want {
+            return Err(VerifyError::ProofShape(format!(
+                "an opened checkpoint holds {} values, expected {want}",
+                self.values.len()
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl<F: ProofField> CheckpointOpening<F> for ClearOpening<'_> {
+    fn absorb(&self, transcript: &mut Transcript) -> Result<(), VerifyError> {
+        let f: Vec<F> = Self::field(self.values.iter().copied())?;
+        transcript.append_digest_of(label::CHECKPOINT, &f);
+        Ok(())
+    }
+
+    fn evaluate(&self, layout: &Layout, batch: usize, point: &[F]) -> Result<F, VerifyError> {
+        self.check_len(layout, batch)?;
+        let f: Vec<F> = Self::field(self.values.iter().copied())?;
+        Ok(mle::evaluate(&layout.scatter(batch, &f), point))
+    }
+
+    fn evaluate_requantized(
+        &self,
+        op: &RequantOp,
+        layout: &Layout,
+        batch: usize,
+        point: &[F],
+    ) -> Result<F, VerifyError> {
+        self.check_len(layout, batch)?;
+        let f: Vec<F> = Self::field(self.values.iter().map(|&v| op.apply(v)))?;
+        Ok(mle::evaluate(&layout.scatter(batch, &f), point))
+    }
+}
