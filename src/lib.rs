@@ -6,9 +6,10 @@
 //! - [`prover`]: parallel sumcheck and GKR provers;
 //! - [`onnx`]: import of PyTorch-exported ONNX models.
 //!
-//! and the pieces the command line is made of: [`files`] (model and input files),
-//! [`report`] (the output report), [`engine`] (prove / verify over the circuit's field) and
-//! [`demo`] (the embedded digits model).
+//! and the HTTP server and client ([`serve`], [`client`]) and the comparison harness
+//! ([`compare`]). The pieces every front end shares are `verinfer-cli-core`'s, re-exported
+//! here: [`files`], [`shaped`], [`report`], [`engine`], [`demo`], [`args`], [`outln!`],
+//! [`out!`].
 #![forbid(unsafe_code)]
 
 pub use verinfer_circuits as circuits;
@@ -16,31 +17,8 @@ pub use verinfer_onnx as onnx;
 pub use verinfer_prover as prover;
 pub use verinfer_verifier as verifier;
 
-pub mod args;
+pub use verinfer_cli_core::{args, demo, engine, files, out, outln, report, shaped};
+
 pub mod client;
 pub mod compare;
-pub mod demo;
-pub mod engine;
-pub mod files;
-pub mod report;
 pub mod serve;
-pub mod shaped;
-
-/// `println!` for command output: a closed stdout (e.g. `verinfer verify ... | head -1`) ends
-/// the output quietly instead of panicking.
-#[macro_export]
-macro_rules! outln {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stdout(), $($arg)*);
-    }};
-}
-
-/// `print!` counterpart of [`outln!`].
-#[macro_export]
-macro_rules! out {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = write!(std::io::stdout(), $($arg)*);
-    }};
-}
