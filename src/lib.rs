@@ -6,10 +6,10 @@
 //! - [`prover`]: parallel sumcheck and GKR provers;
 //! - [`onnx`]: import of PyTorch-exported ONNX models.
 //!
-//! and the HTTP server and client ([`serve`], [`client`]) and the comparison harness
-//! ([`compare`]). The pieces every front end shares are `verinfer-cli-core`'s, re-exported
-//! here: [`files`], [`shaped`], [`report`], [`engine`], [`demo`], [`args`], [`outln!`],
-//! [`out!`].
+//! and the comparison harness ([`compare`]); the HTTP server and client are
+//! `verinfer-serve`'s ([`serve`], [`client`]). The pieces every front end shares are
+//! `verinfer-cli-core`'s, re-exported here: [`files`], [`shaped`], [`report`], [`engine`],
+//! [`demo`], [`args`], [`outln!`], [`out!`].
 #![forbid(unsafe_code)]
 
 pub use verinfer_circuits as circuits;
@@ -19,6 +19,6 @@ pub use verinfer_verifier as verifier;
 
 pub use verinfer_cli_core::{args, demo, engine, files, out, outln, report, shaped};
 
-pub mod client;
+pub use verinfer_serve::client;
 pub mod compare;
-pub mod serve;
+pub use verinfer_serve as serve;
