@@ -3,6 +3,10 @@
 //! Exit codes (contract): 0 success (for `verify`: the proof is valid), 1 the proof or the
 //! expected output was rejected (a proof file that does not decode is a rejected proof), 2 usage
 //! errors and unreadable or malformed files.
+//!
+//! This binary is the thin layer: its flags and the prove / verify / infer / inspect / demo
+//! commands, over `verinfer-cli-core` (files, flags, reports, prove / verify); `serve` and
+//! `client` are `verinfer-serve`'s, `compare` is `verinfer-compare`'s.
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -11,15 +15,16 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-use verinfer::args::{
+use verinfer_circuits::circuit::WeightScale;
+use verinfer_circuits::witness::infer;
+use verinfer_cli_core::args::{
     check_batch_memory, check_infer_memory, default_memory_budget, parse_bytes, Compiled, ModelArgs,
 };
-use verinfer::circuits::circuit::WeightScale;
-use verinfer::circuits::witness::infer;
-use verinfer::engine::{proof_shapes, prove_any, verify_any};
-use verinfer::files::{check_outputs, read_limited, write_regular, MAX_INPUT_BYTES};
-use verinfer::prover::inference::Progress;
-use verinfer::report::{hex, OutputReport};
+use verinfer_cli_core::engine::{proof_shapes, prove_any, verify_any};
+use verinfer_cli_core::files::{check_outputs, read_limited, write_regular, MAX_INPUT_BYTES};
+use verinfer_cli_core::report::{hex, OutputReport};
+use verinfer_cli_core::{out, outln};
+use verinfer_prover::inference::Progress;
 
 /// Prove and verify neural-network inference with GKR.
 ///
@@ -106,13 +111,13 @@ enum Command {
         model: ModelArgs,
     },
     /// Compare prover cost and accuracy across activations (x², x²+x, quadratic presets).
-    Compare(verinfer::compare::CompareArgs),
+    Compare(verinfer_compare::CompareArgs),
     /// Serve proved inferences over HTTP (a cloud server that proves every answer).
-    Serve(verinfer::serve::ServeArgs),
+    Serve(verinfer_serve::ServeArgs),
     /// Ask a server for an inference and verify its proof locally against your own model.
     ///
     /// Exit 0: valid; 1: rejected (wrong proof, output or digest); 2: usage or network error.
-    Client(verinfer::client::ClientArgs),
+    Client(verinfer_serve::client::ClientArgs),
     /// Prove and verify held-out handwritten digits with the embedded model, and show the result.
     Demo {
         /// Number of held-out test images to prove (1 to 64).
@@ -188,17 +193,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Inspect { model } => inspect_cmd(&model),
         Command::Compare(args) => {
-            verinfer::compare::run(&args)?;
+            verinfer_compare::run(&args)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Serve(args) => {
-            verinfer::serve::run(&args)?;
+            verinfer_serve::run(&args)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Client(args) => match verinfer::client::run(&args)? {
-            verinfer::client::ClientOutcome::Valid => Ok(ExitCode::SUCCESS),
-            verinfer::client::ClientOutcome::Rejected(why) => {
-                verinfer::outln!("REJECTED: {why}");
+        Command::Client(args) => match verinfer_serve::client::run(&args)? {
+            verinfer_serve::client::ClientOutcome::Valid => Ok(ExitCode::SUCCESS),
+            verinfer_serve::client::ClientOutcome::Rejected(why) => {
+                outln!("REJECTED: {why}");
                 Ok(ExitCode::from(1))
             }
         },
@@ -210,7 +215,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
 }
 
 fn set_threads(threads: Option<usize>) -> Result<()> {
-    verinfer::args::set_threads(threads).map_err(|e| anyhow!(e))
+    verinfer_cli_core::args::set_threads(threads).map_err(|e| anyhow!(e))
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -241,7 +246,7 @@ fn prove_cmd(
     if let Some(path) = output {
         write_file(path, report.to_json().as_bytes())?;
     }
-    verinfer::outln!(
+    outln!(
         "proved {} on a batch of {} in {:.1} ms (witness {:.1} ms); proof {} bytes -> {}",
         c.circuit.name,
         report.argmax.len(),
@@ -250,9 +255,9 @@ fn prove_cmd(
         proved.proof.len(),
         proof_path.display()
     );
-    verinfer::out!("{}", report.summary(16));
+    out!("{}", report.summary(16));
     if let Some(path) = output {
-        verinfer::outln!("output report -> {}", path.display());
+        outln!("output report -> {}", path.display());
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -283,7 +288,7 @@ fn verify_cmd(
     let verified = match verify_any(&c.circuit, &ints, &proof) {
         Ok(v) => v,
         Err(e) => {
-            verinfer::outln!("REJECTED: {e}");
+            outln!("REJECTED: {e}");
             return Ok(ExitCode::from(1));
         }
     };
@@ -291,21 +296,21 @@ fn verify_cmd(
     let report = OutputReport::new(&c.circuit, &verified.output);
     if let Some((path, want)) = expected {
         if let Some(diff) = want.first_difference(&report) {
-            verinfer::outln!(
+            outln!(
                 "REJECTED: the proof is valid, but its output differs from {}: {diff}",
                 path.display()
             );
             return Ok(ExitCode::from(1));
         }
     }
-    verinfer::outln!(
+    outln!(
         "VALID: {} on a batch of {}, verified in {:.1} ms, soundness {:.1} bits",
         c.circuit.name,
         verified.report.batch,
         ms,
         verified.report.soundness_bits
     );
-    verinfer::out!("{}", report.summary(16));
+    out!("{}", report.summary(16));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -329,11 +334,11 @@ fn infer_cmd(
     if let Some(path) = output {
         write_file(path, report.to_json().as_bytes())?;
     }
-    verinfer::outln!(
+    outln!(
         "inferred {} on a batch of {batch} in {ms:.2} ms (quantized, no proof)",
         c.circuit.name
     );
-    verinfer::out!("{}", report.summary(16));
+    out!("{}", report.summary(16));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -341,8 +346,8 @@ fn inspect_cmd(args: &ModelArgs) -> Result<ExitCode> {
     let c = compile_model(args)?;
     let circuit = &c.circuit;
     let p = args.params();
-    verinfer::outln!("model      {} ({})", circuit.name, args.model.display());
-    verinfer::outln!(
+    outln!("model      {} ({})", circuit.name, args.model.display());
+    outln!(
         "quantized  input {} bits, weights {} bits ({}), coefficients {} bits; input range [{}, {}]",
         p.input_bits,
         p.weight_bits,
@@ -361,8 +366,8 @@ fn inspect_cmd(args: &ModelArgs) -> Result<ExitCode> {
     let one = prove_any(circuit, &dummy(1), &mut |_| {}).map_err(|e| anyhow!("{e}"))?;
     let sixteen = prove_any(circuit, &dummy(16), &mut |_| {}).map_err(|e| anyhow!("{e}"))?;
     let shapes = proof_shapes(&one.proof).map_err(|e| anyhow!("{e}"))?;
-    verinfer::outln!();
-    verinfer::outln!(
+    outln!();
+    outln!(
         "  {:>2}  {:<34} {:>14} {:>14} {:>9} {:>9}  {:<20} {:>5} {:>6}",
         "#",
         "layer",
@@ -402,7 +407,7 @@ fn inspect_cmd(args: &ModelArgs) -> Result<ExitCode> {
                 }
             })
             .unwrap_or_default();
-        verinfer::outln!(
+        outln!(
             "  {:>2}  {:<34} {:>14} {:>14} {:>9} {:>9}  {:<20} {:>5} {:>6}",
             i,
             truncate(&l.label, 34),
@@ -415,25 +420,25 @@ fn inspect_cmd(args: &ModelArgs) -> Result<ExitCode> {
             scale
         );
     }
-    verinfer::outln!();
-    verinfer::outln!(
+    outln!();
+    outln!(
         "MACs       {} per item ({} layers)",
         circuit.macs_per_item(),
         circuit.layers.len()
     );
-    verinfer::outln!(
+    outln!(
         "field      {} ({}); worst case {} bits",
         circuit.field,
         circuit.field_reason,
         circuit.max_bits()
     );
-    verinfer::outln!("digest     {}", hex(&circuit.digest()));
-    verinfer::outln!(
+    outln!("digest     {}", hex(&circuit.digest()));
+    outln!(
         "proof      {} bytes for 1 item, {} bytes for 16 (sumcheck rounds grow with log2 batch)",
         one.proof.len(),
         sixteen.proof.len()
     );
-    verinfer::outln!(
+    outln!(
         "output     {} at scale 2^-{}",
         dims(&circuit.output().dims),
         circuit.output_scale()
@@ -462,8 +467,8 @@ fn demo_cmd(images: usize) -> Result<ExitCode> {
     if !(1..=64).contains(&images) {
         bail!("--images must be between 1 and 64");
     }
-    let r = verinfer::demo::run(images).map_err(|e| anyhow!("demo failed: {e}"))?;
-    verinfer::out!("{}", r.render());
+    let r = verinfer_cli_core::demo::run(images).map_err(|e| anyhow!("demo failed: {e}"))?;
+    out!("{}", r.render());
     Ok(if r.ok() {
         ExitCode::SUCCESS
     } else {

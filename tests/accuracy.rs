@@ -4,14 +4,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::Path;
-use verinfer::circuits::circuit::{FieldChoice, QuantParams};
-use verinfer::circuits::compile::compile;
-use verinfer::circuits::quant::quantize_input;
-use verinfer::circuits::witness::infer;
-use verinfer::demo::{recorded_accuracy, TestSet};
-use verinfer::engine::{prove_any, verify_any};
-use verinfer::onnx::{import_file, ImportOptions};
-use verinfer::report::argmax;
+use verinfer_circuits::circuit::{FieldChoice, QuantParams};
+use verinfer_circuits::compile::compile;
+use verinfer_circuits::quant::quantize_input;
+use verinfer_circuits::witness::infer;
+use verinfer_cli_core::demo::{recorded_accuracy, TestSet};
+use verinfer_cli_core::engine::{prove_any, verify_any};
+use verinfer_cli_core::report::argmax;
+use verinfer_onnx::{import_file, ImportOptions};
 
 fn models() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("models/digits")
@@ -60,7 +60,7 @@ fn quantized_accuracy_matches_the_recorded_figure() {
 
 #[test]
 fn proven_predictions_equal_inferred_ones() {
-    let circuit = verinfer::demo::circuit().unwrap();
+    let circuit = verinfer_cli_core::demo::circuit().unwrap();
     let test = TestSet::embedded().unwrap();
     let values: Vec<f64> = (0..32).flat_map(|i| test.image(i)).collect();
     let input = quantize_input(&circuit, &values).unwrap();

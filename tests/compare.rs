@@ -4,8 +4,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use serde_json::Value;
-use verinfer::compare::{parse_activations, preset, PRESETS};
-use verinfer::demo::recorded_accuracy;
+use verinfer_cli_core::demo::recorded_accuracy;
+use verinfer_compare::{parse_activations, preset, PRESETS};
 
 mod common;
 use common::{verinfer, Dir as TempDir};
@@ -116,8 +116,38 @@ fn digits_end_to_end_json_accuracy_and_svg() {
 
     let text = std::fs::read_to_string(&svg).unwrap();
     check_well_formed(&text).unwrap_or_else(|e| panic!("SVG not well-formed: {e}"));
-    assert!(text.contains("<svg") && text.contains("prover time") && text.contains("proof size"));
-    assert!(text.contains("faster_cryptonets") && text.contains("gates lowering"));
+    assert!(text.contains("<svg"));
+    // The chart's texts are lines of their own: panel titles, legend, one name per activation
+    // and panel, no missing figure.
+    let lines: Vec<&str> = text.lines().collect();
+    let count = |t: &str| lines.iter().filter(|l| **l == t).count();
+    for title in [
+        "prover time (ms)",
+        "verifier time (ms)",
+        "proof size (bytes)",
+    ] {
+        assert_eq!(count(title), 1, "{title}");
+    }
+    assert_eq!(count("structured lowering"), 1);
+    assert_eq!(count("gates lowering"), 1);
+    assert_eq!(count("n/a"), 0, "every row has its three figures");
+    for pair in rows.chunks(2) {
+        let name = pair[0]["activation"].as_str().unwrap();
+        let field = pair[0]["field"].as_str().unwrap();
+        assert_eq!(
+            count(&format!("{name} [{field}]")),
+            3,
+            "{name} under each panel"
+        );
+    }
+    // One bar per row and panel in its lowering's colour, besides the legend's square.
+    for (lowering, fill) in [("structured", "#3B6EA5"), ("gates", "#E07B39")] {
+        let bars = lines
+            .iter()
+            .filter(|l| l.starts_with("<rect") && l.contains(&format!("fill=\"{fill}\"")))
+            .count();
+        assert_eq!(bars, 1 + 3 * 7, "{lowering} bars");
+    }
 }
 
 #[test]

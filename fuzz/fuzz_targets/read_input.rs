@@ -3,8 +3,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use verinfer::files::{parse_input_json, parse_npy, NPY_MAGIC};
-use verinfer::report::OutputReport;
+use verinfer_cli_core::files::{parse_input_json, parse_npy, NPY_MAGIC};
+use verinfer_cli_core::report::OutputReport;
 
 fuzz_target!(|data: &[u8]| {
     let _ = parse_npy(data);

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Load test of `verinfer serve` on the digits model, loopback only, bounded:
-# builds release, starts a server on 127.0.0.1 (OS-chosen port), runs examples/loadtest.rs at
+# builds release, starts a server on 127.0.0.1 (OS-chosen port), runs serve/examples/loadtest.rs at
 # concurrency 1, 4 and 16 (REQUESTS per level, default 400), then stops the server with SIGTERM.
 #
 #   tools/loadtest/run.sh [REQUESTS] [extra loadtest flags, e.g. --verify]
@@ -11,7 +11,8 @@ cd "$(dirname "$0")/../.."
 REQUESTS="${1:-400}"
 shift || true
 TARGET="${CARGO_TARGET_DIR:-target}"
-cargo build --release -p verinfer --bin verinfer --example loadtest
+cargo build --release -p verinfer --bin verinfer
+cargo build --release -p verinfer-serve --example loadtest
 BIN="$TARGET/release/verinfer"
 LOG="$(mktemp)"
 WORKER_FLAGS=()

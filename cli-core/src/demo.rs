@@ -16,11 +16,11 @@ use verinfer_onnx::{import_bytes, ImportOptions};
 use verinfer_verifier::VerifyError;
 
 /// The embedded model: ONNX exported by PyTorch, x²+x activations, sum-pooling.
-pub const MODEL_ONNX: &[u8] = include_bytes!("../models/digits/digits_square_plus_x.onnx");
+pub const MODEL_ONNX: &[u8] = include_bytes!("../../models/digits/digits_square_plus_x.onnx");
 /// Held-out test images (never seen in training) and their labels, as JSON.
-pub const TEST_SET_JSON: &str = include_str!("../models/digits/test_set.json");
+pub const TEST_SET_JSON: &str = include_str!("../../models/digits/test_set.json");
 /// The training script's recorded accuracies, as JSON.
-pub const ACCURACY_JSON: &str = include_str!("../models/digits/accuracy.json");
+pub const ACCURACY_JSON: &str = include_str!("../../models/digits/accuracy.json");
 /// Key of the embedded model in `accuracy.json`.
 pub const MODEL_KEY: &str = "square_plus_x";
 

@@ -6,10 +6,7 @@
 //! reports is the output the proof establishes. What it prints and writes is the verified
 //! output, never the server's claim.
 
-use crate::args::{ArgsError, ModelArgs};
-use crate::engine::verify_any;
-use crate::report::OutputReport;
-use crate::serve::api::{
+use crate::api::{
     hex, ErrorBody, InferRequest, InferResponse, ModelInfo, Timings, DIGEST_HEADER, INFER_ROUTE,
     MODEL_ROUTE, OCTET_STREAM, OUTPUT_HEADER, TIMINGS_HEADER,
 };
@@ -17,6 +14,9 @@ use base64::Engine as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use thiserror::Error;
+use verinfer_cli_core::args::{ArgsError, ModelArgs};
+use verinfer_cli_core::engine::verify_any;
+use verinfer_cli_core::report::OutputReport;
 
 /// Largest answer read from a server.
 const MAX_ANSWER_BYTES: u64 = 1 << 28;
@@ -128,7 +128,7 @@ pub fn run(args: &ClientArgs) -> Result<ClientOutcome, ClientError> {
     let mut outputs = Vec::new();
     outputs.extend(args.proof.as_deref().map(|p| ("--proof", p)));
     outputs.extend(args.output.as_deref().map(|p| ("--output", p)));
-    crate::files::check_outputs(
+    verinfer_cli_core::files::check_outputs(
         &[("--model", &args.model.model), ("--input", &args.input)],
         &outputs,
     )
@@ -255,16 +255,16 @@ pub fn run(args: &ClientArgs) -> Result<ClientOutcome, ClientError> {
         .timings
         .map(|t| format!(", proved in {:.1} ms", t.witness + t.prove))
         .unwrap_or_default();
-    crate::outln!(
+    verinfer_cli_core::outln!(
         "VALID: {} on a batch of {} from {base}{server_ms} (round trip {round_trip_ms:.1} ms), \
          verified here in {verify_ms:.1} ms, soundness {:.1} bits",
         circuit.name,
         verified.report.batch,
         verified.report.soundness_bits
     );
-    crate::out!("{}", report.summary(16));
+    verinfer_cli_core::out!("{}", report.summary(16));
     if let Some(path) = &args.output {
-        crate::outln!("verified output report -> {}", path.display());
+        verinfer_cli_core::outln!("verified output report -> {}", path.display());
     }
     Ok(ClientOutcome::Valid)
 }
@@ -415,7 +415,7 @@ fn nest(values: &[f64], dims: &[usize]) -> serde_json::Value {
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ClientError> {
-    crate::files::write_regular(path, bytes).map_err(|source| ClientError::Write {
+    verinfer_cli_core::files::write_regular(path, bytes).map_err(|source| ClientError::Write {
         path: path.to_path_buf(),
         source,
     })
@@ -433,7 +433,8 @@ mod tests {
         assert_eq!(n[1][2][0], serde_json::json!(10.0));
         assert_eq!(n[0][0], serde_json::json!([0.0, 1.0]));
         let shape = [3, 2];
-        let back = crate::files::parse_input_json(n.to_string().as_bytes(), &shape).unwrap();
+        let back =
+            verinfer_cli_core::files::parse_input_json(n.to_string().as_bytes(), &shape).unwrap();
         assert_eq!((back.batch, back.values), (2, v));
     }
 

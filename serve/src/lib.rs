@@ -1,4 +1,6 @@
-//! `verinfer serve`: prove every inference as an HTTP service.
+//! verinfer-serve: verinfer over HTTP — the server that proves every inference (`verinfer
+//! serve`, [`run`]) and the client that verifies its answers ([`client`],
+//! `verinfer client`), with the wire format both speak ([`api`]).
 //!
 //! The server compiles the model once, then answers `POST /v1/infer` with the output and its
 //! proof (see [`api`] for the wire format). Requests are parsed and checked on the async executor
@@ -9,12 +11,13 @@
 //!
 //! The server keeps no state between requests, so any number of instances can run behind an
 //! HTTP load balancer.
+#![forbid(unsafe_code)]
 
 pub mod api;
+pub mod client;
 mod handlers;
 pub mod metrics;
 
-use crate::args::{check_threads, cores, ArgsError, ModelArgs};
 use api::{Limits, ModelInfo};
 use handlers::{router, AppState};
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -26,6 +29,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
 use tokio::sync::Semaphore;
+use verinfer_cli_core::args::{check_threads, cores, ArgsError, ModelArgs};
 
 /// Flags of `verinfer serve`.
 #[derive(clap::Args, Debug, Clone)]
@@ -51,7 +55,7 @@ pub struct ServeArgs {
     pub max_body_bytes: usize,
     /// Memory budget of one proof (e.g. 8G, 512M): --max-batch is lowered to the largest batch
     /// whose estimated proving memory fits it (default: half the physical memory).
-    #[arg(long, value_name = "SIZE", value_parser = crate::args::parse_bytes)]
+    #[arg(long, value_name = "SIZE", value_parser = verinfer_cli_core::args::parse_bytes)]
     pub max_memory: Option<u64>,
     /// Seconds a connection may wait before its request head (line and headers) has arrived,
     /// counted from when it opens and again after each answer: it closes half-sent heads and
@@ -122,11 +126,11 @@ pub fn run(args: &ServeArgs) -> Result<(), ServeError> {
     // memory budget allows applies the budget to every request, before its proof allocates.
     let budget = args
         .max_memory
-        .unwrap_or_else(crate::args::default_memory_budget);
+        .unwrap_or_else(verinfer_cli_core::args::default_memory_budget);
     let fits = verinfer_circuits::memory::largest_batch(&circuit, budget);
     if fits == 0 {
         return Err(ServeError::Usage(
-            crate::args::check_batch_memory(&circuit, 1, budget)
+            verinfer_cli_core::args::check_batch_memory(&circuit, 1, budget)
                 .err()
                 .unwrap_or_default(),
         ));
@@ -136,7 +140,7 @@ pub fn run(args: &ServeArgs) -> Result<(), ServeError> {
             "note: --max-batch lowered from {} to {fits}: the largest batch whose proof fits the \
              memory budget of {}",
             args.max_batch,
-            crate::args::show_bytes(budget)
+            verinfer_cli_core::args::show_bytes(budget)
         );
         fits
     } else {
@@ -202,7 +206,7 @@ async fn serve(state: Arc<AppState>, args: &ServeArgs) -> Result<(), ServeError>
         addr: args.addr.clone(),
         source,
     })?;
-    crate::outln!("listening on http://{local}");
+    verinfer_cli_core::outln!("listening on http://{local}");
     let _ = std::io::stdout().flush();
 
     let app = router(state.clone());

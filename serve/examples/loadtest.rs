@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! verinfer serve --model models/digits/digits_square_plus_x.onnx --addr 127.0.0.1:8080 &
-//! cargo run --release --example loadtest -- --server http://127.0.0.1:8080 \
+//! cargo run --release -p verinfer-serve --example loadtest -- --server http://127.0.0.1:8080 \
 //!     --requests 400 --concurrency 1,4,16
 //! ```
 //! or `tools/loadtest/run.sh`, which starts and stops the server itself.
@@ -16,8 +16,8 @@ use clap::Parser;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-use verinfer::demo::TestSet;
-use verinfer::serve::api::InferResponse;
+use verinfer_cli_core::demo::TestSet;
+use verinfer_serve::api::InferResponse;
 
 /// Load-test a verinfer server.
 #[derive(Parser, Debug)]
@@ -77,7 +77,7 @@ fn main() -> Result<(), String> {
         })
         .collect();
     let circuit = if args.verify {
-        Some(verinfer::demo::circuit()?)
+        Some(verinfer_cli_core::demo::circuit()?)
     } else {
         None
     };
@@ -182,7 +182,7 @@ fn main() -> Result<(), String> {
 
 /// Whether `answer` verifies against request `i`'s input.
 fn verify(
-    circuit: &verinfer::circuits::circuit::LayeredCircuit,
+    circuit: &verinfer_circuits::circuit::LayeredCircuit,
     test: &TestSet,
     i: usize,
     args: &Args,
@@ -193,12 +193,12 @@ fn verify(
     let values: Vec<f64> = (0..args.batch)
         .flat_map(|k| test.image((i % n + k) % n))
         .collect();
-    let Ok(input) = verinfer::circuits::quant::quantize_input(circuit, &values) else {
+    let Ok(input) = verinfer_circuits::quant::quantize_input(circuit, &values) else {
         return false;
     };
     let Ok(proof) = base64::engine::general_purpose::STANDARD.decode(&answer.proof) else {
         return false;
     };
-    verinfer::engine::verify_any(circuit, &input, &proof)
+    verinfer_cli_core::engine::verify_any(circuit, &input, &proof)
         .is_ok_and(|v| answer.output.integers().ok() == Some(v.output))
 }

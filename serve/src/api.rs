@@ -6,10 +6,10 @@
 //!   output report and the digest in the [`OUTPUT_HEADER`] and [`DIGEST_HEADER`] headers;
 //! - every error is an [`ErrorBody`] with a 4xx or 5xx status.
 
-pub use crate::report::hex;
-use crate::report::OutputReport;
 use serde::{Deserialize, Serialize};
 use verinfer_circuits::circuit::{LayeredCircuit, QuantParams};
+pub use verinfer_cli_core::report::hex;
+use verinfer_cli_core::report::OutputReport;
 
 /// Route of the model description.
 pub const MODEL_ROUTE: &str = "/v1/model";

@@ -7,9 +7,6 @@ use super::api::{
     MODEL_ROUTE, OCTET_STREAM, OUTPUT_HEADER, TIMINGS_HEADER,
 };
 use super::metrics::{Metrics, QueueGauges};
-use crate::engine::{prove_any, Proved};
-use crate::report::OutputReport;
-use crate::shaped::{self, ShapedError, Wrapper};
 use axum::body::{Body, HttpBody};
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
@@ -24,6 +21,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::{oneshot, Semaphore};
 use verinfer_circuits::circuit::LayeredCircuit;
 use verinfer_circuits::quant::quantize_input;
+use verinfer_cli_core::engine::{prove_any, Proved};
+use verinfer_cli_core::report::OutputReport;
+use verinfer_cli_core::shaped::{self, ShapedError, Wrapper};
 use verinfer_prover::ProveError;
 
 /// What every handler shares.
@@ -408,8 +408,8 @@ async fn read_body(mut body: Body, capacity: usize, limit: usize) -> Result<Vec<
 
 /// The quantized input of a request body `{"input": [...]}`: 400 for malformed JSON or another
 /// structure, 422 for a wrong shape or values out of range, 413 for a batch over `max_batch`.
-/// The body is parsed against the input shape as it is read ([`crate::shaped`]): only the
-/// numbers are stored, and a wrong body is refused at its first mistake.
+/// The body is parsed against the input shape as it is read ([`verinfer_cli_core::shaped`]):
+/// only the numbers are stored, and a wrong body is refused at its first mistake.
 fn parse_request(
     bytes: &[u8],
     shape: &[usize],
@@ -478,7 +478,7 @@ mod tests {
 
     #[test]
     fn request_classes() {
-        let c = crate::demo::circuit().unwrap();
+        let c = verinfer_cli_core::demo::circuit().unwrap();
         let shape = [1, 8, 8];
         let one = serde_json::json!({ "input": vec![vec![vec![0.5; 8]; 8]; 1] }).to_string();
         assert_eq!(

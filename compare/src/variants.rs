@@ -1,0 +1,173 @@
+//! The architecture being compared and its models, one per activation: the embedded trained
+//! digits models, the built-in zoo networks or a model file with its activations replaced,
+//! each compiled with the comparison's parameters, with the input of the timed proofs.
+
+use crate::activations::Choice;
+use crate::args::{Arch, CompareArgs};
+use crate::CompareError;
+use std::sync::Arc;
+use verinfer_circuits::circuit::{LayeredCircuit, QuantParams};
+use verinfer_circuits::compile::compile;
+use verinfer_circuits::model::{Activation, Layer, Model};
+use verinfer_circuits::quant::quantize_input;
+use verinfer_circuits::zoo;
+use verinfer_cli_core::demo::TestSet;
+use verinfer_onnx::{import_bytes, ImportOptions};
+
+/// The trained digits models, one per preset, as committed by `tools/digits/train.py`.
+const DIGITS_MODELS: [(&str, &[u8]); 6] = [
+    (
+        "square",
+        include_bytes!("../../models/digits/digits_square.onnx"),
+    ),
+    (
+        "square_plus_x",
+        include_bytes!("../../models/digits/digits_square_plus_x.onnx"),
+    ),
+    (
+        "relu_fourier",
+        include_bytes!("../../models/digits/digits_relu_fourier.onnx"),
+    ),
+    (
+        "relu_lsq",
+        include_bytes!("../../models/digits/digits_relu_lsq.onnx"),
+    ),
+    (
+        "relu_minimax",
+        include_bytes!("../../models/digits/digits_relu_minimax.onnx"),
+    ),
+    (
+        "faster_cryptonets",
+        include_bytes!("../../models/digits/digits_faster_cryptonets.onnx"),
+    ),
+];
+
+/// The architecture being compared.
+pub(crate) enum Source {
+    /// The trained digits models, with the held-out set.
+    Digits(TestSet),
+    /// A built-in network of `zoo`.
+    Zoo(Arch),
+    /// A model file (its name, the model).
+    File(String, Model),
+}
+
+/// One activation's compiled model (or why it did not compile).
+pub(crate) struct Variant {
+    /// The activation.
+    pub(crate) choice: Choice,
+    /// Where the weights come from.
+    pub(crate) weights: String,
+    /// The trained digits model's key, if there is one for this activation.
+    pub(crate) trained: Option<&'static str>,
+    /// The circuit, or why the model does not compile.
+    pub(crate) compiled: Result<Arc<LayeredCircuit>, String>,
+    /// The quantized input of the timed proofs.
+    pub(crate) input: Vec<i128>,
+}
+
+/// The quantization parameters: the flags', else the architecture's defaults.
+pub(crate) fn params_for(source: &Source, args: &CompareArgs) -> QuantParams {
+    let base = match source {
+        Source::Zoo(Arch::Timit) => zoo::timit(args.seed, Activation::Square).1,
+        _ => QuantParams::default(),
+    };
+    QuantParams {
+        input_bits: args.input_bits.unwrap_or(base.input_bits),
+        weight_bits: args.weight_bits.unwrap_or(base.weight_bits),
+        coef_bits: args.coef_bits.unwrap_or(base.coef_bits),
+        weight_scale: args.weight_scale.unwrap_or(base.weight_scale),
+    }
+}
+
+fn with_activation(model: &Model, act: Activation) -> Model {
+    let mut m = model.clone();
+    for l in &mut m.layers {
+        if let Layer::Activation(a) = l {
+            *a = act;
+        }
+    }
+    m
+}
+
+fn import_digits(key: &str) -> Result<Model, CompareError> {
+    let bytes = DIGITS_MODELS
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map(|(_, b)| *b)
+        .ok_or_else(|| CompareError::Embedded(format!("no model for {key}")))?;
+    import_bytes(bytes, None, &ImportOptions::default())
+        .map(|i| i.model)
+        .map_err(|e| CompareError::Embedded(format!("digits_{key}.onnx: {e}")))
+}
+
+/// One activation's model (trained, built-in or the file's with its activations replaced),
+/// compiled, with the quantized input of the timed proofs.
+pub(crate) fn variant(
+    source: &Source,
+    choice: Choice,
+    params: &QuantParams,
+    args: &CompareArgs,
+) -> Result<Variant, CompareError> {
+    let (mut model, weights, trained, values) = match source {
+        Source::Digits(test) => {
+            let trained = DIGITS_MODELS
+                .iter()
+                .map(|(k, _)| *k)
+                .find(|k| *k == choice.name);
+            let (model, weights) = match trained {
+                Some(k) => (import_digits(k)?, format!("models/digits/digits_{k}.onnx")),
+                None => (
+                    with_activation(&import_digits("square_plus_x")?, choice.activation),
+                    "models/digits/digits_square_plus_x.onnx, activations replaced".into(),
+                ),
+            };
+            let n = test.labels.len().max(1);
+            let values: Vec<f64> = (0..args.batch).flat_map(|i| test.image(i % n)).collect();
+            (model, weights, trained, values)
+        }
+        Source::Zoo(arch) => {
+            let (model, weights) = match arch {
+                Arch::Timit => (
+                    zoo::timit(args.seed, choice.activation).0,
+                    format!("zoo::timit, seed {}", args.seed),
+                ),
+                _ => (
+                    zoo::cifar_small(args.seed, choice.activation).0,
+                    format!("zoo::cifar_small, seed {}", args.seed),
+                ),
+            };
+            let values = match arch {
+                Arch::Timit => zoo::timit_input(args.batch, args.seed),
+                _ => zoo::random_input(&model, args.batch, args.seed),
+            };
+            (model, weights, None, values)
+        }
+        Source::File(name, m) => {
+            let model = with_activation(m, choice.activation);
+            let values = zoo::random_input(&model, args.batch, args.seed);
+            (model, format!("{name}, activations replaced"), None, values)
+        }
+    };
+    if let (Some(range), false) = (args.input_range, matches!(source, Source::File(..))) {
+        model.input_range = range;
+    }
+    let compiled = compile(&model, params, args.field)
+        .map(Arc::new)
+        .map_err(|e| format!("does not compile: {e}"));
+    let input = match &compiled {
+        Ok(c) => quantize_input(c, &values).map_err(|e| CompareError::Proof {
+            activation: choice.name.clone(),
+            lowering: "structured",
+            reason: format!("input: {e}"),
+        })?,
+        Err(_) => Vec::new(),
+    };
+    Ok(Variant {
+        choice,
+        weights,
+        trained,
+        compiled,
+        input,
+    })
+}
