@@ -345,7 +345,7 @@ fn infer_cmd(
 fn inspect_cmd(args: &ModelArgs) -> Result<ExitCode> {
     let c = compile_model(args)?;
     let circuit = &c.circuit;
-    let p = args.params();
+    let p = &circuit.params;
     outln!("model      {} ({})", circuit.name, args.model.display());
     outln!(
         "quantized  input {} bits, weights {} bits ({}), coefficients {} bits; input range [{}, {}]",

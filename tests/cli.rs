@@ -553,3 +553,168 @@ fn batches_over_the_memory_budget_are_refused_before_proving() {
         assert!(stderr(&o).contains("--max-memory"), "{bad}: {}", stderr(&o));
     }
 }
+
+/// A deep JSON model (four x² activations) is refused without checkpoints and proved with one
+/// after each activation: prove, verify, infer agree; the proof is format version 2; a model with
+/// another checkpoint shift does not verify the proof; flipped bytes are rejected.
+#[test]
+fn checkpointed_model_proves_and_verifies() {
+    let d = Dir::new("checkpoints");
+    let dense = |n_in: usize, n_out: usize, seed: usize| {
+        let w: Vec<f64> = (0..n_in * n_out)
+            .map(|i| ((i * 7 + seed * 13) % 11) as f64 / 10.0 - 0.5)
+            .collect();
+        let b: Vec<f64> = (0..n_out).map(|i| (i % 3) as f64 / 10.0 - 0.1).collect();
+        serde_json::json!({"op": "dense", "in_features": n_in, "out_features": n_out,
+                           "weight": w, "bias": b})
+    };
+    let model = |checkpoints: bool, shift: u32| {
+        let mut layers = vec![];
+        for block in 0..4 {
+            layers.push(dense(6, 6, block));
+            layers.push(serde_json::json!({"op": "activation", "kind": "square"}));
+            if checkpoints {
+                // Back to 16 fractional bits: 2·(8 + 8) after the first x², 2·(16 + 8) later.
+                let k = if block == 0 { shift } else { shift + 16 };
+                layers.push(serde_json::json!({"op": "requant", "shift": k, "bits": 16}));
+            }
+        }
+        layers.push(dense(6, 3, 9));
+        serde_json::json!({"name": "deep", "input_shape": [6], "input_range": [-1, 1],
+                           "layers": layers})
+        .to_string()
+    };
+    let plain = d.write("plain.json", model(false, 0));
+    let deep = d.write("deep.json", model(true, 16));
+    let other = d.write("other.json", model(true, 15));
+    let input = d.write(
+        "x.json",
+        "[[0.5, -0.25, 0.125, 1, -1, 0], [0, 0, 0, 0, 0, 0.75]]",
+    );
+    let proof = d.file("x.proof");
+    let out = d.file("y.json");
+
+    let o = prove(&plain, &input, &proof, &[]);
+    assert_usage_error(&o, "layer");
+
+    let o = prove(&deep, &input, &proof, &["--output", s(&out)]);
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    let bytes = std::fs::read(&proof).unwrap();
+    assert_eq!(
+        &bytes[4..6],
+        &2u16.to_le_bytes(),
+        "checkpoint proofs are version 2"
+    );
+    let verify_with = |m: &Path, p: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "verify",
+            "--model",
+            s(m),
+            "--input",
+            s(&input),
+            "--proof",
+            s(p),
+        ];
+        args.extend(extra);
+        verinfer(&args)
+    };
+    let verify = |m: &Path, p: &Path| verify_with(m, p, &[]);
+    let o = verify(&deep, &proof);
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("VALID"), "{}", stdout(&o));
+    let inferred = d.file("inferred.json");
+    let o = infer_to(&deep, &input, &inferred);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read_to_string(&inferred).unwrap(),
+        std::fs::read_to_string(&out).unwrap()
+    );
+    let o = verinfer(&["inspect", "--model", s(&deep)]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(stdout(&o).contains("requant"), "{}", stdout(&o));
+
+    // Another checkpoint shift is another circuit: the proof does not verify under it.
+    let o = verify(&other, &proof);
+    assert_eq!(code(&o), 1, "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("REJECTED"), "{}", stdout(&o));
+    for at in [7, bytes.len() / 3, bytes.len() / 2, bytes.len() - 1] {
+        let mut bad = bytes.clone();
+        bad[at] ^= 0x04;
+        let p = d.write("bad.proof", &bad);
+        let o = verify(&deep, &p);
+        assert_eq!(code(&o), 1, "byte {at}: {}{}", stdout(&o), stderr(&o));
+    }
+
+    // The same checkpoints from a settings file on the plain model: the same circuit, so the
+    // same proof verifies; settings with another shift are another circuit.
+    let settings = |shift: u32| {
+        let list: Vec<serde_json::Value> = (0..4)
+            .map(|b| {
+                let k = if b == 0 { shift } else { shift + 16 };
+                serde_json::json!({"tensor": format!("layer:{}", 2 * b + 1), "shift": k,
+                                   "bits": 16})
+            })
+            .collect();
+        serde_json::json!({"format": "verinfer-settings/1", "requant": list}).to_string()
+    };
+    let s16 = d.write("s16.json", settings(16));
+    let s15 = d.write("s15.json", settings(15));
+    let with = |m: &Path, st: &Path, p: &Path| verify_with(m, p, &["--settings", s(st)]);
+    let o = with(&plain, &s16, &proof);
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    let o = with(&plain, &s15, &proof);
+    assert_eq!(code(&o), 1, "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("digest"), "{}", stdout(&o));
+    let proof2 = d.file("x2.proof");
+    let o = prove(&plain, &input, &proof2, &["--settings", s(&s15)]);
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    let o = with(&plain, &s15, &proof2);
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+
+    // Flags override the settings file's keys; the settings' keys override the defaults.
+    let keys = d.write(
+        "keys.json",
+        r#"{"format": "verinfer-settings/1", "input_bits": 7, "coef_bits": 5}"#,
+    );
+    let o = verinfer(&[
+        "inspect",
+        "--model",
+        s(&deep),
+        "--settings",
+        s(&keys),
+        "--input-bits",
+        "8",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("input 8 bits, weights 8 bits (uniform), coefficients 5 bits"),
+        "{}",
+        stdout(&o)
+    );
+
+    // Malformed settings and checkpoints that cannot be placed: exit 2, one line naming the key.
+    for (text, mentions) in [
+        ("{", "not JSON"),
+        (r#"{"format": "verinfer-settings/9"}"#, "format"),
+        (
+            r#"{"format": "verinfer-settings/1", "input_bits": "x"}"#,
+            "input_bits",
+        ),
+        (
+            r#"{"format": "verinfer-settings/1", "requant": [{"tensor": "layer:99", "shift": 1, "bits": 8}]}"#,
+            "requant[0].tensor",
+        ),
+        (
+            r#"{"format": "verinfer-settings/1", "requant": [{"tensor": "conv1", "shift": 1, "bits": 8}]}"#,
+            "names no tensor",
+        ),
+        (
+            r#"{"format": "verinfer-settings/1", "requant": [{"tensor": "layer:1", "shift": 1, "bits": 99}]}"#,
+            "requant[0].bits",
+        ),
+    ] {
+        let bad = d.write("bad-settings.json", text);
+        let o = prove(&plain, &input, &proof2, &["--settings", s(&bad)]);
+        assert_usage_error(&o, mentions);
+    }
+}

@@ -57,6 +57,19 @@ impl Default for QuantParams {
     }
 }
 
+impl std::str::FromStr for WeightScale {
+    type Err = String;
+
+    /// `uniform` or `per-layer` (the command line's and the settings file's spelling).
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "uniform" => Ok(WeightScale::Uniform),
+            "per-layer" => Ok(WeightScale::PerLayer),
+            _ => Err(format!("'{s}': expected uniform or per-layer")),
+        }
+    }
+}
+
 /// Which field to compile for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -68,6 +81,20 @@ pub enum FieldChoice {
     M127,
     /// BN254.
     Bn254,
+}
+
+impl std::str::FromStr for FieldChoice {
+    type Err = String;
+
+    /// `auto`, `m127` or `bn254`, any case.
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "auto" => Ok(FieldChoice::Auto),
+            "m127" => Ok(FieldChoice::M127),
+            "bn254" => Ok(FieldChoice::Bn254),
+            _ => Err(format!("'{s}': expected auto, m127 or bn254")),
+        }
+    }
 }
 
 /// How a compiled model is proved (compiler issue, item 5).

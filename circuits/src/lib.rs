@@ -9,6 +9,7 @@
 //! - [`circuit`]: the compiled, quantized [`circuit::LayeredCircuit`] and its tensor layout.
 //! - [`predicates`]: wiring predicates (window tables) shared by prover and verifier.
 //! - [`quant`]: the quantization rules of docs/protocol.md §3.
+//! - [`settings`]: the settings file (quantization, field, input range, checkpoints).
 //! - [`compile`]: model → layered circuit: quantization, layout, the field choice.
 //! - [`bounds`]: the exact worst-case bound analysis (each kind's rule next to its kernel).
 //! - [`witness`]: integer inference and the field witness of every stage.
@@ -27,6 +28,7 @@ pub mod model;
 pub mod ops;
 pub mod predicates;
 pub mod quant;
+pub mod settings;
 pub mod witness;
 pub mod zoo;
 

@@ -2,7 +2,7 @@
 //! inspect, and the server and client): the model file and the quantization and field flags.
 //! Prover and verifier must be given the same values, or the proof is rejected.
 
-use crate::files::{load_model, read_input, FileError, InputBatch, LoadedModel};
+use crate::files::{load_model, read_input, read_limited, FileError, InputBatch, LoadedModel};
 use clap::Args;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
@@ -10,6 +10,7 @@ use verinfer_circuits::circuit::{FieldChoice, LayeredCircuit, QuantParams, Weigh
 use verinfer_circuits::compile::{compile, CompileError};
 use verinfer_circuits::memory;
 use verinfer_circuits::quant::{quantize_input, InputError};
+use verinfer_circuits::settings::{Settings, SettingsError};
 
 /// The model and how to compile it; prove and verify must be given the same values.
 #[derive(Args, Debug, Clone)]
@@ -17,44 +18,92 @@ pub struct ModelArgs {
     /// Model file: .onnx (exported by torch.onnx.export) or the JSON model IR.
     #[arg(long, short = 'm', value_name = "FILE")]
     pub model: PathBuf,
-    /// Fractional bits of the input (inputs are rounded to multiples of 2^-N).
-    #[arg(long, default_value_t = 8, value_name = "N")]
-    pub input_bits: u32,
-    /// Fractional bits of weights and biases (with --weight-scale per-layer: the signed width).
-    #[arg(long, default_value_t = 8, value_name = "N")]
-    pub weight_bits: u32,
-    /// Fractional bits of non-integer activation coefficients (a·x²+b·x+c).
-    #[arg(long, default_value_t = 8, value_name = "N")]
-    pub coef_bits: u32,
-    /// One weight scale for every layer (uniform), or the finest scale that fits each layer.
-    #[arg(long, default_value = "uniform", value_name = "uniform|per-layer", value_parser = parse_weight_scale)]
-    pub weight_scale: WeightScale,
-    /// Field: auto picks the smallest that holds every value (m127 = 2^127−1, else bn254).
-    #[arg(long, default_value = "auto", value_name = "auto|m127|bn254", value_parser = parse_field)]
-    pub field: FieldChoice,
+    /// How to quantize and compile it.
+    #[command(flatten)]
+    pub quant: QuantFlags,
+}
+
+/// The quantization, field, input-range and settings flags every command that compiles a model
+/// takes. Each flag overrides the settings file's key; a key set by neither takes its default.
+#[derive(Args, Debug, Clone, Default)]
+pub struct QuantFlags {
+    /// Fractional bits of the input (inputs are rounded to multiples of 2^-N) [default: 8;
+    /// compare's timit architecture: 0].
+    #[arg(long, value_name = "N")]
+    pub input_bits: Option<u32>,
+    /// Fractional bits of weights and biases (with --weight-scale per-layer: the signed width)
+    /// [default: 8; compare's timit architecture: 0].
+    #[arg(long, value_name = "N")]
+    pub weight_bits: Option<u32>,
+    /// Fractional bits of non-integer activation coefficients (a·x²+b·x+c) [default: 8].
+    #[arg(long, value_name = "N")]
+    pub coef_bits: Option<u32>,
+    /// One weight scale for every layer (uniform), or the finest scale that fits each layer
+    /// [default: uniform].
+    #[arg(long, value_name = "uniform|per-layer", value_parser = parse_weight_scale)]
+    pub weight_scale: Option<WeightScale>,
+    /// Field: auto picks the smallest that holds every worst-case value (m127 = 2^127−1, else
+    /// bn254) [default: auto].
+    #[arg(long, value_name = "auto|m127|bn254", value_parser = parse_field)]
+    pub field: Option<FieldChoice>,
     /// Declared range of input values, "lo,hi" (overrides the model file's; the default for an
     /// ONNX file without one is -1,1). The worst-case bounds are computed from it.
     #[arg(long, value_name = "LO,HI", value_parser = parse_range, allow_hyphen_values = true)]
     pub input_range: Option<[f64; 2]>,
+    /// Settings file (JSON, "format": "verinfer-settings/1"): quantization, field, input range
+    /// and requantization checkpoints; the flags above override its keys. Prover and verifier
+    /// must use the same settings (they are bound into the circuit digest).
+    #[arg(long, value_name = "FILE")]
+    pub settings: Option<PathBuf>,
+}
+
+impl QuantFlags {
+    /// The settings file, parsed (empty settings without `--settings`).
+    pub fn read_settings(&self) -> Result<Settings, ArgsError> {
+        read_settings(self.settings.as_deref())
+    }
+
+    /// The quantization parameters: each flag, else the settings file's key, else `base`'s.
+    pub fn params(&self, settings: &Settings, base: QuantParams) -> QuantParams {
+        QuantParams {
+            input_bits: self
+                .input_bits
+                .or(settings.input_bits)
+                .unwrap_or(base.input_bits),
+            weight_bits: self
+                .weight_bits
+                .or(settings.weight_bits)
+                .unwrap_or(base.weight_bits),
+            coef_bits: self
+                .coef_bits
+                .or(settings.coef_bits)
+                .unwrap_or(base.coef_bits),
+            weight_scale: self
+                .weight_scale
+                .or(settings.weight_scale)
+                .unwrap_or(base.weight_scale),
+        }
+    }
+
+    /// The field: the flag, else the settings file's, else auto.
+    pub fn field(&self, settings: &Settings) -> FieldChoice {
+        self.field.or(settings.field).unwrap_or_default()
+    }
+
+    /// The declared input range, if the flag or the settings file sets one.
+    pub fn input_range(&self, settings: &Settings) -> Option<[f64; 2]> {
+        self.input_range.or(settings.input_range)
+    }
 }
 
 /// Parses `--weight-scale` (`uniform` or `per-layer`).
 pub fn parse_weight_scale(s: &str) -> Result<WeightScale, String> {
-    match s {
-        "uniform" => Ok(WeightScale::Uniform),
-        "per-layer" => Ok(WeightScale::PerLayer),
-        _ => Err(format!("'{s}': expected uniform or per-layer")),
-    }
+    s.parse()
 }
 
 /// Parses `--field` (`auto`, `m127` or `bn254`, any case).
 pub fn parse_field(s: &str) -> Result<FieldChoice, String> {
-    match s.to_ascii_lowercase().as_str() {
-        "auto" => Ok(FieldChoice::Auto),
-        "m127" => Ok(FieldChoice::M127),
-        "bn254" => Ok(FieldChoice::Bn254),
-        _ => Err(format!("'{s}': expected auto, m127 or bn254")),
-    }
+    s.parse()
 }
 
 /// Parses `--input-range LO,HI` (finite, `LO ≤ HI`).
@@ -233,21 +282,42 @@ pub struct Compiled {
     pub circuit: LayeredCircuit,
 }
 
-impl ModelArgs {
-    /// The quantization parameters these flags select.
-    pub fn params(&self) -> QuantParams {
-        QuantParams {
-            input_bits: self.input_bits,
-            weight_bits: self.weight_bits,
-            coef_bits: self.coef_bits,
-            weight_scale: self.weight_scale,
-        }
-    }
+/// Largest settings file read.
+pub const MAX_SETTINGS_BYTES: u64 = 1 << 20;
 
-    /// Loads the model file and compiles it with these flags. Import notes go to `notes`.
+/// Reads and parses a settings file (`None`: empty settings).
+pub fn read_settings(path: Option<&Path>) -> Result<Settings, ArgsError> {
+    let Some(path) = path else {
+        return Ok(Settings::default());
+    };
+    let bytes = read_limited(path, MAX_SETTINGS_BYTES)?;
+    let text = String::from_utf8(bytes).map_err(|_| ArgsError::Settings {
+        path: path.to_path_buf(),
+        source: SettingsError::Json("not UTF-8 text".into()),
+    })?;
+    Settings::from_json(&text).map_err(|source| ArgsError::Settings {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+impl ModelArgs {
+    /// Loads the model file and compiles it with these flags and the settings file: its
+    /// checkpoints are placed in the model first.
     pub fn compile(&self) -> Result<Compiled, ArgsError> {
-        let loaded = load_model(&self.model, self.input_range)?;
-        let circuit = compile(&loaded.model, &self.params(), self.field).map_err(|source| {
+        let q = &self.quant;
+        let settings = q.read_settings()?;
+        let mut loaded = load_model(&self.model, q.input_range(&settings))?;
+        if let Some(path) = &q.settings {
+            settings
+                .place_checkpoints(&mut loaded.model)
+                .map_err(|source| ArgsError::Settings {
+                    path: path.clone(),
+                    source,
+                })?;
+        }
+        let params = q.params(&settings, QuantParams::default());
+        let circuit = compile(&loaded.model, &params, q.field(&settings)).map_err(|source| {
             ArgsError::Compile {
                 path: self.model.clone(),
                 source,
@@ -289,6 +359,14 @@ pub enum ArgsError {
     /// The model or input file is unreadable or malformed.
     #[error(transparent)]
     File(#[from] FileError),
+    /// The settings file is malformed, or a checkpoint it names cannot be placed.
+    #[error("{}: {source}", path.display())]
+    Settings {
+        /// The settings file.
+        path: PathBuf,
+        /// Why.
+        source: SettingsError,
+    },
     /// The model does not compile with these flags (bounds, quantization).
     #[error("{}: cannot compile: {source}", path.display())]
     Compile {

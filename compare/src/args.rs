@@ -1,9 +1,8 @@
 //! The flags of `verinfer compare` and the built-in architectures and lowerings they select.
 
 use std::path::PathBuf;
-use verinfer_circuits::circuit::{FieldChoice, WeightScale};
 use verinfer_circuits::lower::MAX_TOTAL_GATES;
-use verinfer_cli_core::args::{parse_field, parse_range, parse_weight_scale};
+use verinfer_cli_core::args::QuantFlags;
 
 /// A built-in architecture.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -94,26 +93,11 @@ pub struct CompareArgs {
     /// Draw prover time, verifier time and proof size per activation as an SVG chart here.
     #[arg(long, value_name = "FILE")]
     pub svg: Option<PathBuf>,
-    /// Fractional bits of the input (default: the architecture's, 8; timit 0).
-    #[arg(long, value_name = "N")]
-    pub input_bits: Option<u32>,
-    /// Fractional bits of weights and biases (default: the architecture's, 8; timit 0).
-    #[arg(long, value_name = "N")]
-    pub weight_bits: Option<u32>,
-    /// Fractional bits of non-integer activation coefficients (default 8; with 4 the
-    /// fractional presets of digits fit 2^127−1 instead of BN254).
-    #[arg(long, value_name = "N")]
-    pub coef_bits: Option<u32>,
-    /// Weight scale: uniform or per-layer (default: uniform).
-    #[arg(long, value_name = "uniform|per-layer", value_parser = parse_weight_scale)]
-    pub weight_scale: Option<WeightScale>,
-    /// Field: auto picks the smallest that holds every worst-case value (m127 = 2^127−1, else
-    /// bn254); a forced field too small for an activation skips that activation's rows.
-    #[arg(long, default_value = "auto", value_name = "auto|m127|bn254", value_parser = parse_field)]
-    pub field: FieldChoice,
-    /// Declared input range "lo,hi" (overrides the model's; worst-case bounds follow from it).
-    #[arg(long, value_name = "LO,HI", value_parser = parse_range, allow_hyphen_values = true)]
-    pub input_range: Option<[f64; 2]>,
+    /// Quantization, field, input range and settings (checkpoints are placed in every
+    /// activation's model by `layer:N`); a forced field too small for an activation skips that
+    /// activation's rows.
+    #[command(flatten)]
+    pub quant: QuantFlags,
     /// Seed of the built-in architectures' random weights and of random inputs.
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub seed: u64,

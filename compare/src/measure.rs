@@ -80,9 +80,13 @@ pub fn compare(args: &CompareArgs) -> Result<Comparison, CompareError> {
             })
             .collect(),
     };
+    let settings = args
+        .quant
+        .read_settings()
+        .map_err(|e| CompareError::Usage(e.to_string()))?;
     let (source, arch_name) = match (&args.model, args.arch) {
         (Some(path), _) => {
-            let loaded = load_model(path, args.input_range)?;
+            let loaded = load_model(path, args.quant.input_range(&settings))?;
             if !loaded
                 .model
                 .layers
@@ -103,13 +107,13 @@ pub fn compare(args: &CompareArgs) -> Result<Comparison, CompareError> {
         ),
         (None, Some(arch)) => (Source::Zoo(arch), arch.name().to_string()),
     };
-    let params = params_for(&source, args);
+    let params = params_for(&source, args, &settings);
     let loadavg_start = loadavg();
 
     // Compile once per activation.
     let mut variants = Vec::with_capacity(choices.len());
     for choice in choices {
-        variants.push(variant(&source, choice, &params, args)?);
+        variants.push(variant(&source, choice, &params, args, &settings)?);
     }
 
     // Rows: every activation under each requested lowering; first run gives the static figures.

@@ -10,6 +10,7 @@ use verinfer_circuits::circuit::{LayeredCircuit, QuantParams};
 use verinfer_circuits::compile::compile;
 use verinfer_circuits::model::{Activation, Layer, Model};
 use verinfer_circuits::quant::quantize_input;
+use verinfer_circuits::settings::Settings;
 use verinfer_circuits::zoo;
 use verinfer_cli_core::demo::TestSet;
 use verinfer_onnx::{import_bytes, ImportOptions};
@@ -66,18 +67,14 @@ pub(crate) struct Variant {
     pub(crate) input: Vec<i128>,
 }
 
-/// The quantization parameters: the flags', else the architecture's defaults.
-pub(crate) fn params_for(source: &Source, args: &CompareArgs) -> QuantParams {
+/// The quantization parameters: the flags', else the settings file's, else the architecture's
+/// defaults.
+pub(crate) fn params_for(source: &Source, args: &CompareArgs, settings: &Settings) -> QuantParams {
     let base = match source {
         Source::Zoo(Arch::Timit) => zoo::timit(args.seed, Activation::Square).1,
         _ => QuantParams::default(),
     };
-    QuantParams {
-        input_bits: args.input_bits.unwrap_or(base.input_bits),
-        weight_bits: args.weight_bits.unwrap_or(base.weight_bits),
-        coef_bits: args.coef_bits.unwrap_or(base.coef_bits),
-        weight_scale: args.weight_scale.unwrap_or(base.weight_scale),
-    }
+    args.quant.params(settings, base)
 }
 
 fn with_activation(model: &Model, act: Activation) -> Model {
@@ -108,6 +105,7 @@ pub(crate) fn variant(
     choice: Choice,
     params: &QuantParams,
     args: &CompareArgs,
+    settings: &Settings,
 ) -> Result<Variant, CompareError> {
     let (mut model, weights, trained, values) = match source {
         Source::Digits(test) => {
@@ -149,10 +147,15 @@ pub(crate) fn variant(
             (model, format!("{name}, activations replaced"), None, values)
         }
     };
-    if let (Some(range), false) = (args.input_range, matches!(source, Source::File(..))) {
+    let range = args.quant.input_range(settings);
+    if let (Some(range), false) = (range, matches!(source, Source::File(..))) {
         model.input_range = range;
     }
-    let compiled = compile(&model, params, args.field)
+    settings
+        .place_checkpoints(&mut model)
+        .map_err(|e| CompareError::Usage(e.to_string()))?;
+    let field = args.quant.field(settings);
+    let compiled = compile(&model, params, field)
         .map(Arc::new)
         .map_err(|e| format!("does not compile: {e}"));
     let input = match &compiled {

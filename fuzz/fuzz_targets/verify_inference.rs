@@ -1,8 +1,8 @@
 //! Mutated honest structured proofs through decode and the whole-inference verifier.
 //!
 //! A small model with every structured layer kind (convolution with stride and padding, an
-//! activation with a constant, a general and an aligned sum-pool, a reshape lowered to gates, a
-//! dense layer) is compiled once per field and proved honestly on a fixed batch of two. The
+//! activation with a constant, a requantization checkpoint (so the proof opens a tensor, format
+//! version 2), a general and an aligned sum-pool, a reshape lowered to gates, a dense layer) is compiled once per field and proved honestly on a fixed batch of two. The
 //! first input byte picks the field, the rest is a list of edits (see `edits.rs`) applied to the
 //! encoded proof. Whatever decodes must verify if and only if it is the honest proof, against
 //! the honest output and against the output the mutated proof carries; never a panic.
@@ -28,6 +28,7 @@ const MODEL: &str = r#"{
      "padding": [1, 1], "weight": [0.5, -0.25, 0.75, 0.125, -0.5, 0.25, 0.5, 0.5, -0.75, 0.25,
      0.125, -0.125], "bias": [0.25, -0.5]},
     {"op": "activation", "kind": "quadratic", "a": 1, "b": 1, "c": 0.5},
+    {"op": "requant", "shift": 30, "bits": 6},
     {"op": "sum_pool", "window": [2, 3], "stride": [1, 1]},
     {"op": "reshape", "shape": [4, 2, 2]},
     {"op": "sum_pool", "window": [2, 2]},

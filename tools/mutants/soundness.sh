@@ -27,6 +27,7 @@ verifier/src/layers/mod.rs|    if ended_on != relation {|    if ended_on != rela
 verifier/src/layers/mod.rs|    if ended_on != relation {|    if ended_on != relation && what != "convolution kernel evaluation" {
 verifier/src/layers/mod.rs|    if ended_on != relation {|    if ended_on != relation && what != "convolution window evaluation" {
 verifier/src/layers/mod.rs|    if ended_on != relation {|    if ended_on != relation && what != "gate-layer merge evaluation" {
+verifier/src/layers/mod.rs|    if ended_on != relation {|    if ended_on != relation && what != "checkpoint requantized evaluation" {
 verifier/src/gkr.rs|if phase1.value != v_u * lin {|if false && phase1.value != v_u * lin {
 verifier/src/gkr.rs|if phase2.value != v_u * terms.mul_at(&eq_z, &eq_u, &eq_v) * v_v {|if false && phase2.value != v_u * terms.mul_at(&eq_z, &eq_u, &eq_v) * v_v {
 verifier/src/inference.rs|if at_input != claim.value {|if false && at_input != claim.value {

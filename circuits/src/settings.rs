@@ -1,0 +1,480 @@
+//! The settings file (README "Settings"): the quantization parameters, field, input range and
+//! requantization checkpoints of one model, in JSON:
+//!
+//! ```json
+//! {"format": "verinfer-settings/1", "input_bits": 8, "weight_bits": 8, "coef_bits": 8,
+//!  "weight_scale": "uniform", "field": "auto", "input_range": [-1, 1],
+//!  "requant": [{"tensor": "layer:1", "shift": 16, "bits": 16}]}
+//! ```
+//!
+//! Every key but `format` is optional (absent: the command line's flag, else its default).
+//! Parsing is strict and total: an unknown key, a wrong type or a value out of range is a
+//! [`SettingsError`] whose one-line message names the key, never a panic. Everything a settings
+//! file changes ends up in the compiled circuit (its parameters, field, input range and
+//! checkpoint layers), so it is bound by the circuit digest: a proof made under one settings
+//! file does not verify under another that changes anything.
+
+use crate::circuit::{FieldChoice, WeightScale};
+use crate::model::{Layer, Model, Requant};
+use crate::ops::{MAX_REQUANT_BITS, MIN_REQUANT_BITS};
+use serde_json::{Map, Value};
+use thiserror::Error;
+
+/// The `format` string of this version of the settings file.
+pub const SETTINGS_FORMAT: &str = "verinfer-settings/1";
+
+/// Largest number of fractional bits a settings file may ask for (inputs, weights, coefficients).
+pub const MAX_SETTINGS_BITS: u32 = 64;
+
+/// A malformed settings file or a checkpoint that cannot be placed. One line each.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum SettingsError {
+    /// Not JSON at all.
+    #[error("settings: not JSON: {0}")]
+    Json(String),
+    /// A key whose value is wrong (type, range, unknown key, missing key).
+    #[error("settings: {key}: {reason}")]
+    Key {
+        /// The key, e.g. `input_bits` or `requant[2].bits`.
+        key: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A checkpoint names a tensor the model does not have, or one already checkpointed.
+    #[error("settings: {key}: {reason}")]
+    Placement {
+        /// The key, e.g. `requant[0].tensor`.
+        key: String,
+        /// Why it cannot be placed.
+        reason: String,
+    },
+}
+
+/// One requantization checkpoint of a settings file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequantAt {
+    /// The tensor it applies to: `layer:N`, the output of model layer `N` (0-based).
+    pub tensor: String,
+    /// Fractional bits dropped.
+    pub shift: u32,
+    /// Signed bits kept.
+    pub bits: u32,
+}
+
+/// A parsed settings file; `None` means "not set here".
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Settings {
+    /// Fractional bits of the input.
+    pub input_bits: Option<u32>,
+    /// Fractional bits (or signed width, per-layer) of weights.
+    pub weight_bits: Option<u32>,
+    /// Fractional bits of non-integer activation coefficients.
+    pub coef_bits: Option<u32>,
+    /// How linear layers choose their weight scale.
+    pub weight_scale: Option<WeightScale>,
+    /// The field to compile for.
+    pub field: Option<FieldChoice>,
+    /// The declared input range.
+    pub input_range: Option<[f64; 2]>,
+    /// Checkpoints, in file order.
+    pub requant: Vec<RequantAt>,
+}
+
+const KEYS: [&str; 8] = [
+    "format",
+    "input_bits",
+    "weight_bits",
+    "coef_bits",
+    "weight_scale",
+    "field",
+    "input_range",
+    "requant",
+];
+
+fn key_err(key: impl Into<String>, reason: impl Into<String>) -> SettingsError {
+    SettingsError::Key {
+        key: key.into(),
+        reason: reason.into(),
+    }
+}
+
+/// A short rendering of a JSON value for messages (long values cut).
+fn show(v: &Value) -> String {
+    let s = v.to_string();
+    if s.chars().count() > 40 {
+        format!("{}…", s.chars().take(40).collect::<String>())
+    } else {
+        s
+    }
+}
+
+fn uint(v: &Value, key: &str, range: std::ops::RangeInclusive<u32>) -> Result<u32, SettingsError> {
+    v.as_u64()
+        .and_then(|n| u32::try_from(n).ok())
+        .filter(|n| range.contains(n))
+        .ok_or_else(|| {
+            key_err(
+                key,
+                format!(
+                    "expected an integer in {}..={}, got {}",
+                    range.start(),
+                    range.end(),
+                    show(v)
+                ),
+            )
+        })
+}
+
+fn string<'a>(v: &'a Value, key: &str) -> Result<&'a str, SettingsError> {
+    v.as_str()
+        .ok_or_else(|| key_err(key, format!("expected a string, got {}", show(v))))
+}
+
+impl Settings {
+    /// Parses a settings file (see the module docs).
+    pub fn from_json(text: &str) -> Result<Self, SettingsError> {
+        let v: Value =
+            serde_json::from_str(text).map_err(|e| SettingsError::Json(e.to_string()))?;
+        let Value::Object(obj) = v else {
+            return Err(key_err("(top level)", "expected a JSON object"));
+        };
+        Self::from_object(&obj)
+    }
+
+    fn from_object(obj: &Map<String, Value>) -> Result<Self, SettingsError> {
+        if let Some(k) = obj.keys().find(|k| !KEYS.contains(&k.as_str())) {
+            return Err(key_err(
+                k.as_str(),
+                format!("unknown key (expected one of {})", KEYS.join(", ")),
+            ));
+        }
+        match obj.get("format") {
+            None => {
+                return Err(key_err(
+                    "format",
+                    format!("missing (\"{SETTINGS_FORMAT}\")"),
+                ))
+            }
+            Some(Value::String(f)) if f == SETTINGS_FORMAT => {}
+            Some(other) => {
+                return Err(key_err(
+                    "format",
+                    format!("expected \"{SETTINGS_FORMAT}\", got {}", show(other)),
+                ))
+            }
+        }
+        let bits = |key: &str| -> Result<Option<u32>, SettingsError> {
+            obj.get(key)
+                .map(|v| uint(v, key, 0..=MAX_SETTINGS_BITS))
+                .transpose()
+        };
+        let mut s = Settings {
+            input_bits: bits("input_bits")?,
+            weight_bits: bits("weight_bits")?,
+            coef_bits: bits("coef_bits")?,
+            ..Settings::default()
+        };
+        if let Some(v) = obj.get("weight_scale") {
+            s.weight_scale = Some(
+                string(v, "weight_scale")?
+                    .parse()
+                    .map_err(|e: String| key_err("weight_scale", e))?,
+            );
+        }
+        if let Some(v) = obj.get("field") {
+            s.field = Some(
+                string(v, "field")?
+                    .parse()
+                    .map_err(|e: String| key_err("field", e))?,
+            );
+        }
+        if let Some(v) = obj.get("input_range") {
+            let bad = || {
+                key_err(
+                    "input_range",
+                    format!("expected [lo, hi] with finite lo ≤ hi, got {}", show(v)),
+                )
+            };
+            let arr = v.as_array().filter(|a| a.len() == 2).ok_or_else(bad)?;
+            let (lo, hi) = (
+                arr[0].as_f64().ok_or_else(bad)?,
+                arr[1].as_f64().ok_or_else(bad)?,
+            );
+            if !(lo.is_finite() && hi.is_finite() && lo <= hi) {
+                return Err(bad());
+            }
+            s.input_range = Some([lo, hi]);
+        }
+        if let Some(v) = obj.get("requant") {
+            let list = v
+                .as_array()
+                .ok_or_else(|| key_err("requant", format!("expected a list, got {}", show(v))))?;
+            for (i, entry) in list.iter().enumerate() {
+                s.requant.push(requant_entry(entry, i)?);
+            }
+        }
+        Ok(s)
+    }
+
+    /// Inserts the checkpoints into `model`: a `requant` layer right after the layer that
+    /// produces each named tensor. Refuses a tensor the model does not have and a tensor named
+    /// twice.
+    pub fn place_checkpoints(&self, model: &mut Model) -> Result<(), SettingsError> {
+        let mut at: Vec<(usize, Requant, usize)> = Vec::with_capacity(self.requant.len());
+        for (i, r) in self.requant.iter().enumerate() {
+            let key = format!("requant[{i}].tensor");
+            let layer = tensor_layer(&r.tensor).ok_or_else(|| SettingsError::Placement {
+                key: key.clone(),
+                reason: format!(
+                    "\"{}\" names no tensor: name the output of model layer N as \"layer:N\" \
+                     (ONNX value names are not supported yet)",
+                    r.tensor
+                ),
+            })?;
+            let n = model.layers.len();
+            if layer >= n {
+                return Err(SettingsError::Placement {
+                    key,
+                    reason: format!(
+                        "\"{}\" names no tensor: the model has {n} layers (layer:0..layer:{})",
+                        r.tensor,
+                        n.saturating_sub(1)
+                    ),
+                });
+            }
+            if let Some((_, _, j)) = at.iter().find(|(l, _, _)| *l == layer) {
+                return Err(SettingsError::Placement {
+                    key,
+                    reason: format!("\"{}\" already has a checkpoint (requant[{j}])", r.tensor),
+                });
+            }
+            if matches!(model.layers[layer], Layer::Requant(_)) {
+                return Err(SettingsError::Placement {
+                    key,
+                    reason: format!("\"{}\" is itself a checkpoint", r.tensor),
+                });
+            }
+            at.push((
+                layer,
+                Requant {
+                    shift: r.shift,
+                    bits: r.bits,
+                },
+                i,
+            ));
+        }
+        // Later layers first, so earlier indices stay valid.
+        at.sort_by_key(|a| std::cmp::Reverse(a.0));
+        for (layer, r, _) in at {
+            model.layers.insert(layer + 1, Layer::Requant(r));
+        }
+        Ok(())
+    }
+}
+
+fn requant_entry(entry: &Value, i: usize) -> Result<RequantAt, SettingsError> {
+    let key = |k: &str| format!("requant[{i}].{k}");
+    let Value::Object(obj) = entry else {
+        return Err(key_err(
+            format!("requant[{i}]"),
+            format!(
+                "expected {{\"tensor\", \"shift\", \"bits\"}}, got {}",
+                show(entry)
+            ),
+        ));
+    };
+    if let Some(k) = obj
+        .keys()
+        .find(|k| !["tensor", "shift", "bits"].contains(&k.as_str()))
+    {
+        return Err(key_err(
+            key(k),
+            "unknown key (expected tensor, shift, bits)",
+        ));
+    }
+    let get = |k: &str| obj.get(k).ok_or_else(|| key_err(key(k), "missing"));
+    Ok(RequantAt {
+        tensor: string(get("tensor")?, &key("tensor"))?.to_string(),
+        shift: uint(get("shift")?, &key("shift"), 0..=255)?,
+        bits: uint(
+            get("bits")?,
+            &key("bits"),
+            MIN_REQUANT_BITS..=MAX_REQUANT_BITS,
+        )?,
+    })
+}
+
+/// `layer:N` → `N`.
+fn tensor_layer(name: &str) -> Option<usize> {
+    let n = name.strip_prefix("layer:")?;
+    if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    n.parse().ok()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::model::Activation;
+
+    fn model(n: usize) -> Model {
+        Model {
+            name: String::new(),
+            input_shape: vec![2],
+            input_range: [-1.0, 1.0],
+            layers: (0..n)
+                .map(|_| Layer::Activation(Activation::Square))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn parses_every_key() {
+        let s = Settings::from_json(
+            r#"{"format": "verinfer-settings/1", "input_bits": 6, "weight_bits": 7,
+                "coef_bits": 5, "weight_scale": "per-layer", "field": "bn254",
+                "input_range": [0, 1], "requant": [{"tensor": "layer:1", "shift": 3, "bits": 9}]}"#,
+        )
+        .unwrap();
+        assert_eq!(s.input_bits, Some(6));
+        assert_eq!(s.weight_bits, Some(7));
+        assert_eq!(s.coef_bits, Some(5));
+        assert_eq!(s.weight_scale, Some(WeightScale::PerLayer));
+        assert_eq!(s.field, Some(FieldChoice::Bn254));
+        assert_eq!(s.input_range, Some([0.0, 1.0]));
+        assert_eq!(
+            s.requant,
+            vec![RequantAt {
+                tensor: "layer:1".into(),
+                shift: 3,
+                bits: 9
+            }]
+        );
+        let only = Settings::from_json(r#"{"format": "verinfer-settings/1"}"#).unwrap();
+        assert_eq!(only, Settings::default());
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let cases = [
+            (r#"[1]"#, "(top level)"),
+            (r#"{}"#, "settings: format: missing"),
+            (r#"{"format": "v2"}"#, "settings: format: expected"),
+            (
+                r#"{"format": "verinfer-settings/1", "inputbits": 3}"#,
+                "settings: inputbits: unknown key",
+            ),
+            (
+                r#"{"format": "verinfer-settings/1", "input_bits": "8"}"#,
+                "settings: input_bits: expected an integer",
+            ),
+            (
+                r#"{"format": "verinfer-settings/1", "input_bits": -1}"#,
+                "settings: input_bits:",
+            ),
+            (
+                r#"{"format": "verinfer-settings/1", "coef_bits": 1e99}"#,
+                "settings: coef_bits:",
+            ),
+            (
+                r#"{"format": "verinfer-settings/1", "field": "m61"}"#,
+                "settings: field:",
+            ),
+            (
+                r#"{"format": "verinfer-settings/1", "weight_scale": 1}"#,
+                "settings: weight_scale:",
+            ),
+            (
+                r#"{"format": "verinfer-settings/1", "input_range": [1, 0]}"#,
+                "settings: input_range:",
+            ),
+            (
+                r#"{"format": "verinfer-settings/1", "input_range": [0]}"#,
+                "settings: input_range:",
+            ),
+            (
+                r#"{"format": "verinfer-settings/1", "requant": {}}"#,
+                "settings: requant: expected a list",
+            ),
+            (
+                r#"{"format": "verinfer-settings/1", "requant": [3]}"#,
+                "settings: requant[0]:",
+            ),
+            (
+                r#"{"format": "verinfer-settings/1", "requant": [{"tensor": "layer:0", "shift": 1}]}"#,
+                "settings: requant[0].bits: missing",
+            ),
+            (
+                r#"{"format": "verinfer-settings/1", "requant": [{"tensor": "layer:0", "shift": 1, "bits": 63}]}"#,
+                "settings: requant[0].bits: expected an integer in 2..=62",
+            ),
+            (
+                r#"{"format": "verinfer-settings/1", "requant": [{"tensor": 5, "shift": 1, "bits": 8}]}"#,
+                "settings: requant[0].tensor: expected a string",
+            ),
+            (
+                r#"{"format": "verinfer-settings/1", "requant": [{"tensor": "layer:0", "shift": 1, "bits": 8, "x": 0}]}"#,
+                "settings: requant[0].x: unknown key",
+            ),
+            ("{", "settings: not JSON"),
+        ];
+        for (text, want) in cases {
+            let e = Settings::from_json(text).unwrap_err().to_string();
+            assert!(e.starts_with(want) || e.contains(want), "{text}: {e}");
+            assert!(!e.contains('\n'), "{e}");
+        }
+    }
+
+    #[test]
+    fn checkpoints_go_after_their_layer() {
+        let s = |list: &str| {
+            Settings::from_json(&format!(
+                r#"{{"format": "verinfer-settings/1", "requant": [{list}]}}"#
+            ))
+            .unwrap()
+        };
+        let mut m = model(3);
+        s(r#"{"tensor": "layer:0", "shift": 1, "bits": 8}, {"tensor": "layer:2", "shift": 2, "bits": 9}"#)
+            .place_checkpoints(&mut m)
+            .unwrap();
+        let kinds: Vec<&str> = m.layers.iter().map(Layer::op_name).collect();
+        assert_eq!(
+            kinds,
+            [
+                "activation",
+                "requant",
+                "activation",
+                "activation",
+                "requant"
+            ]
+        );
+        assert_eq!(m.layers[4], Layer::Requant(Requant { shift: 2, bits: 9 }));
+        for (list, want) in [
+            (
+                r#"{"tensor": "layer:3", "shift": 1, "bits": 8}"#,
+                "the model has 3 layers",
+            ),
+            (
+                r#"{"tensor": "relu1", "shift": 1, "bits": 8}"#,
+                "names no tensor",
+            ),
+            (
+                r#"{"tensor": "layer:-1", "shift": 1, "bits": 8}"#,
+                "names no tensor",
+            ),
+            (
+                r#"{"tensor": "layer:1", "shift": 1, "bits": 8}, {"tensor": "layer:1", "shift": 2, "bits": 8}"#,
+                "already has a checkpoint (requant[0])",
+            ),
+        ] {
+            let e = s(list)
+                .place_checkpoints(&mut model(3))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(want), "{list}: {e}");
+            assert!(e.starts_with("settings: requant["), "{e}");
+        }
+    }
+}
