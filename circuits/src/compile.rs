@@ -18,7 +18,7 @@ use crate::circuit::{ActivationOp, Conv2dOp, DenseOp, GatesOp, RequantOp, SumPoo
 use crate::field::FieldId;
 use crate::gates::{Gate, GateLayer};
 use crate::model::{Layer, Model, ModelError};
-use crate::ops::{MAX_REQUANT_BITS, MAX_REQUANT_INPUT_BITS, MIN_REQUANT_BITS};
+use crate::ops::{MAX_REQUANT_BITS, MIN_REQUANT_BITS};
 use crate::quant::{self, QuantError};
 use thiserror::Error;
 
@@ -73,8 +73,8 @@ pub enum CompileError {
     },
     /// A checkpoint's input needs more bits than a checkpoint reads.
     #[error(
-        "{at}: the segment before this checkpoint needs {} bits, over the {MAX_REQUANT_INPUT_BITS} \
-         a checkpoint reads; place a requantization checkpoint earlier",
+        "{at}: the segment before this checkpoint needs {} bits, over the {max} a checkpoint \
+         reads; place a requantization checkpoint earlier",
         show_bits(*.bits)
     )]
     SegmentTooWide {
@@ -84,6 +84,8 @@ pub enum CompileError {
         at: String,
         /// Bits of the checkpoint's input.
         bits: u32,
+        /// Bits it reads at most.
+        max: u32,
     },
     /// Only Flatten / Reshape layers: nothing to prove.
     #[error("the model has no arithmetic layer (only flatten / free reshapes)")]
@@ -317,13 +319,21 @@ pub fn compile(
     for (layer, b) in circuit.layers.iter_mut().zip(&bounds) {
         layer.bound_bits = b.bits();
     }
-    // A checkpoint reads its input as i128 (its intermediate bits are its input's).
-    for (i, (layer, b)) in circuit.layers.iter().zip(&bounds).enumerate() {
-        if matches!(layer.op, Op::Requant(_)) && b.intermediate_bits > MAX_REQUANT_INPUT_BITS {
+    // A checkpoint reads its input as i128.
+    for (i, layer) in circuit.layers.iter().enumerate() {
+        let Some(max) = layer.op.spec().max_input_bits() else {
+            continue;
+        };
+        let bits = match i {
+            0 => input_bits_of(&circuit),
+            _ => circuit.layers[i - 1].bound_bits,
+        };
+        if bits > max {
             return Err(CompileError::SegmentTooWide {
                 layer: i,
                 at: place(&circuit, &origin, Some(i)),
-                bits: b.intermediate_bits,
+                bits,
+                max,
             });
         }
     }
@@ -331,6 +341,16 @@ pub fn compile(
     circuit.field = field_id;
     circuit.field_reason = reason;
     Ok(circuit)
+}
+
+/// Bits of the largest |input value| the circuit declares.
+fn input_bits_of(circuit: &LayeredCircuit) -> u32 {
+    bits_of(
+        circuit
+            .input_min
+            .unsigned_abs()
+            .max(circuit.input_max.unsigned_abs()),
+    )
 }
 
 /// `"2"` for `[2, 2]`, `"2x1"` for `[2, 1]`.
@@ -416,12 +436,7 @@ fn choose_field(
     origin: &[usize],
     choice: FieldChoice,
 ) -> Result<(FieldId, String), CompileError> {
-    let input_bits = bits_of(
-        circuit
-            .input_min
-            .unsigned_abs()
-            .max(circuit.input_max.unsigned_abs()),
-    );
+    let input_bits = input_bits_of(circuit);
     // (None = input, bits), in order.
     let stages: Vec<(Option<usize>, u32)> = std::iter::once((None, input_bits))
         .chain(

@@ -1184,4 +1184,30 @@ fn checkpoints_make_depth_unlimited() {
     });
     let e = compile(&bad, &QuantParams::default(), FieldChoice::Auto).unwrap_err();
     assert!(e.to_string().contains("shift 99 exceeds"), "{e}");
+    // A checkpoint reads i128: a segment wider than 126 bits before it is refused, naming it,
+    // although BN254 would hold the values.
+    let mut wide = Vec::new();
+    for _ in 0..3 {
+        wide.push(dense(8, 8, w(64), None));
+        wide.push(Layer::Activation(Activation::Square));
+    }
+    wide.push(Layer::Requant(Requant {
+        shift: 160,
+        bits: 16,
+    }));
+    wide.push(dense(8, 2, w(16), None));
+    let m = Model {
+        layers: wide,
+        ..deep
+    };
+    let e = compile(&m, &QuantParams::default(), FieldChoice::Auto).unwrap_err();
+    assert!(
+        matches!(e, CompileError::SegmentTooWide { layer: 6, bits, max: 126, .. } if bits > 126),
+        "{e}"
+    );
+    assert!(
+        e.to_string()
+            .contains("place a requantization checkpoint earlier"),
+        "{e}"
+    );
 }

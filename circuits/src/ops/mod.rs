@@ -50,6 +50,11 @@ pub(crate) trait OpRules {
     fn gate_count(&self) -> usize {
         0
     }
+    /// The most bits an input value may need, for kinds that read their input as a machine
+    /// integer (a checkpoint reads `i128`); `None`: field arithmetic, any size.
+    fn max_input_bits(&self) -> Option<u32> {
+        None
+    }
 }
 
 /// A layer kind with every concern: its rules, its bound rule, its integer kernel (on machine

@@ -70,6 +70,10 @@ impl OpRules for RequantOp {
         Ok(())
     }
 
+    fn max_input_bits(&self) -> Option<u32> {
+        Some(MAX_REQUANT_INPUT_BITS)
+    }
+
     fn encode(&self, e: &mut Enc) {
         e.uint(6);
         e.uint(u128::from(self.shift));
