@@ -382,6 +382,15 @@ impl LayeredCircuit {
         &self.layers[i].input
     }
 
+    /// Bits of the largest |input value| the circuit declares.
+    pub fn input_bits(&self) -> u32 {
+        bits_of(
+            self.input_min
+                .unsigned_abs()
+                .max(self.input_max.unsigned_abs()),
+        )
+    }
+
     /// Largest worst-case value bits over every stage.
     pub fn max_bits(&self) -> u32 {
         let in_bits = bits_of(

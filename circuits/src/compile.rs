@@ -11,10 +11,10 @@
 //! stores each layer's `bound_bits` and picks or checks the field from them.
 
 pub use crate::bounds::{bound_analysis, stage_bounds, LayerBound, StageBounds, UNBOUNDED_BITS};
-use crate::circuit::{
-    bits_of, CircuitLayer, FieldChoice, LayeredCircuit, Layout, Op, QuantParams, MAX_ITEM_VARS,
-};
 use crate::circuit::{ActivationOp, Conv2dOp, DenseOp, GatesOp, RequantOp, SumPoolOp};
+use crate::circuit::{
+    CircuitLayer, FieldChoice, LayeredCircuit, Layout, Op, QuantParams, MAX_ITEM_VARS,
+};
 use crate::field::FieldId;
 use crate::gates::{Gate, GateLayer};
 use crate::model::{Layer, Model, ModelError};
@@ -325,7 +325,7 @@ pub fn compile(
             continue;
         };
         let bits = match i {
-            0 => input_bits_of(&circuit),
+            0 => circuit.input_bits(),
             _ => circuit.layers[i - 1].bound_bits,
         };
         if bits > max {
@@ -341,16 +341,6 @@ pub fn compile(
     circuit.field = field_id;
     circuit.field_reason = reason;
     Ok(circuit)
-}
-
-/// Bits of the largest |input value| the circuit declares.
-fn input_bits_of(circuit: &LayeredCircuit) -> u32 {
-    bits_of(
-        circuit
-            .input_min
-            .unsigned_abs()
-            .max(circuit.input_max.unsigned_abs()),
-    )
 }
 
 /// `"2"` for `[2, 2]`, `"2x1"` for `[2, 1]`.
@@ -436,7 +426,7 @@ fn choose_field(
     origin: &[usize],
     choice: FieldChoice,
 ) -> Result<(FieldId, String), CompileError> {
-    let input_bits = input_bits_of(circuit);
+    let input_bits = circuit.input_bits();
     // (None = input, bits), in order.
     let stages: Vec<(Option<usize>, u32)> = std::iter::once((None, input_bits))
         .chain(

@@ -235,7 +235,7 @@ pub fn witness_tables<F: ProofField>(
 
 /// The arithmetic each layer of `circuit` runs in, from the declared bounds.
 pub fn arithmetic(circuit: &LayeredCircuit) -> Vec<Arith> {
-    let mut in_bits = input_bits(circuit);
+    let mut in_bits = circuit.input_bits();
     circuit
         .layers
         .iter()
@@ -255,15 +255,6 @@ fn arith_for(bits: u32) -> Arith {
     } else {
         Arith::Field
     }
-}
-
-fn input_bits(circuit: &LayeredCircuit) -> u32 {
-    bits_of(
-        circuit
-            .input_min
-            .unsigned_abs()
-            .max(circuit.input_max.unsigned_abs()),
-    )
 }
 
 /// A stage's values, compact and batch-major, in the arithmetic of the layer that produced it.
@@ -604,7 +595,7 @@ fn run<F: ProofField>(
     }
     let plan = arithmetic(circuit);
     let capacity = F::ID.signed_capacity_bits();
-    let mut in_bits = input_bits(circuit);
+    let mut in_bits = circuit.input_bits();
     for (li, layer) in circuit.layers.iter().enumerate() {
         let bits = in_bits.max(layer.bound_bits);
         if bits > capacity {
@@ -624,7 +615,7 @@ fn run<F: ProofField>(
         });
     }
 
-    let first = if input_bits(circuit) <= 62 {
+    let first = if circuit.input_bits() <= 62 {
         Stage::I64(input.iter().map(|&v| v as i64).collect())
     } else {
         Stage::I128(input.to_vec())
