@@ -421,6 +421,11 @@ fn inspect_cmd(args: &ModelArgs) -> Result<ExitCode> {
         );
     }
     outln!();
+    outln!("tensors    a settings file's \"requant\" names the output of model layer N as layer:N");
+    for (n, (op, shape)) in c.tensors.iter().enumerate() {
+        outln!("  layer:{n:<4} {op:<10} {}", dims(shape));
+    }
+    outln!();
     outln!(
         "MACs       {} per item ({} layers)",
         circuit.macs_per_item(),

@@ -296,6 +296,9 @@ fn inspect_and_demo_run() {
     for word in ["digest", "MACs", "field", "proof", "conv2d", "sum_pool"] {
         assert!(out.contains(word), "missing {word}: {out}");
     }
+    // The tensors a settings file names: model layers, flatten included.
+    assert!(out.contains("layer:1    activation 8×8×8"), "{out}");
+    assert!(out.contains("layer:6    flatten    64"), "{out}");
     let o = verinfer(&["demo", "--images", "2"]);
     assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
     let out = stdout(&o);

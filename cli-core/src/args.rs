@@ -276,10 +276,13 @@ fn check_memory(
 /// A model loaded and compiled with the user's flags.
 #[derive(Clone, Debug)]
 pub struct Compiled {
-    /// The float model and the importer's notes.
+    /// The float model (with the settings file's checkpoints placed) and the importer's notes.
     pub loaded: LoadedModel,
     /// The compiled circuit.
     pub circuit: LayeredCircuit,
+    /// The tensors a settings file can name, before its checkpoints are placed: for model
+    /// layer `N` (`"layer:N"`), its operation and output shape.
+    pub tensors: Vec<(&'static str, Vec<usize>)>,
 }
 
 /// Largest settings file read.
@@ -308,6 +311,15 @@ impl ModelArgs {
         let q = &self.quant;
         let settings = q.read_settings()?;
         let mut loaded = load_model(&self.model, q.input_range(&settings))?;
+        // A loaded model is valid: its shapes are known (input first).
+        let shapes = loaded.model.validate().unwrap_or_default();
+        let tensors = loaded
+            .model
+            .layers
+            .iter()
+            .zip(shapes.into_iter().skip(1))
+            .map(|(l, shape)| (l.op_name(), shape))
+            .collect();
         if let Some(path) = &q.settings {
             settings
                 .place_checkpoints(&mut loaded.model)
@@ -323,7 +335,11 @@ impl ModelArgs {
                 source,
             }
         })?;
-        Ok(Compiled { loaded, circuit })
+        Ok(Compiled {
+            loaded,
+            circuit,
+            tensors,
+        })
     }
 }
 
