@@ -1,5 +1,6 @@
 //! Writes seed corpora for the fuzz targets: valid encoded proofs for `decode_proof`, a few
-//! edit lists for `verify_proof` and `verify_inference`, and the ONNX fixtures for `import_onnx`.
+//! edit lists for `verify_proof` and `verify_inference`, a settings file for `read_input`, and
+//! the ONNX fixtures for `import_onnx`.
 //!
 //! `cargo run --release --example seed_corpus` (from `fuzz/`; stable toolchain is fine).
 use std::fs;
@@ -50,6 +51,15 @@ fn main() -> std::io::Result<()> {
         fs::write(format!("{ver}/seed_{k}"), s)?;
         fs::write(format!("{inf}/seed_{k}"), s)?;
     }
+    // A settings file with every key seeds `read_input`, which also parses settings.
+    let inputs = "corpus/read_input";
+    fs::create_dir_all(inputs)?;
+    fs::write(
+        format!("{inputs}/settings"),
+        r#"{"format": "verinfer-settings/1", "input_bits": 8, "weight_bits": 8, "coef_bits": 8,
+ "weight_scale": "per-layer", "field": "auto", "input_range": [-1, 1],
+ "requant": [{"tensor": "layer:0", "shift": 8, "bits": 12}, {"tensor": "layer:2", "shift": 0, "bits": 2}]}"#,
+    )?;
     // The ONNX importer fixtures (PyTorch exports) seed `import_onnx`.
     let onnx = "corpus/import_onnx";
     fs::create_dir_all(onnx)?;
