@@ -4,9 +4,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use verinfer_cli_core::files::{parse_input_json, parse_npy, NPY_MAGIC};
 use verinfer_circuits::model::{Activation, Layer, Model};
 use verinfer_circuits::settings::Settings;
+use verinfer_cli_core::files::{parse_input_json, parse_npy, NPY_MAGIC};
 use verinfer_cli_core::report::OutputReport;
 
 fuzz_target!(|data: &[u8]| {
