@@ -319,14 +319,15 @@ pub fn compile(
     for (layer, b) in circuit.layers.iter_mut().zip(&bounds) {
         layer.bound_bits = b.bits();
     }
-    // A checkpoint reads its input as i128.
+    // A checkpoint reads its input as i128: what counts is the bits of the values it reads (the
+    // previous layer's output), not that layer's intermediate sums.
     for (i, layer) in circuit.layers.iter().enumerate() {
         let Some(max) = layer.op.spec().max_input_bits() else {
             continue;
         };
         let bits = match i {
             0 => circuit.input_bits(),
-            _ => circuit.layers[i - 1].bound_bits,
+            _ => bounds[i - 1].output_bits,
         };
         if bits > max {
             return Err(CompileError::SegmentTooWide {

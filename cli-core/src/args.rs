@@ -5,6 +5,7 @@
 use crate::files::{load_model, read_input, read_limited, FileError, InputBatch, LoadedModel};
 use clap::Args;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use thiserror::Error;
 use verinfer_circuits::circuit::{FieldChoice, LayeredCircuit, QuantParams, WeightScale};
 use verinfer_circuits::compile::{compile, CompileError};
@@ -40,11 +41,11 @@ pub struct QuantFlags {
     pub coef_bits: Option<u32>,
     /// One weight scale for every layer (uniform), or the finest scale that fits each layer
     /// [default: uniform].
-    #[arg(long, value_name = "uniform|per-layer", value_parser = parse_weight_scale)]
+    #[arg(long, value_name = "uniform|per-layer", value_parser = WeightScale::from_str)]
     pub weight_scale: Option<WeightScale>,
     /// Field: auto picks the smallest that holds every worst-case value (m127 = 2^127−1, else
     /// bn254) [default: auto].
-    #[arg(long, value_name = "auto|m127|bn254", value_parser = parse_field)]
+    #[arg(long, value_name = "auto|m127|bn254", value_parser = FieldChoice::from_str)]
     pub field: Option<FieldChoice>,
     /// Declared range of input values, "lo,hi" (overrides the model file's; the default for an
     /// ONNX file without one is -1,1). The worst-case bounds are computed from it.
@@ -94,16 +95,6 @@ impl QuantFlags {
     pub fn input_range(&self, settings: &Settings) -> Option<[f64; 2]> {
         self.input_range.or(settings.input_range)
     }
-}
-
-/// Parses `--weight-scale` (`uniform` or `per-layer`).
-pub fn parse_weight_scale(s: &str) -> Result<WeightScale, String> {
-    s.parse()
-}
-
-/// Parses `--field` (`auto`, `m127` or `bn254`, any case).
-pub fn parse_field(s: &str) -> Result<FieldChoice, String> {
-    s.parse()
 }
 
 /// Parses `--input-range LO,HI` (finite, `LO ≤ HI`).
