@@ -421,9 +421,21 @@ fn inspect_cmd(args: &ModelArgs) -> Result<ExitCode> {
         );
     }
     outln!();
-    outln!("tensors    a settings file's \"requant\" names the output of model layer N as layer:N");
+    outln!(
+        "tensors    a settings file's \"requant\" names the output of model layer N as layer:N{}",
+        if c.loaded.names.is_empty() {
+            ""
+        } else {
+            " or by an ONNX value name"
+        }
+    );
     for (n, (op, shape)) in c.tensors.iter().enumerate() {
-        outln!("  layer:{n:<4} {op:<10} {}", dims(shape));
+        let names: Vec<&str> = c.loaded.names.of_layer(n).collect();
+        outln!(
+            "  layer:{n:<4} {op:<10} {:<14} {}",
+            dims(shape),
+            names.join(", ")
+        );
     }
     outln!();
     outln!(

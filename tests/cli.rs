@@ -721,3 +721,58 @@ fn checkpointed_model_proves_and_verifies() {
         assert_usage_error(&o, mentions);
     }
 }
+
+#[test]
+fn settings_name_onnx_values() {
+    let d = Dir::new("onnx-names");
+    let m = model("digits_square_plus_x.onnx");
+    let settings = |a: &str, b: &str| {
+        serde_json::json!({"format": "verinfer-settings/1", "requant": [
+            {"tensor": a, "shift": 24, "bits": 16}, {"tensor": b, "shift": 24, "bits": 16}]})
+        .to_string()
+    };
+    let digest = |st: &Path| {
+        let o = verinfer(&["inspect", "--model", s(&m), "--settings", s(st)]);
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        let out = stdout(&o);
+        out.lines()
+            .find(|l| l.starts_with("digest"))
+            .unwrap()
+            .to_string()
+    };
+    let by_index = d.write("index.json", settings("layer:1", "layer:4"));
+    let by_name = d.write("names.json", settings("/Add_output_0", "/Add_1_output_0"));
+    let other = d.write("other.json", settings("/Add_output_0", "/Mul_3_output_0"));
+    assert_eq!(digest(&by_index), digest(&by_name));
+    assert_ne!(digest(&by_name), digest(&other));
+
+    // inspect shows which names a checkpoint can use.
+    let o = verinfer(&["inspect", "--model", s(&m)]);
+    assert!(
+        stdout(&o)
+            .lines()
+            .any(|l| l.contains("layer:1") && l.contains("/Add_output_0")),
+        "{}",
+        stdout(&o)
+    );
+
+    // x*x inside x*x + x, the input, a name the model does not have: exit 2, one line each.
+    let input = d.write("x.json", "[[0.5]]");
+    for (name, says) in [
+        ("/Mul_output_0", "name '/Add_output_0' instead"),
+        ("input", "is the model input"),
+        ("conv9", "names no tensor of the model"),
+    ] {
+        let bad = d.write("bad.json", settings(name, "layer:4"));
+        let o = verinfer(&[
+            "infer",
+            "--model",
+            s(&m),
+            "--input",
+            s(&input),
+            "--settings",
+            s(&bad),
+        ]);
+        assert_usage_error(&o, says);
+    }
+}

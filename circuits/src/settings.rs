@@ -14,6 +14,8 @@
 //! checkpoint layers), so it is bound by the circuit digest: a proof made under one settings
 //! file does not verify under another that changes anything.
 
+use std::collections::BTreeMap;
+
 use crate::circuit::{FieldChoice, WeightScale};
 use crate::model::{Layer, Model, Requant};
 use crate::ops::{MAX_REQUANT_BITS, MIN_REQUANT_BITS};
@@ -53,12 +55,58 @@ pub enum SettingsError {
 /// One requantization checkpoint of a settings file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RequantAt {
-    /// The tensor it applies to: `layer:N`, the output of model layer `N` (0-based).
+    /// The tensor it applies to: `layer:N`, the output of model layer `N` (0-based), or a name
+    /// the model's [`TensorNames`] know (an ONNX value name).
     pub tensor: String,
     /// Fractional bits dropped.
     pub shift: u32,
     /// Signed bits kept.
     pub bits: u32,
+}
+
+/// What a tensor name of a settings file other than `layer:N` stands for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TensorName {
+    /// The output of model layer `N` (0-based, before any checkpoint is placed).
+    Layer(usize),
+    /// A value no checkpoint can go on (e.g. the middle of `x*x + x`, which becomes one layer),
+    /// and why, as the end of a sentence that starts with the name.
+    Refused(String),
+}
+
+/// The names (besides `layer:N`) a model's tensors go by, e.g. the ONNX value names the
+/// importer saw. Empty for a model read from the JSON IR.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TensorNames(BTreeMap<String, TensorName>);
+
+impl TensorNames {
+    /// Records what `name` stands for; a later record of the same name replaces an earlier one.
+    pub fn insert(&mut self, name: impl Into<String>, what: TensorName) {
+        self.0.insert(name.into(), what);
+    }
+
+    /// What `name` stands for, if the model knows it.
+    pub fn get(&self, name: &str) -> Option<&TensorName> {
+        self.0.get(name)
+    }
+
+    /// The names of the output of layer `n`, in sorted order.
+    pub fn of_layer(&self, n: usize) -> impl Iterator<Item = &str> {
+        self.0
+            .iter()
+            .filter(move |(_, t)| **t == TensorName::Layer(n))
+            .map(|(k, _)| k.as_str())
+    }
+
+    /// Every name with what it stands for, in sorted order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &TensorName)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// Whether no name is known.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 /// A parsed settings file; `None` means "not set here".
@@ -217,41 +265,70 @@ impl Settings {
     }
 
     /// Inserts the checkpoints into `model`: a `requant` layer right after the layer that
-    /// produces each named tensor. Refuses a tensor the model does not have and a tensor named
-    /// twice.
-    pub fn place_checkpoints(&self, model: &mut Model) -> Result<(), SettingsError> {
+    /// produces each named tensor (`layer:N`, or a name `names` knows). Refuses a tensor the
+    /// model does not have, one `names` refuses, and a tensor named twice (under any names).
+    pub fn place_checkpoints(
+        &self,
+        model: &mut Model,
+        names: &TensorNames,
+    ) -> Result<(), SettingsError> {
         let mut at: Vec<(usize, Requant, usize)> = Vec::with_capacity(self.requant.len());
         for (i, r) in self.requant.iter().enumerate() {
             let key = format!("requant[{i}].tensor");
-            let layer = tensor_layer(&r.tensor).ok_or_else(|| SettingsError::Placement {
+            let placement = |reason: String| SettingsError::Placement {
                 key: key.clone(),
-                reason: format!(
-                    "\"{}\" names no tensor: name the output of model layer N as \"layer:N\" \
-                     (ONNX value names are not supported yet)",
-                    r.tensor
-                ),
-            })?;
+                reason,
+            };
+            let layer = match (tensor_layer(&r.tensor), names.get(&r.tensor)) {
+                (Some(n), _) => n,
+                (None, Some(TensorName::Layer(n))) => *n,
+                (None, Some(TensorName::Refused(why))) => {
+                    return Err(placement(format!("{:?} {why}", r.tensor)))
+                }
+                (None, None) if names.is_empty() => {
+                    return Err(placement(format!(
+                        "{:?} names no tensor: name the output of model layer N as \"layer:N\" \
+                         (`verinfer inspect` lists them)",
+                        r.tensor
+                    )))
+                }
+                (None, None) => {
+                    return Err(placement(format!(
+                        "{:?} names no tensor of the model: use an ONNX value name or \
+                         \"layer:N\" (`verinfer inspect` lists them)",
+                        r.tensor
+                    )))
+                }
+            };
             let n = model.layers.len();
             if layer >= n {
                 return Err(SettingsError::Placement {
                     key,
                     reason: format!(
-                        "\"{}\" names no tensor: the model has {n} layers (layer:0..layer:{})",
+                        "{:?} names no tensor: the model has {n} layers (layer:0..layer:{})",
                         r.tensor,
                         n.saturating_sub(1)
                     ),
                 });
             }
             if let Some((_, _, j)) = at.iter().find(|(l, _, _)| *l == layer) {
+                let also = if self.requant[*j].tensor == r.tensor {
+                    String::new()
+                } else {
+                    format!(" as {:?}", self.requant[*j].tensor)
+                };
                 return Err(SettingsError::Placement {
                     key,
-                    reason: format!("\"{}\" already has a checkpoint (requant[{j}])", r.tensor),
+                    reason: format!(
+                        "{:?} already has a checkpoint (requant[{j}]{also})",
+                        r.tensor
+                    ),
                 });
             }
             if matches!(model.layers[layer], Layer::Requant(_)) {
                 return Err(SettingsError::Placement {
                     key,
-                    reason: format!("\"{}\" is itself a checkpoint", r.tensor),
+                    reason: format!("{:?} is itself a checkpoint", r.tensor),
                 });
             }
             at.push((
@@ -437,7 +514,7 @@ mod tests {
         };
         let mut m = model(3);
         s(r#"{"tensor": "layer:0", "shift": 1, "bits": 8}, {"tensor": "layer:2", "shift": 2, "bits": 9}"#)
-            .place_checkpoints(&mut m)
+            .place_checkpoints(&mut m, &TensorNames::default())
             .unwrap();
         let kinds: Vec<&str> = m.layers.iter().map(Layer::op_name).collect();
         assert_eq!(
@@ -470,11 +547,63 @@ mod tests {
             ),
         ] {
             let e = s(list)
-                .place_checkpoints(&mut model(3))
+                .place_checkpoints(&mut model(3), &TensorNames::default())
                 .unwrap_err()
                 .to_string();
             assert!(e.contains(want), "{list}: {e}");
             assert!(e.starts_with("settings: requant["), "{e}");
+        }
+    }
+
+    #[test]
+    fn names_stand_for_layers_or_say_why_not() {
+        let mut names = TensorNames::default();
+        names.insert("act1", TensorName::Layer(0));
+        names.insert("act1_copy", TensorName::Layer(0));
+        names.insert(
+            "sq",
+            TensorName::Refused("is inside layer 0's activation".into()),
+        );
+        let s = |list: &str| {
+            Settings::from_json(&format!(
+                r#"{{"format": "verinfer-settings/1", "requant": [{list}]}}"#
+            ))
+            .unwrap()
+        };
+        let mut m = model(3);
+        s(r#"{"tensor": "act1", "shift": 1, "bits": 8}, {"tensor": "layer:2", "shift": 2, "bits": 9}"#)
+            .place_checkpoints(&mut m, &names)
+            .unwrap();
+        assert_eq!(m.layers[1], Layer::Requant(Requant { shift: 1, bits: 8 }));
+        assert_eq!(m.layers[4], Layer::Requant(Requant { shift: 2, bits: 9 }));
+        for (list, want) in [
+            (
+                r#"{"tensor": "sq", "shift": 1, "bits": 8}"#,
+                "\"sq\" is inside layer 0's activation",
+            ),
+            (
+                r#"{"tensor": "nope", "shift": 1, "bits": 8}"#,
+                "\"nope\" names no tensor of the model: use an ONNX value name",
+            ),
+            (
+                r#"{"tensor": "act1", "shift": 1, "bits": 8}, {"tensor": "act1_copy", "shift": 2, "bits": 8}"#,
+                "already has a checkpoint (requant[0] as \"act1\")",
+            ),
+            (
+                r#"{"tensor": "layer:0", "shift": 1, "bits": 8}, {"tensor": "act1", "shift": 2, "bits": 8}"#,
+                "already has a checkpoint (requant[0] as \"layer:0\")",
+            ),
+            (
+                r#"{"tensor": "a\nb", "shift": 1, "bits": 8}"#,
+                "\"a\\nb\" names no tensor",
+            ),
+        ] {
+            let e = s(list)
+                .place_checkpoints(&mut model(3), &names)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(want), "{list}: {e}");
+            assert!(!e.contains('\n'), "{e}");
         }
     }
 }

@@ -4,7 +4,7 @@
 use proptest::prelude::*;
 use serde_json::{json, Value};
 use verinfer_circuits::model::{Activation, Layer, Model};
-use verinfer_circuits::settings::{RequantAt, Settings, SETTINGS_FORMAT};
+use verinfer_circuits::settings::{RequantAt, Settings, TensorNames, SETTINGS_FORMAT};
 
 fn any_json() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
@@ -56,7 +56,7 @@ proptest! {
         match Settings::from_json(&v.to_string()) {
             Ok(s) => {
                 let mut m = model();
-                if let Err(e) = s.place_checkpoints(&mut m) {
+                if let Err(e) = s.place_checkpoints(&mut m, &TensorNames::default()) {
                     prop_assert!(!e.to_string().contains('\n'));
                 }
             }
@@ -100,7 +100,7 @@ proptest! {
             .collect();
         prop_assert_eq!(&s.requant, &want);
         let mut m = model();
-        s.place_checkpoints(&mut m).unwrap();
+        s.place_checkpoints(&mut m, &TensorNames::default()).unwrap();
         prop_assert_eq!(m.layers.len(), 4 + checkpoints.len());
         let placed = m.layers.iter().filter(|l| matches!(l, Layer::Requant(_))).count();
         prop_assert_eq!(placed, checkpoints.len());

@@ -313,7 +313,7 @@ impl ModelArgs {
             .collect();
         if let Some(path) = &q.settings {
             settings
-                .place_checkpoints(&mut loaded.model)
+                .place_checkpoints(&mut loaded.model, &loaded.names)
                 .map_err(|source| ArgsError::Settings {
                     path: path.clone(),
                     source,

@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 use verinfer_circuits::model::Model;
+use verinfer_circuits::settings::TensorNames;
 use verinfer_onnx::{ImportOptions, OnnxError};
 
 /// Largest input file accepted (the input of one proof is held in memory several times over).
@@ -82,6 +83,8 @@ pub struct LoadedModel {
     pub model: Model,
     /// Things the user should know about the import.
     pub notes: Vec<String>,
+    /// What a settings file's tensor names stand for (ONNX value names; empty for JSON).
+    pub names: TensorNames,
 }
 
 /// Reads a model: ONNX if the name ends in `.onnx` (or the bytes do not look like JSON), else the
@@ -117,6 +120,7 @@ pub fn load_model(path: &Path, input_range: Option<[f64; 2]>) -> Result<LoadedMo
         return Ok(LoadedModel {
             model,
             notes: imported.notes,
+            names: imported.names,
         });
     }
     let model_err = |msg: String| FileError::Model {
@@ -135,6 +139,7 @@ pub fn load_model(path: &Path, input_range: Option<[f64; 2]>) -> Result<LoadedMo
     Ok(LoadedModel {
         model,
         notes: Vec::new(),
+        names: TensorNames::default(),
     })
 }
 

@@ -99,7 +99,7 @@ pub fn compare(args: &CompareArgs) -> Result<Comparison, CompareError> {
                 eprintln!("note: {note}");
             }
             let name = path.display().to_string();
-            (Source::File(name.clone(), loaded.model), name)
+            (Source::File(name.clone(), loaded.model, loaded.names), name)
         }
         (None, None) | (None, Some(Arch::Digits)) => (
             Source::Digits(TestSet::embedded().map_err(CompareError::Embedded)?),

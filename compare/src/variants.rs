@@ -10,7 +10,7 @@ use verinfer_circuits::circuit::{LayeredCircuit, QuantParams};
 use verinfer_circuits::compile::compile;
 use verinfer_circuits::model::{Activation, Layer, Model};
 use verinfer_circuits::quant::quantize_input;
-use verinfer_circuits::settings::Settings;
+use verinfer_circuits::settings::{Settings, TensorNames};
 use verinfer_circuits::zoo;
 use verinfer_cli_core::demo::TestSet;
 use verinfer_onnx::{import_bytes, ImportOptions};
@@ -50,7 +50,7 @@ pub(crate) enum Source {
     /// A built-in network of `zoo`.
     Zoo(Arch),
     /// A model file (its name, the model).
-    File(String, Model),
+    File(String, Model, TensorNames),
 }
 
 /// One activation's compiled model (or why it did not compile).
@@ -87,14 +87,14 @@ fn with_activation(model: &Model, act: Activation) -> Model {
     m
 }
 
-fn import_digits(key: &str) -> Result<Model, CompareError> {
+fn import_digits(key: &str) -> Result<(Model, TensorNames), CompareError> {
     let bytes = DIGITS_MODELS
         .iter()
         .find(|(k, _)| *k == key)
         .map(|(_, b)| *b)
         .ok_or_else(|| CompareError::Embedded(format!("no model for {key}")))?;
     import_bytes(bytes, None, &ImportOptions::default())
-        .map(|i| i.model)
+        .map(|i| (i.model, i.names))
         .map_err(|e| CompareError::Embedded(format!("digits_{key}.onnx: {e}")))
 }
 
@@ -107,22 +107,29 @@ pub(crate) fn variant(
     args: &CompareArgs,
     settings: &Settings,
 ) -> Result<Variant, CompareError> {
-    let (mut model, weights, trained, values) = match source {
+    let (mut model, weights, trained, values, names) = match source {
         Source::Digits(test) => {
             let trained = DIGITS_MODELS
                 .iter()
                 .map(|(k, _)| *k)
                 .find(|k| *k == choice.name);
-            let (model, weights) = match trained {
-                Some(k) => (import_digits(k)?, format!("models/digits/digits_{k}.onnx")),
-                None => (
-                    with_activation(&import_digits("square_plus_x")?, choice.activation),
-                    "models/digits/digits_square_plus_x.onnx, activations replaced".into(),
-                ),
+            let (model, weights, names) = match trained {
+                Some(k) => {
+                    let (model, names) = import_digits(k)?;
+                    (model, format!("models/digits/digits_{k}.onnx"), names)
+                }
+                None => {
+                    let (model, names) = import_digits("square_plus_x")?;
+                    (
+                        with_activation(&model, choice.activation),
+                        "models/digits/digits_square_plus_x.onnx, activations replaced".into(),
+                        names,
+                    )
+                }
             };
             let n = test.labels.len().max(1);
             let values: Vec<f64> = (0..args.batch).flat_map(|i| test.image(i % n)).collect();
-            (model, weights, trained, values)
+            (model, weights, trained, values, names)
         }
         Source::Zoo(arch) => {
             let (model, weights) = match arch {
@@ -139,12 +146,18 @@ pub(crate) fn variant(
                 Arch::Timit => zoo::timit_input(args.batch, args.seed),
                 _ => zoo::random_input(&model, args.batch, args.seed),
             };
-            (model, weights, None, values)
+            (model, weights, None, values, TensorNames::default())
         }
-        Source::File(name, m) => {
+        Source::File(name, m, names) => {
             let model = with_activation(m, choice.activation);
             let values = zoo::random_input(&model, args.batch, args.seed);
-            (model, format!("{name}, activations replaced"), None, values)
+            (
+                model,
+                format!("{name}, activations replaced"),
+                None,
+                values,
+                names.clone(),
+            )
         }
     };
     let range = args.quant.input_range(settings);
@@ -152,7 +165,7 @@ pub(crate) fn variant(
         model.input_range = range;
     }
     settings
-        .place_checkpoints(&mut model)
+        .place_checkpoints(&mut model, &names)
         .map_err(|e| CompareError::Usage(e.to_string()))?;
     let field = args.quant.field(settings);
     let compiled = compile(&model, params, field)

@@ -5,7 +5,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use verinfer_circuits::model::{Activation, Layer, Model};
-use verinfer_circuits::settings::Settings;
+use verinfer_circuits::settings::{Settings, TensorNames};
 use verinfer_cli_core::files::{parse_input_json, parse_npy, NPY_MAGIC};
 use verinfer_cli_core::report::OutputReport;
 
@@ -28,7 +28,7 @@ fuzz_target!(|data: &[u8]| {
                 input_range: [-1.0, 1.0],
                 layers: vec![Layer::Activation(Activation::Square); 3],
             };
-            let _ = settings.place_checkpoints(&mut model);
+            let _ = settings.place_checkpoints(&mut model, &TensorNames::default());
         }
     }
 });

@@ -64,6 +64,7 @@ use std::path::{Path, PathBuf};
 
 use prost::Message;
 use verinfer_circuits::model::{Model, ModelError};
+use verinfer_circuits::settings::TensorNames;
 
 mod convert;
 pub mod proto;
@@ -84,6 +85,10 @@ pub struct Imported {
     pub model: Model,
     /// Notes for the user, one sentence each.
     pub notes: Vec<String>,
+    /// What the model's ONNX value names stand for, for a settings file's checkpoints: the
+    /// layer computing each value (up to a scalar factor folded into the next linear layer,
+    /// such as an average pool's `1/k²`), or why no layer does (e.g. `x*x` inside `x*x + x`).
+    pub names: TensorNames,
 }
 
 /// Why an ONNX file could not be imported. Every message is one line.

@@ -1392,3 +1392,112 @@ fn the_opset_is_checked() {
     }));
     assert!(e.contains("imported 2 times"), "{e}");
 }
+
+/// What the importer says each value name stands for, as `layer N` or `refused: why`.
+fn names_of(imported: &verinfer_onnx::Imported) -> std::collections::BTreeMap<String, String> {
+    use verinfer_circuits::settings::TensorName;
+    imported
+        .names
+        .iter()
+        .map(|(n, t)| {
+            let v = match t {
+                TensorName::Layer(l) => format!("layer {l}"),
+                TensorName::Refused(why) => format!("refused: {why}"),
+            };
+            (n.to_string(), v)
+        })
+        .collect()
+}
+
+#[test]
+fn value_names_stand_for_the_layer_that_computes_them() {
+    // conv "c" → BatchNorm "m" → m*m "s" → Flatten "f" → Gemm "out".
+    let im = ok(conv_net(true, |g| {
+        bn_params(g);
+        g.node(
+            "BatchNormalization",
+            &["c", "gamma", "beta", "mean", "var"],
+            "m",
+            vec![],
+        );
+    })
+    .import("out"));
+    let n = names_of(&im);
+    assert_eq!(n["m"], "layer 0");
+    assert_eq!(n["s"], "layer 1");
+    assert_eq!(n["f"], "layer 2");
+    assert_eq!(n["out"], "layer 3");
+    // The BatchNorm folds into the conv, so the conv's own output is gone.
+    assert!(
+        n["c"].starts_with("refused: changes when the importer folds"),
+        "{}",
+        n["c"]
+    );
+    assert!(n["c"].ends_with("name 'm' instead"), "{}", n["c"]);
+    assert!(
+        n["input"].starts_with("refused: is the model input"),
+        "{}",
+        n["input"]
+    );
+    // Constants have no name a checkpoint could use.
+    assert!(!n.contains_key("W") && !n.contains_key("gamma"));
+
+    // x*x + x: the square alone is inside the activation.
+    let im = ok(dense_net(|g| {
+        g.node("Mul", &["h", "h"], "sq", vec![])
+            .node("Add", &["sq", "h"], "a", vec![]);
+    })
+    .import("out"));
+    let n = names_of(&im);
+    assert_eq!((n["h"].as_str(), n["a"].as_str()), ("layer 0", "layer 1"));
+    assert!(
+        n["sq"].starts_with("refused: is part of an elementwise expression")
+            && n["sq"].ends_with("name 'a' instead"),
+        "{}",
+        n["sq"]
+    );
+
+    // An average pool's 1/4 folds forward: both the pool and the pool × 4 are the sum-pool.
+    let mut g = G::new(&[-1, 1, 6, 6]);
+    g.weight("W", &[2, 1, 3, 3], 40).weight("F", &[3, 18], 42);
+    g.node(
+        "Conv",
+        &["input", "W"],
+        "c",
+        vec![ints("pads", &[1, 1, 1, 1])],
+    )
+    .node("Mul", &["c", "c"], "s", vec![])
+    .node(
+        "AveragePool",
+        &["s"],
+        "p",
+        vec![ints("kernel_shape", &[2, 2]), ints("strides", &[2, 2])],
+    )
+    .scalar("four", 4.0)
+    .node("Mul", &["p", "four"], "p4", vec![])
+    .node("Flatten", &["p4"], "f", vec![])
+    .node("Gemm", &["f", "F"], "out", vec![ai("transB", 1)]);
+    let n = names_of(&ok(g.import("out")));
+    assert_eq!(n["p"], "layer 2");
+    assert_eq!(n["p4"], "layer 2");
+
+    // 2·h + 1 folds backward into the first Gemm: its output is then the offset value, and
+    // the names before the fold no longer describe any layer.
+    let im = ok(dense_net(|g| {
+        g.scalar("two", 2.0)
+            .scalar("one", 1.0)
+            .node("Mul", &["h", "two"], "h2", vec![])
+            .node("Add", &["h2", "one"], "a", vec![]);
+    })
+    .import("out"));
+    let n = names_of(&im);
+    assert_eq!(n["a"], "layer 0");
+    for stale in ["h", "h2"] {
+        assert!(
+            n[stale].starts_with("refused: changes when the importer folds")
+                && n[stale].ends_with("name 'a' instead"),
+            "{stale}: {}",
+            n[stale]
+        );
+    }
+}

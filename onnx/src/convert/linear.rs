@@ -46,6 +46,8 @@ impl<'g> Converter<'g> {
         };
         let per = (weight.len() / out.max(1)).max(1);
         let b = bias.get_or_insert_with(|| vec![0.0; out]);
+        self.changed.push((anchor - 1, self.events));
+        self.events += 1;
         for (o, (bo, ws)) in b.iter_mut().zip(weight.chunks_mut(per)).enumerate() {
             let (s, nb) = f(o, *bo);
             ws.iter_mut().for_each(|w| *w *= s);

@@ -8,6 +8,7 @@ use std::path::Path;
 use std::rc::Rc;
 
 use verinfer_circuits::model::{output_shape, Activation, Conv2d, Dense, Layer, Model, SumPool};
+use verinfer_circuits::settings::{TensorName, TensorNames};
 
 use crate::proto::{self, AttributeProto, GraphProto, ModelProto, NodeProto};
 use crate::tensor::{self, numel, Const, Data, MAX_FOLD};
@@ -28,6 +29,9 @@ const FOLD_BUDGET: usize = 1 << 26;
 
 /// Exporter-default graph names that make poor model names.
 const GENERIC_NAMES: [&str; 4] = ["main_graph", "torch_jit", "torch-jit-export", "graph"];
+
+/// The layer a value name stands for, or why none (with a layer whose name to suggest).
+type Resolved = Result<usize, (String, Option<usize>)>;
 
 #[derive(Clone, Debug)]
 enum Value {
@@ -126,6 +130,14 @@ struct Converter<'g> {
     batch: Option<usize>,
     output: String,
     folded: usize,
+    /// Every value computed from the input, as it was defined: `(name, polynomial, event)`.
+    named: Vec<(String, Poly, usize)>,
+    /// Layers whose weights changed after they were emitted: `(layer, event)`.
+    changed: Vec<(usize, usize)>,
+    /// Activation layers and the polynomial each computes: `(polynomial, layer)`.
+    emitted: Vec<(Poly, usize)>,
+    /// Orders `named` against `changed`.
+    events: usize,
 }
 
 /// Converts a decoded ONNX model.
@@ -179,6 +191,10 @@ pub(crate) fn convert(
         batch: None,
         output: String::new(),
         folded: 0,
+        named: Vec::new(),
+        changed: Vec::new(),
+        emitted: Vec::new(),
+        events: 0,
     };
     let input_shape = cv.setup(g)?;
     let live = live_nodes(g, &cv.output);
@@ -196,6 +212,7 @@ pub(crate) fn convert(
         }
     }
     cv.finish_output()?;
+    let names = cv.tensor_names();
     let model = Model {
         name,
         input_shape,
@@ -206,6 +223,7 @@ pub(crate) fn convert(
     Ok(Imported {
         model,
         notes: cv.notes,
+        names,
     })
 }
 
@@ -421,6 +439,9 @@ impl<'g> Converter<'g> {
         self.shapes.push(item.clone());
         self.values
             .insert(input.name.clone(), Value::Act(Poly::identity(0)));
+        let event = self.tick();
+        self.named
+            .push((input.name.clone(), Poly::identity(0), event));
         Ok(item)
     }
 
@@ -491,6 +512,10 @@ impl<'g> Converter<'g> {
                 return Err(ctx.err("constant folding produces too much data"));
             }
         }
+        if let Value::Act(p) = &v {
+            let event = self.tick();
+            self.named.push((name.clone(), *p, event));
+        }
         if self.values.insert(name.clone(), v).is_some() {
             return Err(ctx.err(format!("tensor '{}' is defined twice", clean(name))));
         }
@@ -511,6 +536,98 @@ impl<'g> Converter<'g> {
 
     fn cur(&self) -> usize {
         self.layers.len()
+    }
+
+    fn tick(&mut self) -> usize {
+        self.events += 1;
+        self.events - 1
+    }
+
+    /// What every value name computed from the input stands for in the finished model: the
+    /// layer that computes it (up to a scalar factor the importer folds into the next linear
+    /// layer), or why no layer does.
+    fn tensor_names(&self) -> TensorNames {
+        let resolved: Vec<(String, Resolved)> = self
+            .named
+            .iter()
+            .map(|(name, p, event)| (clean(name), self.name_of(p, *event)))
+            .collect();
+        // Later definitions of a name (the output after a fold) replace earlier ones.
+        let mut latest: HashMap<&str, usize> = HashMap::new();
+        for (i, (name, _)) in resolved.iter().enumerate() {
+            latest.insert(name, i);
+        }
+        let good = |layer: usize| {
+            resolved
+                .iter()
+                .enumerate()
+                .find(|(i, (n, r))| *r == Ok(layer) && latest.get(n.as_str()) == Some(i))
+                .map(|(_, (n, _))| n.as_str())
+        };
+        let mut names = TensorNames::default();
+        for (i, (name, r)) in resolved.iter().enumerate() {
+            if latest.get(name.as_str()) != Some(&i) {
+                continue;
+            }
+            let what = match r {
+                Ok(layer) => TensorName::Layer(*layer),
+                Err((why, hint)) => {
+                    let hint = hint
+                        .and_then(good)
+                        .map(|n| format!(": name '{n}' instead"))
+                        .unwrap_or_default();
+                    TensorName::Refused(format!("{why}{hint}"))
+                }
+            };
+            names.insert(name.clone(), what);
+        }
+        names
+    }
+
+    /// The layer computing `p` (defined at `event`), or why none does with a layer whose
+    /// output to suggest instead.
+    fn name_of(&self, p: &Poly, event: usize) -> Resolved {
+        let layer = if p.a != 0.0 {
+            match self.emitted.iter().find(|(q, _)| q == p) {
+                Some(&(_, l)) => l,
+                None => {
+                    let whole = self.emitted.iter().find(|(q, _)| q.anchor == p.anchor);
+                    return Err((
+                        "is part of an elementwise expression that becomes one activation layer"
+                            .into(),
+                        whole.map(|&(_, l)| l),
+                    ));
+                }
+            }
+        } else if p.anchor == 0 {
+            return Err((
+                "is the model input: a checkpoint goes on a layer's output".into(),
+                None,
+            ));
+        } else if p.c != 0.0 {
+            return Err((
+                format!(
+                    "is the output of layer {} plus a constant that the importer folds into \
+                     another layer, so no layer computes it",
+                    p.anchor - 1
+                ),
+                None,
+            ));
+        } else if p.b == 0.0 {
+            return Err(("is constant zero".into(), None));
+        } else {
+            p.anchor - 1
+        };
+        match self.changed.iter().find(|&&(l, e)| e > event && l <= layer) {
+            Some(&(l, _)) => Err((
+                format!(
+                    "changes when the importer folds a later constant (e.g. a \
+                     BatchNormalization) into layer {l}"
+                ),
+                Some(layer),
+            )),
+            None => Ok(layer),
+        }
     }
 
     fn cur_shape(&self) -> Vec<usize> {

@@ -48,6 +48,7 @@ impl<'g> Converter<'g> {
             (a, b, c) if a == 1.0 && b == 1.0 && c == 0.0 => Activation::SquarePlusX,
             (a, b, c) => Activation::Quadratic { a, b, c },
         };
+        self.emitted.push((p, self.layers.len()));
         self.push_layer(ctx, Layer::Activation(act))
     }
 
@@ -57,6 +58,7 @@ impl<'g> Converter<'g> {
         if k == 1.0 && c == 0.0 {
             return true;
         }
+        let (k0, c0, cur) = (k, c, self.cur());
         let mut c = c;
         for i in (0..self.layers.len()).rev() {
             let (weight, bias, out) = match &mut self.layers[i] {
@@ -71,6 +73,8 @@ impl<'g> Converter<'g> {
                 Layer::Dense(d) => (&mut d.weight, &mut d.bias, d.out_features),
             };
             weight.iter_mut().for_each(|w| *w *= k);
+            self.changed.push((i, self.events));
+            self.events += 1;
             if let Some(b) = bias {
                 b.iter_mut().for_each(|x| *x = *x * k + c);
             } else if c != 0.0 {
@@ -86,6 +90,17 @@ impl<'g> Converter<'g> {
                 self.notes.push(format!(
                     "folded the constant offset {c} into the bias of layer {i} ({op})"
                 ));
+            }
+            // The values that were `k·t + c` are now the current layer's output itself.
+            let now: Vec<String> = self
+                .named
+                .iter()
+                .filter(|(_, q, _)| q.anchor == cur && q.a == 0.0 && q.b == k0 && q.c == c0)
+                .map(|(n, _, _)| n.clone())
+                .collect();
+            for n in now {
+                let event = self.tick();
+                self.named.push((n, Poly::identity(cur), event));
             }
             return true;
         }
