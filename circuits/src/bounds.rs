@@ -17,6 +17,7 @@
 use crate::circuit::{bits_of, CircuitLayer, LayeredCircuit};
 use crate::compile::CompileError;
 use crate::ops::RequantOp;
+use std::borrow::Cow;
 
 /// The `bound_bits` reported for a magnitude beyond the `f64` range: "more than 1024 bits".
 pub const UNBOUNDED_BITS: u32 = 1025;
@@ -68,14 +69,41 @@ fn analyse(
             circuit.input_min, circuit.input_max
         )));
     }
-    let mut state = StageBounds::Exact(vec![
-        (circuit.input_min, circuit.input_max);
+    let mut stages: Vec<Option<StageBounds>> = vec![None; circuit.layers.len() + 1];
+    stages[0] = Some(StageBounds::Exact(vec![
+        (
+            circuit.input_min,
+            circuit.input_max
+        );
         circuit.input.item_len()
-    ]);
+    ]));
+    let last_reads = circuit.last_reads();
     let mut out = Vec::with_capacity(circuit.layers.len());
-    let mut kept = Vec::new();
     for (i, layer) in circuit.layers.iter().enumerate() {
-        let exact = match &state {
+        let missing = || CompileError::Invalid(format!("layer {i}: reads a dropped stage"));
+        let reads = layer.op.reads(i);
+        let inputs: Vec<&StageBounds> = reads
+            .iter()
+            .map(|&t| stages.get(t).and_then(Option::as_ref).ok_or_else(missing))
+            .collect::<Result<_, _>>()?;
+        // Several operands are handed over concatenated, in one domain.
+        let state = match inputs.as_slice() {
+            [one] => Cow::Borrowed(*one),
+            many if many.iter().all(|s| matches!(s, StageBounds::Exact(_))) => {
+                Cow::Owned(StageBounds::Exact(
+                    many.iter()
+                        .flat_map(|s| match s {
+                            StageBounds::Exact(v) => v.clone(),
+                            StageBounds::Magnitude(_) => Vec::new(),
+                        })
+                        .collect(),
+                ))
+            }
+            many => Cow::Owned(StageBounds::Magnitude(
+                many.iter().flat_map(|s| s.magnitudes()).collect(),
+            )),
+        };
+        let exact = match state.as_ref() {
             StageBounds::Exact(v) => step::<Exact>(layer, v),
             StageBounds::Magnitude(_) => None,
         };
@@ -109,16 +137,22 @@ fn analyse(
                 )
             }
         };
+        drop(state);
         out.push(bound);
-        if keep {
-            kept.push(std::mem::replace(&mut state, next));
-        } else {
-            state = next;
+        stages[i + 1] = Some(next);
+        if !keep {
+            for t in reads {
+                if last_reads.get(t).is_some_and(|&l| l <= i) {
+                    stages[t] = None;
+                }
+            }
         }
     }
-    if keep {
-        kept.push(state);
-    }
+    let kept = if keep {
+        stages.into_iter().map(Option::unwrap_or_default).collect()
+    } else {
+        Vec::new()
+    };
     Ok((out, kept))
 }
 
@@ -129,6 +163,12 @@ pub enum StageBounds {
     Exact(Vec<(i128, i128)>),
     /// Upper bounds on `|v|` (after an `i128` overflow).
     Magnitude(Vec<f64>),
+}
+
+impl Default for StageBounds {
+    fn default() -> Self {
+        StageBounds::Exact(Vec::new())
+    }
 }
 
 impl StageBounds {

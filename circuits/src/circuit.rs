@@ -17,7 +17,9 @@
 
 use crate::field::FieldId;
 use crate::mle;
-pub use crate::ops::{ActivationOp, Conv2dOp, DenseOp, GatesOp, RequantOp, SumPoolOp};
+pub use crate::ops::{
+    ActivationOp, AddOp, BranchOp, Conv2dOp, DenseOp, ForkOp, GatesOp, RequantOp, SumPoolOp,
+};
 use ark_ff::Field;
 use serde::{Deserialize, Serialize};
 
@@ -262,6 +264,12 @@ pub enum Op {
     Gates(GatesOp),
     /// A requantization checkpoint.
     Requant(RequantOp),
+    /// A residual connection (reads two tensors).
+    Add(AddOp),
+    /// The start of a side branch (reads an earlier tensor).
+    Branch(BranchOp),
+    /// A tensor several layers read.
+    Fork(ForkOp),
 }
 
 impl Op {
@@ -278,6 +286,12 @@ impl Op {
     /// The integer weights and biases the op stores (both empty for weight-free kinds).
     pub fn weights(&self) -> (&[i64], &[i128]) {
         self.spec().weights()
+    }
+
+    /// The circuit tensors the op at layer `index` reads, main input first (0 is the circuit
+    /// input, `k + 1` the output of layer `k`): `[index]` but for an add and a branch.
+    pub fn reads(&self, index: usize) -> Vec<usize> {
+        self.spec().reads(index)
     }
 }
 
@@ -344,24 +358,77 @@ pub struct LayeredCircuit {
 }
 
 impl LayeredCircuit {
-    /// Checks every layer and that each layer's input is the previous layer's output.
+    /// Checks every layer, that each tensor a layer reads comes before it with the layout the
+    /// layer expects, that every layer's output is read (the last one's by the output claim),
+    /// and that only a fork's output is read by several layers (the verifier merges claims at
+    /// forks only).
     pub fn check(&self) -> Result<(), String> {
         if self.layers.is_empty() {
             return Err("the circuit has no layers".into());
         }
-        let mut prev = &self.input;
+        let mut readers = vec![0usize; self.layers.len() + 1];
         for (k, layer) in self.layers.iter().enumerate() {
-            if &layer.input != prev {
-                return Err(format!(
-                    "layer {k}: input layout does not match the previous output"
-                ));
+            for t in layer.op.reads(k) {
+                if t > k {
+                    return Err(format!(
+                        "layer {k}: reads tensor {t}, which is not computed before it"
+                    ));
+                }
+                if self.tensor(t) != Some(&layer.input) {
+                    return Err(format!(
+                        "layer {k}: input layout does not match the layout of tensor {t}"
+                    ));
+                }
+                readers[t] += 1;
             }
             layer
                 .check()
                 .map_err(|e| format!("layer {k} ({}): {e}", layer.op.name()))?;
-            prev = &layer.output;
+        }
+        readers[self.layers.len()] += 1;
+        for (t, &n) in readers.iter().enumerate() {
+            let fork = t > 0 && matches!(self.layers[t - 1].op, Op::Fork(_));
+            if n == 0 {
+                return Err(format!(
+                    "tensor {t} (the output of layer {}) is never read",
+                    t - 1
+                ));
+            }
+            if n > 1 && !fork {
+                return Err(format!(
+                    "tensor {t} is read by {n} layers but is not a fork's output"
+                ));
+            }
         }
         Ok(())
+    }
+
+    /// The per-item layout of circuit tensor `t` (0 the input, `k + 1` the output of layer
+    /// `k`).
+    pub fn tensor(&self, t: usize) -> Option<&Layout> {
+        match t {
+            0 => Some(&self.input),
+            _ => self.layers.get(t - 1).map(|l| &l.output),
+        }
+    }
+
+    /// For every circuit tensor, the last layer that reads it (`layers.len()` for the output,
+    /// which the output claim reads); a tensor no layer reads gets its producer's index.
+    pub fn last_reads(&self) -> Vec<usize> {
+        let mut last: Vec<usize> = (0..=self.layers.len())
+            .map(|t| t.saturating_sub(1))
+            .collect();
+        for (k, layer) in self.layers.iter().enumerate() {
+            for t in layer.op.reads(k) {
+                if let Some(l) = last.get_mut(t) {
+                    *l = (*l).max(k);
+                }
+            }
+        }
+        if let Some(l) = last.last_mut() {
+            *l = self.layers.len();
+        }
+        last
     }
 
     /// Per-item layout of the output.
@@ -622,6 +689,18 @@ mod tests {
                     &[1],
                     "requant",
                 ),
+                l(Op::Fork(ForkOp {}), &[1], &[1], "fork"),
+                l(Op::Branch(BranchOp { from: 7 }), &[1], &[1], "branch"),
+                l(
+                    Op::Add(AddOp {
+                        with: 7,
+                        lift: [1, 0],
+                        subtract: false,
+                    }),
+                    &[1],
+                    &[1],
+                    "add",
+                ),
             ],
         }
     }
@@ -723,6 +802,22 @@ mod tests {
                         1 => *bits += 1,
                         _ => continue,
                     },
+                    Op::Add(AddOp {
+                        with,
+                        lift,
+                        subtract,
+                    }) => match k {
+                        0 => *with -= 1,
+                        1 => lift[0] += 1,
+                        2 => lift[1] += 1,
+                        3 => *subtract = true,
+                        _ => continue,
+                    },
+                    Op::Branch(BranchOp { from }) => match k {
+                        0 => *from -= 1,
+                        _ => continue,
+                    },
+                    Op::Fork(_) => continue,
                     Op::Gates(GatesOp { layer }) => match k {
                         0..=7 => layer.gates[k] = Gate::Scale(k as u32, 2),
                         8 => layer.gates[0] = Gate::Relay(1),

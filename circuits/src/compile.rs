@@ -11,14 +11,16 @@
 //! stores each layer's `bound_bits` and picks or checks the field from them.
 
 pub use crate::bounds::{bound_analysis, stage_bounds, LayerBound, StageBounds, UNBOUNDED_BITS};
-use crate::circuit::{ActivationOp, Conv2dOp, DenseOp, GatesOp, RequantOp, SumPoolOp};
+use crate::circuit::{
+    ActivationOp, AddOp, BranchOp, Conv2dOp, DenseOp, ForkOp, GatesOp, RequantOp, SumPoolOp,
+};
 use crate::circuit::{
     CircuitLayer, FieldChoice, LayeredCircuit, Layout, Op, QuantParams, MAX_ITEM_VARS,
 };
 use crate::field::FieldId;
 use crate::gates::{Gate, GateLayer};
 use crate::model::{Layer, Model, ModelError};
-use crate::ops::{MAX_REQUANT_BITS, MIN_REQUANT_BITS};
+use crate::ops::{MAX_LIFT, MAX_REQUANT_BITS, MIN_REQUANT_BITS};
 use crate::quant::{self, QuantError};
 use thiserror::Error;
 
@@ -66,6 +68,14 @@ pub enum CompileError {
     /// A requantization checkpoint that cannot be placed as asked.
     #[error("layer {layer} (requant): {msg}")]
     Requant {
+        /// Index of the model layer.
+        layer: usize,
+        /// What is wrong.
+        msg: String,
+    },
+    /// A residual connection that cannot be compiled as asked.
+    #[error("layer {layer} (add): {msg}")]
+    Residual {
         /// Index of the model layer.
         layer: usize,
         /// What is wrong.
@@ -161,6 +171,9 @@ pub fn compile(
     let mut cur = input.clone();
     let mut scale = s_in;
     let mut macs: u64 = 0;
+    // The circuit tensor holding each model layer's output, and each circuit tensor's scale.
+    let mut tensor_of: Vec<usize> = Vec::with_capacity(model.layers.len());
+    let mut scales: Vec<u32> = vec![s_in];
     for (li, layer) in model.layers.iter().enumerate() {
         let op_name = layer.op_name();
         let qerr = |source| CompileError::Quant {
@@ -264,6 +277,58 @@ pub fn compile(
                 let label = format!("requant >>{} to {} bits", r.shift, r.bits);
                 Some((op, cur.clone(), out_scale, label))
             }
+            Layer::Add(a) => {
+                let bad = |msg: String| CompileError::Residual { layer: li, msg };
+                let other = tensor_of.get(a.with).copied().unwrap_or(0);
+                let other_layout = layers.get(other.wrapping_sub(1)).map(|l| &l.output);
+                let other_layout = if other == 0 {
+                    Some(&input)
+                } else {
+                    other_layout
+                };
+                if other_layout != Some(&cur) {
+                    return Err(bad(format!(
+                        "adds layer {}'s output in layout {:?} to one in layout {:?}; both \
+                         operands must be laid out alike (a flatten on one side only?)",
+                        a.with,
+                        other_layout.map(|l| l.dims.clone()).unwrap_or_default(),
+                        cur.dims
+                    )));
+                }
+                let s_other = scales.get(other).copied().unwrap_or(0);
+                let s = scale.max(s_other);
+                let lift = [s - scale, s - s_other];
+                if lift.iter().any(|&l| l > MAX_LIFT) {
+                    return Err(bad(format!(
+                        "its operands' scales 2^{scale} and 2^{s_other} differ by more than \
+                         {MAX_LIFT} bits"
+                    )));
+                }
+                let verb = if a.subtract { "subtract" } else { "add" };
+                let label = match lift {
+                    [0, 0] => format!("{verb} layer {}", a.with),
+                    [l, 0] => format!("{verb} layer {} (this <<{l})", a.with),
+                    [_, l] => format!("{verb} layer {} (<<{l})", a.with),
+                };
+                let op = Op::Add(AddOp {
+                    with: other,
+                    lift,
+                    subtract: a.subtract,
+                });
+                Some((op, cur.clone(), s, label))
+            }
+            Layer::Branch(b) => {
+                let from = tensor_of.get(b.from).copied().unwrap_or(0);
+                let layout = match from {
+                    0 => input.clone(),
+                    t => layers
+                        .get(t - 1)
+                        .map_or_else(|| input.clone(), |l| l.output.clone()),
+                };
+                let s = scales.get(from).copied().unwrap_or(0);
+                let label = format!("branch from layer {}", b.from);
+                Some((Op::Branch(BranchOp { from }), layout, s, label))
+            }
             Layer::Flatten => None,
             Layer::Reshape { shape } => {
                 if shape.len() == 1 || *shape == cur.dims {
@@ -287,9 +352,14 @@ pub fn compile(
                     "the model needs more than 2^36 multiply-accumulates per item (limit {MAX_MACS_PER_ITEM})"
                 )));
             }
+            // A branch reads the tensor it passes on, every other kind the current one.
+            let input_layout = match op {
+                Op::Branch(_) => output.clone(),
+                _ => cur.clone(),
+            };
             layers.push(CircuitLayer {
                 op,
-                input: cur.clone(),
+                input: input_layout,
                 output: output.clone(),
                 scale_bits: out_scale,
                 bound_bits: 0,
@@ -298,11 +368,14 @@ pub fn compile(
             origin.push(li);
             cur = output;
             scale = out_scale;
+            scales.push(out_scale);
         }
+        tensor_of.push(layers.len());
     }
     if layers.is_empty() {
         return Err(CompileError::NoLayers);
     }
+    insert_forks(&mut layers, &mut origin, s_in);
 
     let mut circuit = LayeredCircuit {
         name: model.name.clone(),
@@ -325,9 +398,9 @@ pub fn compile(
         let Some(max) = layer.op.spec().max_input_bits() else {
             continue;
         };
-        let bits = match i {
+        let bits = match layer.op.reads(i).first().copied().unwrap_or(i) {
             0 => circuit.input_bits(),
-            _ => bounds[i - 1].output_bits,
+            t => bounds[t - 1].output_bits,
         };
         if bits > max {
             return Err(CompileError::SegmentTooWide {
@@ -342,6 +415,50 @@ pub fn compile(
     circuit.field = field_id;
     circuit.field_reason = reason;
     Ok(circuit)
+}
+
+/// Places a fork after every tensor that several layers read (the verifier merges claims only
+/// at forks): the fork reads the tensor, and every reader reads the fork's output instead.
+fn insert_forks(layers: &mut Vec<CircuitLayer>, origin: &mut Vec<usize>, input_scale: u32) {
+    let mut readers = vec![0usize; layers.len() + 1];
+    for (k, l) in layers.iter().enumerate() {
+        for t in l.op.reads(k) {
+            if let Some(n) = readers.get_mut(t) {
+                *n += 1;
+            }
+        }
+    }
+    // Last tensor first, so the tensors still to visit keep their indices.
+    for t in (0..readers.len()).rev().filter(|&t| readers[t] > 1) {
+        for l in layers.iter_mut() {
+            match &mut l.op {
+                Op::Add(AddOp { with: r, .. }) | Op::Branch(BranchOp { from: r }) if *r >= t => {
+                    *r += 1
+                }
+                _ => {}
+            }
+        }
+        let (layout, scale_bits) = match t {
+            0 => (layers[0].input.clone(), input_scale),
+            _ => (layers[t - 1].output.clone(), layers[t - 1].scale_bits),
+        };
+        layers.insert(
+            t,
+            CircuitLayer {
+                op: Op::Fork(ForkOp {}),
+                input: layout.clone(),
+                output: layout,
+                scale_bits,
+                bound_bits: 0,
+                label: "fork".into(),
+            },
+        );
+        let o = t
+            .checked_sub(1)
+            .and_then(|p| origin.get(p).copied())
+            .unwrap_or(0);
+        origin.insert(t, o);
+    }
 }
 
 /// `"2"` for `[2, 2]`, `"2x1"` for `[2, 1]`.

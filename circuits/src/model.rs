@@ -97,6 +97,26 @@ pub struct Requant {
     pub bits: u32,
 }
 
+/// A residual connection: the previous layer's output plus (or minus) the output of an earlier
+/// layer `with` (same shape), the operand at the lower scale lifted by an exact power of two to
+/// the other's (`Z = A·2^(s−sA) ± B·2^(s−sB)`, `s = max(sA, sB)`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Add {
+    /// The model layer (0-based, before this one) whose output is the other operand.
+    pub with: usize,
+    /// Subtract that operand instead (`A − B`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub subtract: bool,
+}
+
+/// The start of a side branch: passes on the output of an earlier layer `from` instead of the
+/// previous layer's (e.g. the input of a residual block, for its 1×1 shortcut convolution).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Branch {
+    /// The model layer (0-based, before this one) whose output it passes on.
+    pub from: usize,
+}
+
 /// Sum-pooling: each output is the plain sum of its window (no division, no max).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SumPool {
@@ -135,6 +155,30 @@ pub enum Layer {
     Activation(Activation),
     /// A requantization checkpoint.
     Requant(Requant),
+    /// A residual connection: the previous output plus an earlier layer's.
+    Add(Add),
+    /// Continues from an earlier layer's output (a side branch).
+    Branch(Branch),
+}
+
+impl Layer {
+    /// The earlier model layer this layer reads besides (`add`) or instead of (`branch`) the
+    /// previous one.
+    pub fn reference(&self) -> Option<usize> {
+        match self {
+            Layer::Add(a) => Some(a.with),
+            Layer::Branch(b) => Some(b.from),
+            _ => None,
+        }
+    }
+
+    fn reference_mut(&mut self) -> Option<&mut usize> {
+        match self {
+            Layer::Add(a) => Some(&mut a.with),
+            Layer::Branch(b) => Some(&mut b.from),
+            _ => None,
+        }
+    }
 }
 
 /// A model: input shape and range, and its layers in order.
@@ -205,6 +249,8 @@ impl Layer {
             Layer::Reshape { .. } => "reshape",
             Layer::Activation(_) => "activation",
             Layer::Requant(_) => "requant",
+            Layer::Add(_) => "add",
+            Layer::Branch(_) => "branch",
         }
     }
 }
@@ -329,6 +375,40 @@ pub fn output_shape(
             Ok(shape.clone())
         }
         Layer::Activation(_) | Layer::Requant(_) => Ok(input.to_vec()),
+        Layer::Add(_) | Layer::Branch(_) => Err(err(
+            "reads an earlier layer's output: its shape needs the whole model".into(),
+        )),
+    }
+}
+
+/// [`output_shape`] for a layer of a model whose earlier shapes are known (`shapes[0]` the
+/// input, `shapes[i + 1]` the output of layer `i`, for every layer before `index`): also
+/// handles `add` (both operands of one shape) and `branch`.
+pub fn output_shape_in(
+    layer: &Layer,
+    shapes: &[Vec<usize>],
+    index: usize,
+) -> Result<Vec<usize>, ModelError> {
+    let err = |msg: String| ModelError::Shape {
+        layer: index,
+        op: layer.op_name(),
+        msg,
+    };
+    let prev = shapes.get(index).map(Vec::as_slice).unwrap_or(&[]);
+    let Some(at) = layer.reference() else {
+        return output_shape(layer, prev, index);
+    };
+    if at >= index {
+        return Err(err(format!(
+            "refers to layer {at}, which is not before it (layers 0..{index})"
+        )));
+    }
+    let other = shapes.get(at + 1).cloned().unwrap_or_default();
+    match layer {
+        Layer::Add(_) if other != prev => Err(err(format!(
+            "adds layer {at}'s output of shape {other:?} to one of shape {prev:?}"
+        ))),
+        _ => Ok(other),
     }
 }
 
@@ -338,6 +418,21 @@ impl Model {
         let m: Model = serde_json::from_str(text).map_err(|e| ModelError::Json(e.to_string()))?;
         m.validate()?;
         Ok(m)
+    }
+
+    /// Inserts `layer` right after layer `after`: every reference to layer `after` or a later
+    /// one moves with it, so whatever read layer `after`'s output now reads the new layer's
+    /// (a checkpoint applies before any consumer reads the tensor).
+    pub fn insert_after(&mut self, after: usize, layer: Layer) {
+        for l in &mut self.layers {
+            if let Some(r) = l.reference_mut() {
+                if *r >= after {
+                    *r += 1;
+                }
+            }
+        }
+        let at = (after + 1).min(self.layers.len());
+        self.layers.insert(at, layer);
     }
 
     /// Serialises the model as pretty JSON.
@@ -377,8 +472,7 @@ impl Model {
             if !ok {
                 return Err(ModelError::NonFinite(i));
             }
-            let prev = shapes.last().map(Vec::as_slice).unwrap_or(&[]);
-            let out = output_shape(layer, prev, i)?;
+            let out = output_shape_in(layer, &shapes, i)?;
             if out.contains(&0) || checked_product(&out).is_none_or(|n| n > MAX_TENSOR_ELEMS) {
                 return Err(ModelError::Shape {
                     layer: i,

@@ -343,7 +343,7 @@ impl Settings {
         // Later layers first, so earlier indices stay valid.
         at.sort_by_key(|a| std::cmp::Reverse(a.0));
         for (layer, r, _) in at {
-            model.layers.insert(layer + 1, Layer::Requant(r));
+            model.insert_after(layer, Layer::Requant(r));
         }
         Ok(())
     }

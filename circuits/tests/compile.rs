@@ -6,7 +6,7 @@ use rand_chacha::ChaCha8Rng;
 use verinfer_circuits::circuit::{
     bits_of, FieldChoice, LayeredCircuit, Layout, Op, QuantParams, WeightScale,
 };
-use verinfer_circuits::circuit::{ActivationOp, Conv2dOp, DenseOp, GatesOp, SumPoolOp};
+use verinfer_circuits::circuit::{ActivationOp, AddOp, Conv2dOp, DenseOp, GatesOp, SumPoolOp};
 use verinfer_circuits::compile::{
     bound_analysis, compile, stage_bounds, CompileError, StageBounds,
 };
@@ -554,8 +554,9 @@ fn size_limits_are_refused() {
 /// Plain i128 inference of one item over real row-major values: every stage, input first.
 fn reference(c: &LayeredCircuit, x: &[i128]) -> Vec<Vec<i128>> {
     let mut stages = vec![x.to_vec()];
-    for l in &c.layers {
-        let x = stages.last().unwrap();
+    for (k, l) in c.layers.iter().enumerate() {
+        let reads = l.op.reads(k);
+        let x = &stages[reads[0]];
         let (i, o) = (&l.input.dims, &l.output.dims);
         let y: Vec<i128> = match &l.op {
             Op::Conv2d(Conv2dOp {
@@ -641,6 +642,19 @@ fn reference(c: &LayeredCircuit, x: &[i128]) -> Vec<Vec<i128>> {
                     q.clamp(-(1 << (op.bits - 1)), (1 << (op.bits - 1)) - 1)
                 })
                 .collect(),
+            Op::Add(AddOp {
+                with,
+                lift,
+                subtract,
+            }) => x
+                .iter()
+                .zip(&stages[*with])
+                .map(|(&a, &b)| {
+                    let b = if *subtract { -b } else { b };
+                    a * (1i128 << lift[0]) + b * (1i128 << lift[1])
+                })
+                .collect(),
+            Op::Branch(_) | Op::Fork(_) => x.clone(),
             Op::Gates(GatesOp { layer }) => {
                 let mut padded = vec![0i128; l.input.item_len_padded()];
                 for (k, off) in l.input.padded_offsets().into_iter().enumerate() {

@@ -168,6 +168,7 @@ fn ref_layer<R: Ring>(op: &Op, ind: &[usize], outd: &[usize], x: &[R]) -> Vec<R>
         }
         // The random circuits here hold no checkpoint (tests/compile.rs checks their kernel).
         Op::Requant(_) => unreachable!("no checkpoints in these circuits"),
+        Op::Add(_) | Op::Branch(_) | Op::Fork(_) => unreachable!("these circuits are chains"),
         Op::Activation(ActivationOp { a, b, c }) => {
             for (yi, &xi) in y.iter_mut().zip(x) {
                 *yi = R::int(*a)
@@ -434,6 +435,7 @@ fn honest_bounds(c: &mut LayeredCircuit) {
             }
             Op::Gates(GatesOp { .. }) => 1 << 40,
             Op::Requant(op) => 1 << (op.bits - 1),
+            Op::Add(_) | Op::Branch(_) | Op::Fork(_) => unreachable!("these circuits are chains"),
         };
         l.bound_bits = 128 - m.leading_zeros();
     }

@@ -27,7 +27,9 @@
 //! | `Relu`, `LeakyRelu`, `Sigmoid`, `Tanh`, `Gelu`, `Erf`, `Clip`, … | refused: use `x * x` or `x * x + x` |
 //! | `MaxPool`, `GlobalMaxPool` | refused: use sum-pooling `F.avg_pool2d(x, k) * (k*k)` |
 //! | `Conv` with `group > 1` or dilation > 1, asymmetric pads | refused |
-//! | branches and residual connections (`Add` of two layers' outputs, `Concat` of activations) | refused: the model must be one chain |
+//! | `Add` / `Sub` of two computed values (a residual connection) | `Add` (the operand on the latest layer's output is its input, the other its `with`; a pending factor on the latest one is folded back into its linear layer) |
+//! | a value read again after later layers (a residual block's input, read by its shortcut) | `Branch` from the layer that computed it, then the shortcut's layers |
+//! | `Concat` of activations, a branch from the model input | refused |
 //! | anything else | refused: unsupported op |
 //!
 //! # Symbolic polynomials and folding

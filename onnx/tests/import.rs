@@ -284,7 +284,7 @@ fn identity_and_scalar_factors_between_dense_layers() {
 }
 
 #[test]
-fn degree_above_two_and_branches_are_refused() {
+fn degree_above_two_is_refused_and_branches_import() {
     let e = err(dense_net(|g| {
         g.node("Mul", &["h", "h"], "s", vec![])
             .named("cube", "Mul", &["s", "h"], "a", vec![]);
@@ -307,26 +307,25 @@ fn degree_above_two_and_branches_are_refused() {
     })
     .import("out"));
     assert!(e.contains("degree 4"), "{e}");
-    // A residual connection: the output of layer 1 plus the output of layer 0.
+    // A residual connection (the output of layer 2 plus the output of layer 0) and two layers
+    // reading the same tensor now import: as an add, and as a branch.
     let mut g = dense_net(|g| {
         g.node("Identity", &["h"], "a", vec![]);
     });
     g.weight("W3", &[3, 2], 5)
         .node("Gemm", &["out", "W3"], "z", vec![ai("transB", 1)])
         .named("residual", "Add", &["z", "h"], "r", vec![]);
-    let e = err(g.import("r"));
-    assert!(
-        e.contains("node 'residual' (Add)") && e.contains("residual"),
-        "{e}"
-    );
-    // Two layers reading the same tensor.
+    let m = ok(g.import("r")).model;
+    let kinds: Vec<&str> = m.layers.iter().map(Layer::op_name).collect();
+    assert_eq!(kinds, ["dense", "dense", "dense", "add"]);
     let mut g = dense_net(|g| {
         g.node("Identity", &["h"], "a", vec![]);
     });
     g.node("Gemm", &["h", "W2", "b2"], "out2", vec![ai("transB", 1)])
         .node("Add", &["out", "out2"], "sum", vec![]);
-    let e = err(g.import("sum"));
-    assert!(e.contains("branches"), "{e}");
+    let m = ok(g.import("sum")).model;
+    let kinds: Vec<&str> = m.layers.iter().map(Layer::op_name).collect();
+    assert_eq!(kinds, ["dense", "dense", "branch", "dense", "add"]);
     // Division by an activation.
     let e = err(dense_net(|g| {
         g.scalar("one", 1.0).node("Div", &["one", "h"], "a", vec![]);
@@ -1500,4 +1499,118 @@ fn value_names_stand_for_the_layer_that_computes_them() {
             n[stale]
         );
     }
+}
+
+/// A residual network as torch exports it: conv "c0" → x² "a0" (the block input), then the
+/// block's conv "c1" → x² → conv "c2", added to (or subtracted from) the block input, → x² →
+/// Flatten → Gemm; with `project`, the block's first conv has stride 2 and the shortcut is a
+/// 1×1 stride-2 conv of the block input.
+fn residual_net(op: &str, shortcut_first: bool, project: bool) -> G {
+    let mut g = G::new(&[-1, 1, 6, 6]);
+    let conv = |stride: i64, k: i64, pad: i64| {
+        vec![
+            ints("kernel_shape", &[k, k]),
+            ints("pads", &[pad; 4]),
+            ints("strides", &[stride, stride]),
+        ]
+    };
+    let side = if project { 3 } else { 6 };
+    g.weight("W0", &[2, 1, 3, 3], 50)
+        .weight("W1", &[2, 2, 3, 3], 51)
+        .weight("W2", &[2, 2, 3, 3], 52)
+        .weight("Ws", &[2, 2, 1, 1], 53)
+        .weight("F", &[3, 2 * side * side], 54);
+    let s1 = if project { 2 } else { 1 };
+    g.node("Conv", &["input", "W0"], "c0", conv(1, 3, 1))
+        .node("Mul", &["c0", "c0"], "a0", vec![])
+        .node("Conv", &["a0", "W1"], "c1", conv(s1, 3, 1))
+        .node("Mul", &["c1", "c1"], "a1", vec![])
+        .node("Conv", &["a1", "W2"], "c2", conv(1, 3, 1));
+    let short = if project {
+        g.node("Conv", &["a0", "Ws"], "sc", conv(2, 1, 0));
+        "sc"
+    } else {
+        "a0"
+    };
+    let ins = if shortcut_first {
+        [short, "c2"]
+    } else {
+        ["c2", short]
+    };
+    g.node(op, &ins, "s", vec![])
+        .node("Mul", &["s", "s"], "a2", vec![])
+        .node("Flatten", &["a2"], "f", vec![])
+        .node("Gemm", &["f", "F"], "out", vec![ai("transB", 1)]);
+    g
+}
+
+#[test]
+fn residual_blocks_become_add_and_branch_layers() {
+    use verinfer_circuits::model::{Add, Branch};
+    let kinds = |m: &Model| m.layers.iter().map(Layer::op_name).collect::<Vec<_>>();
+    for (op, first) in [("Add", false), ("Add", true), ("Sub", false), ("Sub", true)] {
+        let m = ok(residual_net(op, first, false).import("out")).model;
+        assert_eq!(
+            kinds(&m),
+            [
+                "conv2d",
+                "activation",
+                "conv2d",
+                "activation",
+                "conv2d",
+                "add",
+                "activation",
+                "flatten",
+                "dense"
+            ],
+            "{op} {first}"
+        );
+        // c2 is the current output; the shortcut a0 (layer 1) is `with`. `a0 − c2` is
+        // −(c2 − a0): the sign goes into the square that follows.
+        assert_eq!(
+            m.layers[5],
+            Layer::Add(Add {
+                with: 1,
+                subtract: op == "Sub"
+            })
+        );
+        assert_eq!(m.layers[6], Layer::Activation(Activation::Square));
+    }
+    // The projection shortcut comes after the main path: a branch from the block input, the
+    // 1×1 stride-2 conv, then the add of the main path's output.
+    let m = ok(residual_net("Add", false, true).import("out")).model;
+    assert_eq!(
+        kinds(&m),
+        [
+            "conv2d",
+            "activation",
+            "conv2d",
+            "activation",
+            "conv2d",
+            "branch",
+            "conv2d",
+            "add",
+            "activation",
+            "flatten",
+            "dense"
+        ]
+    );
+    assert_eq!(m.layers[5], Layer::Branch(Branch { from: 1 }));
+    assert_eq!(
+        m.layers[7],
+        Layer::Add(Add {
+            with: 4,
+            subtract: false
+        })
+    );
+    let shapes = m.validate().unwrap();
+    assert_eq!(shapes[8], vec![2, 3, 3]);
+    // The names: the add's output stands for the add layer.
+    let im = ok(residual_net("Add", false, true).import("out"));
+    let n = names_of(&im);
+    assert_eq!(n["s"], "layer 7");
+    assert_eq!(n["sc"], "layer 6");
+    // A product of two layers' outputs is not a residual connection.
+    let e = err(residual_net("Mul", false, false).import("out"));
+    assert!(e.contains("not a polynomial of one tensor"), "{e}");
 }

@@ -1,7 +1,7 @@
 //! Proving one inference of a compiled model: the witness, then a layer proof per stage, output
 //! first. Mirrors `verinfer_verifier::inference`.
 
-use crate::layers::{from_verify, prove_layer, prover};
+use crate::layers::{from_verify, prover};
 use crate::ProveError;
 use std::borrow::Cow;
 use std::time::Instant;
@@ -63,13 +63,21 @@ pub fn prove_with_progress<F: ProofField>(
         )));
     }
     let batch = input.len() / per;
-    // A relabelling layer's proof needs no table of its input: skip converting those stages.
-    let needed = |stage: usize| {
-        !circuit
-            .layers
-            .get(stage)
-            .is_some_and(|l| rule::<F>(&l.op).relabels(l))
-    };
+    // A stage's table is needed unless every layer reading it only relabels it (the output's
+    // is always needed).
+    let mut needed_stages = vec![false; circuit.layers.len() + 1];
+    needed_stages[circuit.layers.len()] = true;
+    for (k, l) in circuit.layers.iter().enumerate() {
+        let relabels = rule::<F>(&l.op).relabels(l);
+        for (j, t) in l.op.reads(k).into_iter().enumerate() {
+            if !(j == 0 && relabels) {
+                if let Some(n) = needed_stages.get_mut(t) {
+                    *n = true;
+                }
+            }
+        }
+    }
+    let needed = |stage: usize| needed_stages.get(stage).copied().unwrap_or(true);
     let w: Witness<F> = witness_tables(circuit, batch, input, &needed)
         .map_err(|e| ProveError::Input(e.to_string()))?;
     let witness_ms = start.elapsed().as_secs_f64() * 1e3;
@@ -160,15 +168,26 @@ fn prove_tables<F: ProofField>(
     let r: Vec<F> = transcript.challenges(label::OUTPUT_POINT, out_layout.vars(batch));
     let top: &[F] = tables.last().map(|t| &t[..]).unwrap_or(&[]);
     let value = mle::evaluate(top, &r);
-    let mut claim = Claim { point: r, value };
+    // The claims handed down to each stage, as the verifier collects them.
+    let mut pending: Vec<Vec<Claim<F>>> = vec![Vec::new(); circuit.layers.len() + 1];
+    pending[circuit.layers.len()].push(Claim { point: r, value });
     let mut layers = Vec::with_capacity(circuit.layers.len());
     let mut times = vec![0.0; circuit.layers.len()];
     for (i, layer) in circuit.layers.iter().enumerate().rev() {
         let t = Instant::now();
-        let table = std::mem::take(&mut tables[i]);
-        let (lp, next) = prove_layer(layer, batch, table, &claim, &mut transcript)?;
+        let claims = std::mem::take(&mut pending[i + 1]);
+        let (lp, down) = prover::<F>(&layer.op).reduce(
+            layer,
+            batch,
+            i,
+            &mut tables,
+            &claims,
+            &mut transcript,
+        )?;
+        for (s, c) in layer.op.reads(i).into_iter().zip(down) {
+            pending[s].push(c);
+        }
         layers.push(lp);
-        claim = next;
         times[i] = t.elapsed().as_secs_f64() * 1e3;
         layers_done(layers.len());
     }

@@ -246,6 +246,9 @@ fn reference_item(layer: &CircuitLayer, x: &[i128]) -> Vec<i128> {
         }
         // The gates lowering refuses checkpoints; no circuit here holds one.
         Op::Requant(_) => unreachable!("checkpoints have no gates lowering"),
+        Op::Add(_) | Op::Branch(_) | Op::Fork(_) => {
+            unreachable!("residual connections have no gates lowering")
+        }
         Op::Gates(GatesOp { layer: gl }) => {
             let mut padded = vec![0i128; layer.input.item_len_padded()];
             for (r, &v) in x.iter().enumerate() {

@@ -19,6 +19,8 @@
 
 mod common;
 
+use common::{first_check, random_input, to_field};
+
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::borrow::Cow;
@@ -248,22 +250,9 @@ fn circuits<F: ProofField>() -> Vec<LayeredCircuit> {
         checkpoints::<F>(),
     ]
 }
-
-fn random_input(c: &LayeredCircuit, batch: usize, seed: u64) -> Vec<i128> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    (0..batch * c.input.item_len())
-        .map(|_| rng.gen_range(c.input_min..=c.input_max))
-        .collect()
-}
-
 // ---------------------------------------------------------------------------------------------
 // Witness fabrication
 // ---------------------------------------------------------------------------------------------
-
-fn to_field<F: ProofField>(v: &[i128]) -> Vec<F> {
-    v.iter().map(|x| from_i128::<F>(*x).unwrap()).collect()
-}
-
 /// Layout of stage `k` (0 = the input, `k` = the output of layer `k − 1`).
 fn stage_layout(c: &LayeredCircuit, k: usize) -> &Layout {
     match k {
@@ -315,19 +304,6 @@ fn fabricated<F: ProofField>(
         batch,
         layers,
         output,
-    }
-}
-
-/// The check that fires first when layer `layer` (0-based) is handed a false claim on its output.
-fn first_check(layer: &CircuitLayer) -> &'static str {
-    match &layer.op {
-        Op::Activation(ActivationOp { .. }) => "activation final evaluation",
-        Op::SumPool(SumPoolOp { .. }) => "sum-pool final evaluation",
-        Op::Dense(DenseOp { .. }) => "dense final evaluation",
-        Op::Conv2d(Conv2dOp { .. }) => "convolution kernel evaluation",
-        Op::Gates(GatesOp { layer }) if layer.has_mul() => "phase-2 final evaluation",
-        Op::Gates(GatesOp { .. }) => "phase-1 final evaluation",
-        Op::Requant(RequantOp { .. }) => "checkpoint requantized evaluation",
     }
 }
 
@@ -614,6 +590,7 @@ fn value_variants(c: &LayeredCircuit, i: usize) -> Vec<(String, LayeredCircuit)>
         Op::SumPool(SumPoolOp { .. }) => 0,
         Op::Gates(GatesOp { layer }) => layer.gates.len(),
         Op::Requant(RequantOp { .. }) => 2,
+        Op::Add(_) | Op::Branch(_) | Op::Fork(_) => unreachable!("chains only (residual.rs)"),
     };
     for k in 0..n {
         let mut d = c.clone();
@@ -637,6 +614,7 @@ fn value_variants(c: &LayeredCircuit, i: usize) -> Vec<(String, LayeredCircuit)>
             }
             Op::SumPool(SumPoolOp { .. }) => {}
             Op::Requant(RequantOp { shift, bits }) => *[shift, bits][k] += 1,
+            Op::Add(_) | Op::Branch(_) | Op::Fork(_) => {}
         }
         out.push((format!("layer {i} value {k}"), d));
     }

@@ -184,21 +184,40 @@ pub fn verify_bound_to<F: ProofField>(
     let out_layout = circuit.output();
     let r: Vec<F> = transcript.challenges(label::OUTPUT_POINT, out_layout.vars(batch));
     let value = mle::evaluate(&out_layout.scatter(batch, &output_f), &r);
-    let mut claim = Claim { point: r, value };
+    // The claims handed down to each tensor (0 the input, k + 1 the output of layer k), in
+    // the order they arrive; only a fork's output gets several.
+    let mut pending: Vec<Vec<Claim<F>>> = vec![Vec::new(); circuit.layers.len() + 1];
+    pending[circuit.layers.len()].push(Claim { point: r, value });
     let mut degree_sum = out_layout.vars(batch) as u64;
     let setup = clock.lap();
 
     let mut times = vec![Millis::default(); circuit.layers.len()];
     // Layer proofs are stored output layer first.
     for ((i, layer), lp) in circuit.layers.iter().enumerate().rev().zip(&proof.layers) {
-        let out = verify_layer(layer, batch, &claim, lp, &mut transcript, i)?;
-        claim = out.claim;
+        let claims = std::mem::take(&mut pending[i + 1]);
+        let out = verify_layer(layer, batch, &claims, lp, &mut transcript, i)?;
+        let reads = layer.op.reads(i);
+        if out.claims.len() != reads.len() {
+            return Err(VerifyError::ProofShape(format!(
+                "layer {i}: {} claims handed down for {} tensors read",
+                out.claims.len(),
+                reads.len()
+            )));
+        }
+        for (t, c) in reads.into_iter().zip(out.claims) {
+            pending[t].push(c);
+        }
         degree_sum += out.degree_sum;
         times[i] = clock.lap();
     }
-    let at_input = mle::evaluate(&circuit.input.scatter(batch, &input_f), &claim.point);
-    if at_input != claim.value {
-        return Err(VerifyError::InputCheck);
+    if pending[0].is_empty() {
+        return Err(VerifyError::BadCircuit("no layer reads the input".into()));
+    }
+    let table = circuit.input.scatter(batch, &input_f);
+    for claim in &pending[0] {
+        if mle::evaluate(&table, &claim.point) != claim.value {
+            return Err(VerifyError::InputCheck);
+        }
     }
     Ok(VerifiedReport {
         batch,

@@ -117,11 +117,17 @@ pub enum LayerKind {
     Gates = 6,
     /// A requantization checkpoint: its input tensor opened, no sumcheck.
     Checkpoint = 7,
+    /// A residual add: both operands' evaluations, no sumcheck.
+    Add = 8,
+    /// A branch: nothing (the claim passes to an earlier tensor).
+    Branch = 9,
+    /// A fork: one sumcheck merging its readers' claims.
+    Fork = 10,
 }
 
 impl LayerKind {
     /// Every kind, in byte order.
-    pub const ALL: [LayerKind; 7] = [
+    pub const ALL: [LayerKind; 10] = [
         LayerKind::GkrGates,
         LayerKind::Activation,
         LayerKind::SumPool,
@@ -129,6 +135,9 @@ impl LayerKind {
         LayerKind::Conv2d,
         LayerKind::Gates,
         LayerKind::Checkpoint,
+        LayerKind::Add,
+        LayerKind::Branch,
+        LayerKind::Fork,
     ];
 
     /// The byte written in proofs.

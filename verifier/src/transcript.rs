@@ -47,6 +47,8 @@ pub mod label {
     pub const CHECKPOINT: &[u8] = b"checkpoint";
     /// Challenges: the point where the segment below a checkpoint starts.
     pub const CHECKPOINT_POINT: &[u8] = b"checkpoint-point";
+    /// The coefficients a fork merges its readers' claims with.
+    pub const FORK_COEFFICIENT: &[u8] = b"fork-coefficient";
 }
 
 /// A merlin transcript bound to one statement.

@@ -31,8 +31,11 @@
 //! out-of-memory abort.
 
 mod activation;
+mod add;
+mod branch;
 mod conv;
 mod dense;
+mod fork;
 mod gates;
 mod requant;
 mod sum_pool;
@@ -240,6 +243,10 @@ fn where_(index: usize, layer: &CircuitLayer) -> String {
     format!("layer {index} ({} {:?})", layer.op.name(), layer.label)
 }
 
+/// The refusal of the kinds that make a circuit a graph rather than a chain.
+const NOT_LAYERED: &str = "residual connections (add, branch, fork) have no gates lowering: \
+     gate layers read only the layer before them; use the structured lowering";
+
 fn shape_err(at: &str, reason: impl Into<String>) -> LowerError {
     LowerError::Shape {
         at: at.to_string(),
@@ -381,6 +388,36 @@ pub(crate) trait Lowering {
         index: usize,
         capacities: &[usize],
     ) -> Result<Vec<Vec<Gate>>, LowerError>;
+}
+
+/// A kind with no gate form, whose lowering is refused with [`Self::WHY`].
+pub(crate) trait Unlowered {
+    /// Why, for the error (one sentence, ends with what to use instead).
+    const WHY: &'static str;
+}
+
+impl<T: Unlowered> Lowering for T {
+    fn plan(
+        &self,
+        _layer: &CircuitLayer,
+        _batch: usize,
+        at: &str,
+    ) -> Result<(Plan, Vec<usize>), LowerError> {
+        Err(shape_err(at, T::WHY))
+    }
+
+    fn build(
+        &self,
+        _layer: &CircuitLayer,
+        _plan: &Plan,
+        _batch: usize,
+        index: usize,
+        _capacities: &[usize],
+    ) -> Result<Vec<Vec<Gate>>, LowerError> {
+        Err(LowerError::Internal(format!(
+            "layer {index}: a kind without gates was planned"
+        )))
+    }
 }
 
 /// The plan of one stage and the gate counts of its layers (saturating).

@@ -11,15 +11,21 @@
 //! - the gate lowering (`lower::Lowering`) in `lower/<kind>.rs`.
 
 mod activation;
+mod add;
+mod branch;
 mod conv;
 mod dense;
+mod fork;
 mod gates;
 mod requant;
 mod sum_pool;
 
 pub use activation::ActivationOp;
+pub use add::{AddOp, MAX_LIFT};
+pub use branch::BranchOp;
 pub use conv::Conv2dOp;
 pub use dense::DenseOp;
+pub use fork::ForkOp;
 pub use gates::GatesOp;
 pub use requant::{requant, RequantOp, MAX_REQUANT_BITS, MAX_REQUANT_INPUT_BITS, MIN_REQUANT_BITS};
 pub use sum_pool::SumPoolOp;
@@ -55,6 +61,12 @@ pub(crate) trait OpRules {
     fn max_input_bits(&self) -> Option<u32> {
         None
     }
+    /// The circuit tensors the op at layer `index` reads (0 is the circuit input, `k + 1` the
+    /// output of layer `k`), its main input first: the previous layer's output, except for an
+    /// add (that and another) and a branch (another instead).
+    fn reads(&self, index: usize) -> Vec<usize> {
+        vec![index]
+    }
 }
 
 /// A layer kind with every concern: its rules, its bound rule, its integer kernel (on machine
@@ -73,6 +85,9 @@ impl Op {
             Op::Activation(op) => op,
             Op::Gates(op) => op,
             Op::Requant(op) => op,
+            Op::Add(op) => op,
+            Op::Branch(op) => op,
+            Op::Fork(op) => op,
         }
     }
 

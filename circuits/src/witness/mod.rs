@@ -58,8 +58,11 @@ use thiserror::Error;
 use verinfer_poly::ring::Num;
 
 mod activation;
+mod add;
+mod branch;
 mod conv;
 mod dense;
+mod fork;
 mod gates;
 mod gemm;
 mod narrow;
@@ -233,16 +236,26 @@ pub fn witness_tables<F: ProofField>(
     })
 }
 
-/// The arithmetic each layer of `circuit` runs in, from the declared bounds.
+/// The arithmetic each layer of `circuit` runs in, from the declared bounds of its output and
+/// of every tensor it reads.
 pub fn arithmetic(circuit: &LayeredCircuit) -> Vec<Arith> {
-    let mut in_bits = circuit.input_bits();
+    let input_bits = circuit.input_bits();
+    let tensor_bits = |t: usize| match t {
+        0 => input_bits,
+        _ => circuit.layers.get(t - 1).map_or(0, |l| l.bound_bits),
+    };
     circuit
         .layers
         .iter()
-        .map(|l| {
-            let bits = in_bits.max(l.bound_bits);
-            in_bits = l.bound_bits;
-            arith_for(bits)
+        .enumerate()
+        .map(|(k, l)| {
+            let read =
+                l.op.reads(k)
+                    .into_iter()
+                    .map(tensor_bits)
+                    .max()
+                    .unwrap_or(0);
+            arith_for(read.max(l.bound_bits))
         })
         .collect()
 }
@@ -304,6 +317,34 @@ pub(crate) trait KernelRule {
         _x_bits: u32,
     ) -> Option<Vec<i64>> {
         None
+    }
+}
+
+/// A kind that passes its (one) input on unchanged: its kernel and bound rule are the identity.
+pub(crate) trait PassThrough {}
+
+impl<K: PassThrough> KernelRule for K {
+    const ELEMENTWISE: bool = true;
+
+    fn run<T: Num>(
+        &self,
+        _li: usize,
+        _layer: &CircuitLayer,
+        _batch: usize,
+        x: &[T],
+    ) -> Result<Vec<T>, WitnessError> {
+        Ok(x.to_vec())
+    }
+}
+
+impl<K: PassThrough> BoundRule for K {
+    fn bound<D: Domain>(
+        &self,
+        _layer: &CircuitLayer,
+        x: &[D::Val],
+        _inter: &mut u32,
+    ) -> Option<Vec<D::Val>> {
+        Some(x.to_vec())
     }
 }
 
@@ -544,25 +585,10 @@ fn check_layout(
     Ok(())
 }
 
-/// Checks one layer against its op and the previous stage's layout.
-fn check_layer(
-    li: usize,
-    layer: &CircuitLayer,
-    prev: &Layout,
-    batch: usize,
-) -> Result<(), WitnessError> {
+/// Checks that one layer's output fits the protocol's sizes (the layouts it reads are checked
+/// by `LayeredCircuit::check`).
+fn check_layer(li: usize, layer: &CircuitLayer, batch: usize) -> Result<(), WitnessError> {
     let op = layer.op.name();
-    let bad = |reason: String| WitnessError::Shape {
-        layer: li,
-        op,
-        reason,
-    };
-    if &layer.input != prev {
-        return Err(bad(format!(
-            "input layout {:?} differs from the previous stage's {:?}",
-            layer.input.dims, prev.dims
-        )));
-    }
     check_layout(&layer.output, batch, li + 1, Some((li, op)))?;
     // The op's own shape rules are `CircuitLayer::check`, which `run` applies next.
     Ok(())
@@ -581,9 +607,20 @@ fn run<F: ProofField>(
     mut sink: impl FnMut(usize, &Stage<F>),
 ) -> Result<Stage<F>, WitnessError> {
     check_input(circuit, batch, input)?;
-    let mut prev = &circuit.input;
     for (li, layer) in circuit.layers.iter().enumerate() {
-        check_layer(li, layer, prev, batch)?;
+        for t in layer.op.reads(li) {
+            if t > li || circuit.tensor(t) != Some(&layer.input) {
+                return Err(WitnessError::Shape {
+                    layer: li,
+                    op: layer.op.name(),
+                    reason: format!(
+                        "input layout {:?} differs from the layout of stage {t} it reads",
+                        layer.input.dims
+                    ),
+                });
+            }
+        }
+        check_layer(li, layer, batch)?;
         // The shape rules the prover and verifier apply too, so a witness exists exactly for
         // the circuits they accept.
         layer.check().map_err(|reason| WitnessError::Shape {
@@ -591,13 +628,28 @@ fn run<F: ProofField>(
             op: layer.op.name(),
             reason,
         })?;
-        prev = &layer.output;
     }
+    // Who reads what (each stage read, only forks read by several layers).
+    circuit.check().map_err(|reason| WitnessError::Shape {
+        layer: 0,
+        op: "circuit",
+        reason,
+    })?;
     let plan = arithmetic(circuit);
     let capacity = F::ID.signed_capacity_bits();
-    let mut in_bits = circuit.input_bits();
+    let tensor_bits = |t: usize| match t {
+        0 => circuit.input_bits(),
+        _ => circuit.layers[t - 1].bound_bits,
+    };
     for (li, layer) in circuit.layers.iter().enumerate() {
-        let bits = in_bits.max(layer.bound_bits);
+        let read = layer
+            .op
+            .reads(li)
+            .into_iter()
+            .map(tensor_bits)
+            .max()
+            .unwrap_or(0);
+        let bits = read.max(layer.bound_bits);
         if bits > capacity {
             return Err(WitnessError::FieldTooSmall {
                 layer: li,
@@ -605,14 +657,6 @@ fn run<F: ProofField>(
                 capacity,
             });
         }
-        in_bits = layer.bound_bits;
-    }
-    if in_bits > capacity {
-        return Err(WitnessError::FieldTooSmall {
-            layer: 0,
-            bits: in_bits,
-            capacity,
-        });
     }
 
     let first = if circuit.input_bits() <= 62 {
@@ -620,28 +664,81 @@ fn run<F: ProofField>(
     } else {
         Stage::I128(input.to_vec())
     };
-    // Each stage goes to `sink` once the next one no longer needs it, then is dropped, so its
-    // memory is reused; an activation in the same arithmetic overwrites its input.
-    let mut cur = first;
+    // Each stage goes to `sink` when the layer after it runs, and is dropped after the last
+    // layer that reads it, so its memory is reused; an element-wise layer that is the only
+    // reader of its input, in the same arithmetic, overwrites it.
+    let last_reads = circuit.last_reads();
+    let mut stages: Vec<Option<Stage<F>>> = Vec::with_capacity(circuit.layers.len() + 1);
+    stages.push(Some(first));
     for (li, (layer, arith)) in circuit.layers.iter().zip(plan).enumerate() {
+        let reads = layer.op.reads(li);
+        let kind = layer.op.kind::<F>();
+        let own = reads == [li] && last_reads.get(li) == Some(&li);
+        let cur = stages[li].as_ref().ok_or_else(|| internal(li, layer))?;
+        sink(li, cur);
         let same = matches!(
-            (arith, &cur),
+            (arith, cur),
             (Arith::I64, Stage::I64(_))
                 | (Arith::I128, Stage::I128(_))
                 | (Arith::Field, Stage::Field(_))
         );
-        let kind = layer.op.kind::<F>();
-        if same && kind.elementwise() {
-            sink(li, &cur);
-            kind.in_place(&mut cur);
+        let next = if own && same && kind.elementwise() {
+            let mut stage = stages[li].take().ok_or_else(|| internal(li, layer))?;
+            kind.in_place(&mut stage);
+            stage
         } else {
-            let next = step(li, layer, batch, arith, &cur)?;
-            sink(li, &cur);
-            cur = next;
-        }
+            let operands: Vec<&Stage<F>> = reads
+                .iter()
+                .map(|&t| stages.get(t).and_then(Option::as_ref))
+                .collect::<Option<_>>()
+                .ok_or_else(|| internal(li, layer))?;
+            let next = match operands.as_slice() {
+                [x] => step(li, layer, batch, arith, x)?,
+                many => step(li, layer, batch, arith, &concat(many, arith, li)?)?,
+            };
+            for &t in &reads {
+                if last_reads.get(t).is_some_and(|&l| l <= li) {
+                    stages[t] = None;
+                }
+            }
+            next
+        };
+        stages.push(Some(next));
     }
-    sink(circuit.layers.len(), &cur);
-    Ok(cur)
+    let last = stages.pop().flatten().ok_or(WitnessError::EmptyBatch)?;
+    sink(circuit.layers.len(), &last);
+    Ok(last)
+}
+
+/// Several operands as one stage in `arith`, one after another (how a kind that reads two
+/// tensors gets its input).
+fn concat<F: ProofField>(
+    stages: &[&Stage<F>],
+    arith: Arith,
+    li: usize,
+) -> Result<Stage<F>, WitnessError> {
+    Ok(match arith {
+        Arith::I64 => {
+            let mut v = Vec::new();
+            for s in stages {
+                v.extend_from_slice(&as_i64(s, li)?);
+            }
+            Stage::I64(v)
+        }
+        Arith::I128 => {
+            let mut v = Vec::new();
+            for s in stages {
+                v.extend_from_slice(&as_i128(s, li)?);
+            }
+            Stage::I128(v)
+        }
+        Arith::Field => Stage::Field(
+            stages
+                .iter()
+                .flat_map(|s| as_field(s).into_owned())
+                .collect(),
+        ),
+    })
 }
 
 /// Layer `li` on the stage `cur`, in the arithmetic `arith`.

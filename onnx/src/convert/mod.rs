@@ -7,7 +7,9 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::rc::Rc;
 
-use verinfer_circuits::model::{output_shape, Activation, Conv2d, Dense, Layer, Model, SumPool};
+use verinfer_circuits::model::{
+    output_shape_in, Activation, Add, Branch, Conv2d, Dense, Layer, Model, SumPool,
+};
 use verinfer_circuits::settings::{TensorName, TensorNames};
 
 use crate::proto::{self, AttributeProto, GraphProto, ModelProto, NodeProto};
@@ -457,7 +459,10 @@ impl<'g> Converter<'g> {
                 clean(name)
             ))
         })?;
-        Ok(Some(v))
+        Ok(Some(match v {
+            Value::Act(p) => Value::Act(self.realized(p)),
+            c => c,
+        }))
     }
 
     fn req(&mut self, ctx: &Ctx, i: usize) -> Result<Value, OnnxError> {
@@ -630,10 +635,6 @@ impl<'g> Converter<'g> {
         }
     }
 
-    fn cur_shape(&self) -> Vec<usize> {
-        self.shapes.last().cloned().unwrap_or_default()
-    }
-
     fn anchor_shape(&self, p: &Poly) -> Vec<usize> {
         self.shapes.get(p.anchor).cloned().unwrap_or_default()
     }
@@ -641,21 +642,43 @@ impl<'g> Converter<'g> {
     // ----- chain building -----
 
     fn push_layer(&mut self, ctx: &Ctx, layer: Layer) -> Result<(), OnnxError> {
-        let out = output_shape(&layer, &self.cur_shape(), self.layers.len())
+        let out = output_shape_in(&layer, &self.shapes, self.layers.len())
             .map_err(|e| ctx.err(e.to_string()))?;
         self.layers.push(layer);
         self.shapes.push(out);
         Ok(())
     }
 
-    fn check_current(&self, ctx: &Ctx, p: &Poly) -> Result<(), OnnxError> {
-        if p.anchor != self.cur() {
-            return Err(ctx.err(
-                "reads a tensor that an earlier layer already consumed: branches and residual \
-                 connections are not supported (the model must be a single chain of layers)",
+    /// `p` in terms of the current layer's output: when it is a function of an earlier
+    /// layer's output (a residual block's input, read again by its shortcut), a `branch` layer
+    /// continues from that output first.
+    fn current(&mut self, ctx: &Ctx, p: Poly) -> Result<Poly, OnnxError> {
+        if p.anchor == self.cur() {
+            return Ok(p);
+        }
+        if p.anchor == 0 {
+            return Err(ctx.unsupported(
+                "reads the model input again after other layers (a branch from the input); put \
+                 a layer before the first branch",
             ));
         }
-        Ok(())
+        self.push_layer(ctx, Layer::Branch(Branch { from: p.anchor - 1 }))?;
+        Ok(Poly {
+            anchor: self.cur(),
+            ..p
+        })
+    }
+
+    /// A value as what computes it now: a quadratic that has become an activation layer is
+    /// that layer's output.
+    fn realized(&self, p: Poly) -> Poly {
+        if p.a == 0.0 {
+            return p;
+        }
+        match self.emitted.iter().find(|(q, _)| *q == p) {
+            Some(&(_, layer)) => Poly::identity(layer + 1),
+            None => p,
+        }
     }
 
     fn node(&mut self, node: &NodeProto, idx: usize) -> Result<(), OnnxError> {

@@ -67,8 +67,11 @@ impl<'g> Converter<'g> {
                     continue;
                 }
                 Layer::Flatten | Layer::Reshape { .. } => continue,
-                // Scalars do not commute with a nonlinear step (a clamp, a power).
-                Layer::Activation(_) | Layer::Requant(_) => return false,
+                // Scalars do not commute with a nonlinear step (a clamp, a power), and an add
+                // or a branch would need them on another path too.
+                Layer::Activation(_) | Layer::Requant(_) | Layer::Add(_) | Layer::Branch(_) => {
+                    return false
+                }
                 Layer::Conv2d(cv) => (&mut cv.weight, &mut cv.bias, cv.out_channels),
                 Layer::Dense(d) => (&mut d.weight, &mut d.bias, d.out_features),
             };
@@ -110,7 +113,7 @@ impl<'g> Converter<'g> {
     /// Prepares the input of a linear layer: emits a pending activation, folds an offset
     /// backward if possible. Returns the factor `k` and the offset `c` left for the layer.
     pub(super) fn linear_input(&mut self, ctx: &Ctx, p: Poly) -> Result<(f64, f64), OnnxError> {
-        self.check_current(ctx, &p)?;
+        let p = self.current(ctx, p)?;
         if p.a != 0.0 {
             self.emit_activation(ctx, p)?;
             return Ok((1.0, 0.0));
@@ -128,7 +131,7 @@ impl<'g> Converter<'g> {
         ctx: &Ctx,
         p: Poly,
     ) -> Result<(f64, f64), OnnxError> {
-        self.check_current(ctx, &p)?;
+        let p = self.current(ctx, p)?;
         if p.a != 0.0 {
             self.emit_activation(ctx, p)?;
             return Ok((1.0, 0.0));
@@ -178,6 +181,79 @@ impl<'g> Converter<'g> {
         Ok(())
     }
 
+    /// `x ± y` of two values computed from different layers' outputs: a residual `add` layer.
+    /// The operand on the current layer's output is the add's input (its pending quadratic
+    /// emitted, a pending factor or offset folded back into its linear layer), the other its
+    /// `with` (which must be that layer's output itself, plus at most an offset carried on).
+    fn residual(&mut self, ctx: &Ctx, x: Poly, y: Poly) -> Result<(), OnnxError> {
+        let subtract = match ctx.node.op_type.as_str() {
+            "Add" => false,
+            "Sub" => true,
+            _ => {
+                return Err(ctx.unsupported(
+                    "a product or quotient of two layers' outputs is not a polynomial of one \
+                     tensor; only their sum or difference (a residual connection) is supported",
+                ))
+            }
+        };
+        // Neither on the current output: continue from the later one.
+        let (x, y) = if x.anchor != self.cur() && y.anchor != self.cur() {
+            if x.anchor > y.anchor {
+                (self.current(ctx, x)?, y)
+            } else {
+                (x, self.current(ctx, y)?)
+            }
+        } else {
+            (x, y)
+        };
+        // Z = x ± y = sign·(main ± other).
+        let (main, other, sign) = if x.anchor == self.cur() {
+            (x, y, 1.0)
+        } else if subtract {
+            (y, x, -1.0)
+        } else {
+            (y, x, 1.0)
+        };
+        if main.a != 0.0 {
+            self.emit_activation(ctx, main)?;
+        } else if (main.b != 1.0 || main.c != 0.0) && !self.fold_back(main.b, main.c) {
+            return Err(ctx.err(format!(
+                "one operand is {}·t + {} of the previous layer's output t, a factor that cannot \
+                 be folded into a linear layer before the add",
+                main.b, main.c
+            )));
+        }
+        if other.a != 0.0 {
+            return Err(ctx.err(
+                "the other operand is an elementwise expression of an earlier layer's output \
+                 that no layer computes; compute it before the branch",
+            ));
+        }
+        if other.anchor == 0 {
+            return Err(ctx.unsupported(
+                "adds the model input (a shortcut from the input); put a layer before the first \
+                 residual block",
+            ));
+        }
+        if other.b != 1.0 {
+            return Err(ctx.err(format!(
+                "the shortcut is {} times an earlier layer's output; the importer cannot fold \
+                 that factor into it",
+                other.b
+            )));
+        }
+        self.push_layer(
+            ctx,
+            Layer::Add(Add {
+                with: other.anchor - 1,
+                subtract,
+            }),
+        )?;
+        let offset = if subtract { -other.c } else { other.c };
+        let r = Poly::identity(self.cur()).shift(offset).scale(sign);
+        self.set_poly(ctx, r)
+    }
+
     pub(super) fn binary(&mut self, ctx: &Ctx) -> Result<(), OnnxError> {
         let op = ctx.node.op_type.as_str();
         let x = self.req(ctx, 0)?;
@@ -198,13 +274,8 @@ impl<'g> Converter<'g> {
                 };
                 self.set_const(ctx, out)
             }
+            (Value::Act(p), Value::Act(q)) if p.anchor != q.anchor => self.residual(ctx, p, q),
             (Value::Act(p), Value::Act(q)) => {
-                if p.anchor != q.anchor {
-                    return Err(ctx.err(
-                        "combines the outputs of two different layers: residual connections and \
-                         branches are not supported",
-                    ));
-                }
                 let r = match op {
                     "Add" => Poly {
                         a: p.a + q.a,

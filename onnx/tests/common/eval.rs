@@ -76,6 +76,7 @@ pub fn eval(model: &Model, x: &[f64]) -> Vec<f64> {
                 let (a, b, c) = a.coefficients();
                 v.iter().map(|x| a * x * x + b * x + c).collect()
             }
+            Layer::Add(_) | Layer::Branch(_) => panic!("this evaluator runs chains only"),
         };
     }
     v

@@ -9,8 +9,11 @@
 //! channels and the kernel width).
 
 mod activation;
+mod add;
+mod branch;
 mod conv;
 mod dense;
+mod fork;
 mod gates;
 mod requant;
 mod sum_pool;
@@ -85,6 +88,39 @@ pub trait LayerProver<F: ProofField> {
     ) -> Result<Option<Vec<i128>>, ProveError> {
         Ok(None)
     }
+
+    /// Reduces the claims on the layer's output (one, or one per reader at a fork) to one claim
+    /// per tensor it reads (`Op::reads` order), given every stage's table (`tables[t]`, stage 0
+    /// the input); a table the layer folds is taken, leaving it empty. By default:
+    /// [`Self::prove`] on the one claim, folding the table of stage `index`.
+    fn reduce(
+        &self,
+        layer: &CircuitLayer,
+        batch: usize,
+        index: usize,
+        tables: &mut [Cow<'_, [F]>],
+        claims: &[Claim<F>],
+        transcript: &mut Transcript,
+    ) -> Result<(LayerProof<F>, Vec<Claim<F>>), ProveError> {
+        let claim = single(claims)?;
+        let input = tables
+            .get_mut(index)
+            .map(std::mem::take)
+            .ok_or_else(|| ProveError::Layer(format!("no table for tensor {index}")))?;
+        let (lp, down) = self.prove(layer, batch, input, None, claim, transcript)?;
+        Ok((lp, vec![down]))
+    }
+}
+
+/// The one claim a layer that is not a fork receives.
+fn single<F>(claims: &[Claim<F>]) -> Result<&Claim<F>, ProveError> {
+    match claims {
+        [c] => Ok(c),
+        _ => Err(ProveError::Layer(format!(
+            "{} claims on a layer's output, expected one",
+            claims.len()
+        ))),
+    }
 }
 
 /// The prover of an op: the one dispatch over the op kinds in this crate.
@@ -96,6 +132,9 @@ pub fn prover<F: ProofField>(op: &Op) -> &dyn LayerProver<F> {
         Op::Conv2d(op) => op,
         Op::Gates(op) => op,
         Op::Requant(op) => op,
+        Op::Add(op) => op,
+        Op::Branch(op) => op,
+        Op::Fork(op) => op,
     }
 }
 

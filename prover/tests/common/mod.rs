@@ -3,8 +3,11 @@
 //! runs the verifier of the proof's kind against the honest statement.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use verinfer_circuits::field::ProofField;
+use verinfer_circuits::circuit::{CircuitLayer, LayeredCircuit, Op};
+use verinfer_circuits::field::{from_i128, ProofField};
 use verinfer_verifier::proof::{read_header, LayerKind, HEADER_BYTES};
 use verinfer_verifier::{Proof, ProofError, VerifyError};
 
@@ -284,4 +287,34 @@ pub fn truncations_and_extensions_fail<F: ProofField>(proof: &Proof<F>, verify: 
     }
     let p = Proof::<F>::decode(&bytes).expect("honest proof decodes");
     assert!(verify(&p).is_ok(), "honest proof rejected");
+}
+
+/// `batch` random inputs within the circuit's declared range.
+pub fn random_input(c: &LayeredCircuit, batch: usize, seed: u64) -> Vec<i128> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    (0..batch * c.input.item_len())
+        .map(|_| rng.gen_range(c.input_min..=c.input_max))
+        .collect()
+}
+
+/// Integers as field elements.
+pub fn to_field<F: ProofField>(v: &[i128]) -> Vec<F> {
+    v.iter().map(|x| from_i128::<F>(*x).unwrap()).collect()
+}
+
+/// The check that fires first when `layer` is handed a false claim on its output. A branch
+/// has none: it hands the claim on (the tests follow it).
+pub fn first_check(layer: &CircuitLayer) -> &'static str {
+    match &layer.op {
+        Op::Activation(_) => "activation final evaluation",
+        Op::SumPool(_) => "sum-pool final evaluation",
+        Op::Dense(_) => "dense final evaluation",
+        Op::Conv2d(_) => "convolution kernel evaluation",
+        Op::Gates(g) if g.layer.has_mul() => "phase-2 final evaluation",
+        Op::Gates(_) => "phase-1 final evaluation",
+        Op::Requant(_) => "checkpoint requantized evaluation",
+        Op::Add(_) => "add of its operands",
+        Op::Fork(_) => "fork merged evaluation",
+        Op::Branch(_) => unreachable!("a branch hands its claim on"),
+    }
 }

@@ -24,8 +24,11 @@
 //! `verinfer_circuits::predicates`, with `κ(u) = eq(t_u,u)` for a convolution and 1 for pooling.
 
 pub mod activation;
+pub mod add;
+pub mod branch;
 pub mod conv;
 pub mod dense;
+pub mod fork;
 pub mod gates;
 pub mod requant;
 pub mod sum_pool;
@@ -118,6 +121,24 @@ pub trait LayerRule<F: ProofField> {
         transcript: &mut Transcript,
         index: usize,
     ) -> Result<Claim<F>, VerifyError>;
+
+    /// Reduces the claims the layer's readers handed down on its output (one, but one per
+    /// reader at a fork) to one claim per tensor it reads, in the order of `Op::reads` (two for
+    /// an add). By default: [`Self::verify`] on the one claim.
+    fn reduce(
+        &self,
+        layer: &CircuitLayer,
+        batch: usize,
+        claims: &[Claim<F>],
+        proof: &LayerProof<F>,
+        transcript: &mut Transcript,
+        index: usize,
+    ) -> Result<Vec<Claim<F>>, VerifyError> {
+        let claim = add::single(claims, index)?;
+        Ok(vec![
+            self.verify(layer, batch, claim, proof, transcript, index)?
+        ])
+    }
 }
 
 /// The rule of an op: the one dispatch over the op kinds in this crate.
@@ -129,30 +150,34 @@ pub fn rule<F: ProofField>(op: &Op) -> &dyn LayerRule<F> {
         Op::Conv2d(op) => op,
         Op::Gates(op) => op,
         Op::Requant(op) => op,
+        Op::Add(op) => op,
+        Op::Branch(op) => op,
+        Op::Fork(op) => op,
     }
 }
 
-/// What a verified layer hands down: the claim on its input and the degree sum its checks add
-/// to the soundness error.
+/// What a verified layer hands down: a claim on each tensor it reads (`Op::reads` order) and
+/// the degree sum its checks add to the soundness error.
 #[derive(Clone, Debug)]
 pub struct LayerOutcome<F> {
-    /// Claim on the layer's input MLE.
-    pub claim: Claim<F>,
+    /// Claims on the tensors the layer reads.
+    pub claims: Vec<Claim<F>>,
     /// Σ of round degrees plus final checks of this layer.
     pub degree_sum: u64,
 }
 
-/// Reduces a claim on `layer`'s output to a claim on its input, checking `proof`.
-/// `index` labels errors (0-based layer index).
+/// Reduces the claims on `layer`'s output (one, or one per reader at a fork) to claims on the
+/// tensors it reads, checking `proof`. `index` labels errors (0-based layer index).
 pub fn verify_layer<F: ProofField>(
     layer: &CircuitLayer,
     batch: usize,
-    claim: &Claim<F>,
+    claims: &[Claim<F>],
     proof: &LayerProof<F>,
     transcript: &mut Transcript,
     index: usize,
 ) -> Result<LayerOutcome<F>, VerifyError> {
-    if claim.point.len() != layer.output.vars(batch) {
+    let vars = layer.output.vars(batch);
+    if claims.is_empty() || claims.iter().any(|c| c.point.len() != vars) {
         return Err(VerifyError::ProofShape(format!(
             "layer {index}: claim point has the wrong number of variables"
         )));
@@ -160,9 +185,9 @@ pub fn verify_layer<F: ProofField>(
     let rule = rule::<F>(&layer.op);
     let shape = rule.shape(layer, batch);
     shape.check(proof, index)?;
-    let claim = rule.verify(layer, batch, claim, proof, transcript, index)?;
+    let claims = rule.reduce(layer, batch, claims, proof, transcript, index)?;
     Ok(LayerOutcome {
-        claim,
+        claims,
         degree_sum: shape.degree_sum(),
     })
 }

@@ -1,0 +1,48 @@
+//! The residual add's integer kernel and bound rule. Its input is the concatenation of its two
+//! operands (the previous output, then the tensor `with`), as the engine hands a kind that reads
+//! two tensors.
+
+use super::*;
+use crate::ops::AddOp;
+
+impl KernelRule for AddOp {
+    fn run<T: Num>(
+        &self,
+        li: usize,
+        layer: &CircuitLayer,
+        _batch: usize,
+        x: &[T],
+    ) -> Result<Vec<T>, WitnessError> {
+        if x.len() % 2 != 0 {
+            return Err(internal(li, layer));
+        }
+        let (a, b) = x.split_at(x.len() / 2);
+        let [fa, fb] = self.factors().map(T::cst);
+        Ok(a.iter()
+            .zip(b)
+            .map(|(&u, &v)| fa.mul(u).add(fb.mul(v)))
+            .collect())
+    }
+}
+
+impl BoundRule for AddOp {
+    fn bound<D: Domain>(
+        &self,
+        _layer: &CircuitLayer,
+        x: &[D::Val],
+        inter: &mut u32,
+    ) -> Option<Vec<D::Val>> {
+        if x.len() % 2 != 0 {
+            return None;
+        }
+        let (a, b) = x.split_at(x.len() / 2);
+        let [fa, fb] = self.factors().map(D::constant);
+        let mut out = Vec::with_capacity(a.len());
+        for (&u, &v) in a.iter().zip(b) {
+            let (su, sv) = (D::mul(fa, u)?, D::mul(fb, v)?);
+            *inter = (*inter).max(D::bits(su)).max(D::bits(sv));
+            out.push(D::add(su, sv)?);
+        }
+        Some(out)
+    }
+}

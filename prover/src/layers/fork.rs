@@ -1,0 +1,82 @@
+//! Prover half of a fork (`verinfer_verifier::layers::fork`): the degree-2 sumcheck of the
+//! merged weight table `Σ_j α_j·eq(r_j, ·)` against the input table.
+
+use super::{hand_down, LayerProver};
+use crate::sumcheck::{prove as prove_sumcheck, ProductProver};
+use crate::ProveError;
+use std::borrow::Cow;
+use verinfer_circuits::circuit::{CircuitLayer, ForkOp};
+use verinfer_circuits::field::ProofField;
+use verinfer_circuits::mle;
+use verinfer_verifier::layers::fork::merge;
+use verinfer_verifier::layers::Claim;
+use verinfer_verifier::proof::{LayerKind, LayerProof};
+use verinfer_verifier::transcript::Transcript;
+
+impl<F: ProofField> LayerProver<F> for ForkOp {
+    fn prove(
+        &self,
+        _layer: &CircuitLayer,
+        _batch: usize,
+        input: Cow<'_, [F]>,
+        _inner: Option<&[F]>,
+        claim: &Claim<F>,
+        transcript: &mut Transcript,
+    ) -> Result<(LayerProof<F>, Claim<F>), ProveError> {
+        let claims = std::slice::from_ref(claim);
+        let (alphas, target) = merge(claims, transcript);
+        let points: Vec<(F, &[F])> = alphas
+            .iter()
+            .zip(claims)
+            .map(|(a, c)| (*a, c.point.as_slice()))
+            .collect();
+        merged(input, &points, target, transcript)
+    }
+
+    fn reduce(
+        &self,
+        _layer: &CircuitLayer,
+        _batch: usize,
+        index: usize,
+        tables: &mut [Cow<'_, [F]>],
+        claims: &[Claim<F>],
+        transcript: &mut Transcript,
+    ) -> Result<(LayerProof<F>, Vec<Claim<F>>), ProveError> {
+        let input = tables
+            .get_mut(index)
+            .map(std::mem::take)
+            .ok_or_else(|| ProveError::Layer(format!("no table for tensor {index}")))?;
+        let (alphas, target) = merge(claims, transcript);
+        let points: Vec<(F, &[F])> = alphas
+            .iter()
+            .zip(claims)
+            .map(|(a, c)| (*a, c.point.as_slice()))
+            .collect();
+        let (lp, claim) = merged(input, &points, target, transcript)?;
+        Ok((lp, vec![claim]))
+    }
+}
+
+/// The merge sumcheck `target = Σ_x (Σ_j α_j·eq(r_j, x))·X(x)`.
+fn merged<F: ProofField>(
+    input: Cow<'_, [F]>,
+    points: &[(F, &[F])],
+    target: F,
+    transcript: &mut Transcript,
+) -> Result<(LayerProof<F>, Claim<F>), ProveError> {
+    let weights = mle::eq_table_combined(points);
+    if weights.len() != input.len() {
+        return Err(ProveError::Layer(
+            "a fork's claims do not fit its input table".into(),
+        ));
+    }
+    let mut p = ProductProver::new(weights, input.into_owned());
+    let out = prove_sumcheck(&mut p, target, transcript);
+    Ok(hand_down(
+        LayerKind::Fork,
+        (vec![], vec![]),
+        out,
+        &[],
+        transcript,
+    ))
+}
