@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from fractions import Fraction
 
 import numpy as np
 import onnx
@@ -60,7 +61,15 @@ def q(x: float, s: int) -> int:
     x = float(x)
     if not math.isfinite(x):
         raise ValueError(f"cannot quantize {x}")
-    y = abs(x) * (2.0 ** s)
+    y = abs(x) * (2.0 ** s) if s <= 1000 else math.inf
+    if math.isinf(y):
+        # x·2^s overflows float64: the same rounding with exact rationals (deep models
+        # without checkpoints reach scales of thousands of bits)
+        y = Fraction(abs(x)) * (1 << s)
+        r = math.floor(y)
+        if y - r >= Fraction(1, 2):
+            r += 1
+        return -r if x < 0 else r
     r = math.floor(y)
     if y - r >= 0.5:
         r += 1
@@ -104,6 +113,9 @@ class Lowered:
     output_factor: float  # scalar left over at the output (1.0 normally)
     input_shape: list  # per-item shape (no batch)
     notes: list
+    # ONNX value name -> index of the lowered layer whose integers it denotes, or the reason the
+    # name denotes no layer's integers (str); see `resolve_name` and tools/deep/README.md
+    names: dict = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------
@@ -117,6 +129,23 @@ class _Val:
     base: int  # number of layers emitted when this base was produced
     poly: tuple  # (a, b, c) floats
     open_linear: bool  # base is the raw output of a linear layer (bias / BN foldable)
+    name: str = ""  # the ONNX value it was first stored under
+
+
+class _Vals(dict):
+    """name -> _Val that also records, when a value is stored, which layer's integers the name
+    denotes (`on_store`); an alias (Identity, Dropout, Softmax) shares its source's _Val."""
+
+    def __init__(self, on_store):
+        super().__init__()
+        self.on_store = on_store
+
+    def __setitem__(self, key, v):
+        alias_of = v.name if v.name else None
+        if not v.name:
+            v.name = key
+        super().__setitem__(key, v)
+        self.on_store(key, v, alias_of)
 
 
 def _attrs(node):
@@ -184,8 +213,29 @@ def lower_onnx(path: str) -> Lowered:
 
     layers: list[Layer] = []
     notes: list[str] = []
-    vals: dict[str, _Val] = {inp.name: _Val(0, (0.0, 1.0, 0.0), False)}
     ident = (0.0, 1.0, 0.0)
+    # name bookkeeping: versions[i] counts the folds (BatchNormalization, bias Add) into layer i
+    # after it was emitted; a name stored at an older version is a pre-fold name
+    versions: dict[int, int] = {}
+    names: dict = {}
+    aliases: dict[str, str] = {}
+
+    def on_store(key, v, alias_of):
+        if alias_of is not None:
+            aliases[key] = alias_of
+            return
+        a, b, c = v.poly
+        if v.base == 0:
+            names[key] = "the graph input is no layer's output"
+        elif a == 0 and c == 0 and b != 0:
+            # the raw output of a linear layer, a pool or a flatten, or a pure scalar factor of
+            # it (pending, folded into the next linear layer): that layer's integers
+            names[key] = ("layer", v.base - 1, versions.get(v.base - 1, 0))
+        else:
+            names[key] = "an intermediate value of an activation polynomial (name its last node)"
+
+    vals: dict[str, _Val] = _Vals(on_store)
+    vals[inp.name] = _Val(0, (0.0, 1.0, 0.0), False)
 
     def get_val(name):
         v = vals[name]
@@ -199,6 +249,8 @@ def lower_onnx(path: str) -> Lowered:
         if a == 0 and c == 0:
             return b
         layers.append(Layer("act", coefs=(a, b, c)))
+        if v.name:
+            names[v.name] = ("layer", len(layers) - 1, 0)
         return 1.0
 
     def linear_in(v: _Val) -> float:
@@ -266,6 +318,7 @@ def lower_onnx(path: str) -> Lowered:
             L.W = L.W * s.reshape(shape)
             L.b = (L.b - mean) * s + beta
             L.notes.append("BatchNormalization folded")
+            versions[len(layers) - 1] = versions.get(len(layers) - 1, 0) + 1
             notes.append(f"BatchNormalization folded into {L.kind} layer {len(layers) - 1} (eps={eps!r})")
             vals[node.output[0]] = _Val(len(layers), ident, True)
         elif op in ("Mul", "Add", "Sub", "Div"):
@@ -282,6 +335,7 @@ def lower_onnx(path: str) -> Lowered:
                     if L.kind != "dense":
                         raise Unsupported("vector Add after a non-dense layer")
                     L.b = L.b + cval.reshape(-1).astype(np.float64)
+                    versions[len(layers) - 1] = versions.get(len(layers) - 1, 0) + 1
                     vals[node.output[0]] = _Val(len(layers), ident, True)
                     continue
                 s = _scalar(cval, op)
@@ -353,7 +407,41 @@ def lower_onnx(path: str) -> Lowered:
         raise Unsupported("expected one graph output")
     v = get_val(g.output[0].name)
     k = materialize(v)
-    return Lowered(layers, k, input_shape, notes)
+    final = {}
+    for key, rec in names.items():
+        if isinstance(rec, tuple):
+            _, i, ver = rec
+            if ver != versions.get(i, 0):
+                later = [n for n, r in names.items() if isinstance(r, tuple) and r[1] == i and r[2] == versions.get(i, 0)]
+                rec = (f"a value before a fold into layer {i} ({layers[i].kind}); "
+                       f"name the folded output{' ' + repr(later[0]) if later else ''}")
+            else:
+                rec = i
+        final[key] = rec
+    for key, src in aliases.items():
+        while src in aliases:
+            src = aliases[src]
+        final[key] = final.get(src, "unknown value")
+    return Lowered(layers, k, input_shape, notes, final)
+
+
+def resolve_name(low: Lowered, tensor: str) -> int:
+    """The lowered layer (0-based, list without checkpoints) a settings file's `tensor` names:
+    `layer:N`, or an ONNX value name (rules in tools/deep/README.md). Raises ValueError."""
+    if tensor.startswith("layer:"):
+        n = tensor[len("layer:"):]
+        if not n.isdigit() or not n.isascii():
+            raise ValueError(f"{tensor!r}: expected layer:N with N a decimal number")
+        i = int(n)
+        if i >= len(low.layers):
+            raise ValueError(f"{tensor!r}: the model has {len(low.layers)} layers (layer:0..layer:{len(low.layers) - 1})")
+        return i
+    rec = low.names.get(tensor)
+    if rec is None:
+        raise ValueError(f"{tensor!r} names no value of the model")
+    if isinstance(rec, str):
+        raise ValueError(f"{tensor!r} denotes no layer's integers: {rec}")
+    return rec
 
 
 # --------------------------------------------------------------------------
