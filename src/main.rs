@@ -20,6 +20,7 @@ use verinfer_circuits::witness::infer;
 use verinfer_cli_core::args::{
     check_batch_memory, check_infer_memory, default_memory_budget, parse_bytes, Compiled, ModelArgs,
 };
+use verinfer_cli_core::demo::DemoModel;
 use verinfer_cli_core::engine::{proof_shapes, prove_any, verify_any};
 use verinfer_cli_core::files::{check_outputs, read_limited, write_regular, MAX_INPUT_BYTES};
 use verinfer_cli_core::report::{hex, OutputReport};
@@ -118,8 +119,12 @@ enum Command {
     ///
     /// Exit 0: valid; 1: rejected (wrong proof, output or digest); 2: usage or network error.
     Client(verinfer_serve::client::ClientArgs),
-    /// Prove and verify held-out handwritten digits with the embedded model, and show the result.
+    /// Prove and verify held-out handwritten digits with an embedded model, and show the result.
     Demo {
+        /// Which embedded model: the digits CNN (8×8), or LeNet-5 with x²+x and a
+        /// requantization checkpoint after each activation (32×32).
+        #[arg(long, value_enum, default_value_t = DemoModel::Digits)]
+        model: DemoModel,
         /// Number of held-out test images to prove (1 to 64).
         #[arg(long, default_value_t = 8, value_name = "N")]
         images: usize,
@@ -207,9 +212,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 Ok(ExitCode::from(1))
             }
         },
-        Command::Demo { images, threads } => {
+        Command::Demo {
+            model,
+            images,
+            threads,
+        } => {
             set_threads(threads)?;
-            demo_cmd(images)
+            demo_cmd(model, images)
         }
     }
 }
@@ -480,11 +489,12 @@ fn truncate(s: &str, n: usize) -> String {
     }
 }
 
-fn demo_cmd(images: usize) -> Result<ExitCode> {
+fn demo_cmd(model: DemoModel, images: usize) -> Result<ExitCode> {
     if !(1..=64).contains(&images) {
         bail!("--images must be between 1 and 64");
     }
-    let r = verinfer_cli_core::demo::run(images).map_err(|e| anyhow!("demo failed: {e}"))?;
+    let r = verinfer_cli_core::demo::run_model(model, images)
+        .map_err(|e| anyhow!("demo failed: {e}"))?;
     out!("{}", r.render());
     Ok(if r.ok() {
         ExitCode::SUCCESS

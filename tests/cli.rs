@@ -776,3 +776,15 @@ fn settings_name_onnx_values() {
         assert_usage_error(&o, says);
     }
 }
+
+#[test]
+fn demo_proves_lenet5_with_checkpoints() {
+    let o = verinfer(&["demo", "--model", "lenet5", "--images", "2"]);
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("lenet5") && out.contains("32×32"), "{out}");
+    assert!(out.contains("every proof VALID"), "{out}");
+    assert!(out.contains("rejected"), "{out}");
+    let o = verinfer(&["demo", "--model", "resnet9000"]);
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+}

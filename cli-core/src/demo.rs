@@ -1,10 +1,13 @@
 //! The built-in demonstration: a small CNN trained on real handwritten digits (scikit-learn's
 //! 8×8 digits), embedded in the binary with held-out test images, proved and verified end to end.
 //!
-//! The model (`models/digits/digits_square_plus_x.onnx`: conv → x²+x → sum-pool → conv → x²+x →
-//! sum-pool → dense) and the test set were produced by `tools/digits/train.py`; they are imported
-//! and compiled here exactly as `verinfer prove --model ...` would.
+//! The default model (`models/digits/digits_square_plus_x.onnx`: conv → x²+x → sum-pool → conv →
+//! x²+x → sum-pool → dense) and the test set were produced by `tools/digits/train.py`; LeNet-5
+//! (`models/deep/lenet5.onnx`, four x²+x activations, a requantization checkpoint after each, on
+//! the digits upsampled to 32×32) by `tools/deep/train.py`. They are imported and compiled here
+//! exactly as `verinfer prove --model ... --settings ...` would.
 
+use crate::args::QuantFlags;
 use crate::engine::{prove_any, verify_any};
 use crate::report::argmax;
 use serde::Deserialize;
@@ -12,6 +15,7 @@ use std::time::Instant;
 use verinfer_circuits::circuit::{FieldChoice, LayeredCircuit, QuantParams};
 use verinfer_circuits::compile::compile;
 use verinfer_circuits::quant::quantize_input;
+use verinfer_circuits::settings::Settings;
 use verinfer_onnx::{import_bytes, ImportOptions};
 use verinfer_verifier::VerifyError;
 
@@ -23,6 +27,82 @@ pub const TEST_SET_JSON: &str = include_str!("../../models/digits/test_set.json"
 pub const ACCURACY_JSON: &str = include_str!("../../models/digits/accuracy.json");
 /// Key of the embedded model in `accuracy.json`.
 pub const MODEL_KEY: &str = "square_plus_x";
+/// LeNet-5 (x²+x) trained on the digits upsampled to 32×32.
+pub const LENET5_ONNX: &[u8] = include_bytes!("../../models/deep/lenet5.onnx");
+/// Its settings: a requantization checkpoint after each activation.
+pub const LENET5_SETTINGS: &str = include_str!("../../models/deep/lenet5.settings.json");
+/// `tools/deep/train.py`'s recorded accuracies, as JSON.
+pub const DEEP_ACCURACY_JSON: &str = include_str!("../../models/deep/accuracy.json");
+
+/// A model the demo proves.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum DemoModel {
+    /// The digits CNN on 8×8 images: conv → x²+x → sum-pool → conv → x²+x → sum-pool → dense.
+    #[default]
+    Digits,
+    /// LeNet-5 with x²+x on the digits upsampled to 32×32 (nearest neighbour), a
+    /// requantization checkpoint after each of its four activations.
+    Lenet5,
+}
+
+impl DemoModel {
+    /// How many times each 8×8 digit is upsampled for this model.
+    pub fn upsample(self) -> usize {
+        match self {
+            DemoModel::Digits => 1,
+            DemoModel::Lenet5 => 4,
+        }
+    }
+
+    /// Where the model comes from, for the report.
+    pub fn source(self) -> &'static str {
+        match self {
+            DemoModel::Digits => "models/digits/digits_square_plus_x.onnx, tools/digits/train.py",
+            DemoModel::Lenet5 => {
+                "models/deep/lenet5.onnx + lenet5.settings.json, tools/deep/train.py"
+            }
+        }
+    }
+
+    /// The recorded float and quantized accuracy on the held-out digits.
+    pub fn accuracy(self) -> Option<Accuracy> {
+        match self {
+            DemoModel::Digits => recorded_accuracy(MODEL_KEY),
+            DemoModel::Lenet5 => {
+                let v: serde_json::Value = serde_json::from_str(DEEP_ACCURACY_JSON).ok()?;
+                let m = v.get("models")?.get("lenet5")?;
+                Some(Accuracy {
+                    float: m.get("float")?.as_f64(),
+                    quantized: m.get("quantized")?.get("8bit")?.get("quantized")?.as_f64(),
+                })
+            }
+        }
+    }
+
+    /// The model compiled with its settings.
+    pub fn circuit(self) -> Result<LayeredCircuit, String> {
+        match self {
+            DemoModel::Digits => circuit(),
+            DemoModel::Lenet5 => {
+                let err = |e: String| format!("embedded LeNet-5: {e}");
+                let imported = import_bytes(LENET5_ONNX, None, &ImportOptions::default())
+                    .map_err(|e| err(e.to_string()))?;
+                let settings =
+                    Settings::from_json(LENET5_SETTINGS).map_err(|e| err(e.to_string()))?;
+                let mut model = imported.model;
+                if let Some(r) = settings.input_range {
+                    model.input_range = r;
+                }
+                settings
+                    .place_checkpoints(&mut model, &imported.names)
+                    .map_err(|e| err(e.to_string()))?;
+                let flags = QuantFlags::default();
+                let params = flags.params(&settings, QuantParams::default());
+                compile(&model, &params, flags.field(&settings)).map_err(|e| err(e.to_string()))
+            }
+        }
+    }
+}
 
 /// The held-out digits: `images[n]` is `1×8×8` values in `[0, 1]`, `labels[n]` its digit.
 #[derive(Clone, Debug, Deserialize)]
@@ -50,6 +130,27 @@ impl TestSet {
             .get(i)
             .map(|img| img.iter().flatten().flatten().copied().collect())
             .unwrap_or_default()
+    }
+
+    /// Image `i` upsampled `k` times by nearest neighbour (each pixel a `k×k` block, so the
+    /// values stay exact), row-major.
+    pub fn image_upsampled(&self, i: usize, k: usize) -> Vec<f64> {
+        let Some(img) = self.images.get(i) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for plane in img {
+            for row in plane {
+                let wide: Vec<f64> = row
+                    .iter()
+                    .flat_map(|&v| std::iter::repeat_n(v, k))
+                    .collect();
+                for _ in 0..k {
+                    out.extend_from_slice(&wide);
+                }
+            }
+        }
+        out
     }
 }
 
@@ -98,6 +199,8 @@ pub struct DemoRow {
 /// What the demo measured.
 #[derive(Debug)]
 pub struct DemoReport {
+    /// The model proved.
+    pub model: DemoModel,
     /// The compiled circuit.
     pub circuit: LayeredCircuit,
     /// One row per image, each proved on its own.
@@ -110,18 +213,24 @@ pub struct DemoReport {
     pub accuracy: Option<Accuracy>,
 }
 
-/// Proves and verifies the first `images` held-out digits one by one and as one batch, and
-/// checks that a proof with an altered output is rejected.
+/// Proves and verifies the first `images` held-out digits with the digits CNN ([`run_model`]).
 pub fn run(images: usize) -> Result<DemoReport, String> {
-    let circuit = circuit()?;
+    run_model(DemoModel::Digits, images)
+}
+
+/// Proves and verifies the first `images` held-out digits with `model`, one by one and as one
+/// batch, and checks that a proof with an altered output is rejected.
+pub fn run_model(model: DemoModel, images: usize) -> Result<DemoReport, String> {
+    let circuit = model.circuit()?;
     let test = TestSet::embedded()?;
+    let k = model.upsample();
     let n = images.min(test.labels.len());
     let mut rows = Vec::with_capacity(n);
     for i in 0..n {
-        let (row, _) = prove_and_verify(&circuit, &test.image(i), i, test.labels[i])?;
+        let (row, _) = prove_and_verify(&circuit, &test.image_upsampled(i, k), i, test.labels[i])?;
         rows.push(row.into_iter().next().ok_or("empty proof")?);
     }
-    let all: Vec<f64> = (0..n).flat_map(|i| test.image(i)).collect();
+    let all: Vec<f64> = (0..n).flat_map(|i| test.image_upsampled(i, k)).collect();
     let (batch_rows, proof) = prove_and_verify(&circuit, &all, 0, 0)?;
     let mut batch = batch_rows.into_iter().next().ok_or("empty proof")?;
     batch.label = n;
@@ -131,11 +240,12 @@ pub fn run(images: usize) -> Result<DemoReport, String> {
     let input = quantize_input(&circuit, &all).map_err(|e| e.to_string())?;
     let tampered = tamper_output(&proof).and_then(|bad| verify_any(&circuit, &input, &bad).err());
     Ok(DemoReport {
+        model,
         circuit,
         rows,
         batch,
         tampered,
-        accuracy: recorded_accuracy(MODEL_KEY),
+        accuracy: model.accuracy(),
     })
 }
 
@@ -192,8 +302,14 @@ impl DemoReport {
     pub fn render(&self) -> String {
         let c = &self.circuit;
         let mut s = String::new();
+        let k = self.model.upsample();
+        let shape = if k == 1 {
+            "8×8".to_string()
+        } else {
+            format!("8×8 upsampled to {0}×{0}", 8 * k)
+        };
         s.push_str(&format!(
-            "verinfer demo: {} on held-out handwritten digits (scikit-learn digits, 8×8)\n",
+            "verinfer demo: {} on held-out handwritten digits (scikit-learn digits, {shape})\n",
             c.name
         ));
         s.push_str(&format!(
@@ -208,9 +324,10 @@ impl DemoReport {
         if let Some(a) = self.accuracy {
             let pct = |x: Option<f64>| x.map_or("n/a".into(), |v| format!("{:.1}%", 100.0 * v));
             s.push_str(&format!(
-                "  recorded test accuracy: float {}, quantized {} (tools/digits/train.py)\n",
+                "  recorded test accuracy: float {}, quantized {} ({})\n",
                 pct(a.float),
-                pct(a.quantized)
+                pct(a.quantized),
+                self.model.source()
             ));
         }
         s.push('\n');
