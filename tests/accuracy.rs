@@ -69,3 +69,73 @@ fn proven_predictions_equal_inferred_ones() {
     assert_eq!(verified.output, infer(&circuit, 32, &input).unwrap());
     assert!(verified.report.soundness_bits > 100.0);
 }
+
+/// The deep models (`models/deep/`, checkpointed by their settings files) against the
+/// independent integer reference `tools/deep/qref_deep.py`: the exact outputs of the first test
+/// images and the accuracy over the whole held-out set, at every bit setting it recorded.
+#[test]
+fn deep_models_match_the_integer_reference() {
+    use verinfer_circuits::settings::Settings;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/deep");
+    let test = TestSet::embedded().unwrap();
+    let mut checked = 0;
+    for entry in std::fs::read_dir(dir.join("fixtures")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if name.starts_with("input_") {
+            continue;
+        }
+        let fx: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let imported = import_file(
+            &dir.join(fx["model"].as_str().unwrap()),
+            &ImportOptions::default(),
+        )
+        .unwrap();
+        let settings = Settings::from_json(&fx["settings"].to_string()).unwrap();
+        let mut model = imported.model;
+        model.input_range = settings.input_range.unwrap();
+        settings
+            .place_checkpoints(&mut model, &imported.names)
+            .unwrap();
+        let params = QuantParams {
+            input_bits: settings.input_bits.unwrap(),
+            weight_bits: settings.weight_bits.unwrap(),
+            coef_bits: settings.coef_bits.unwrap(),
+            weight_scale: settings.weight_scale.unwrap(),
+        };
+        let circuit = compile(&model, &params, FieldChoice::Auto).unwrap();
+        assert_eq!(
+            circuit.output_scale(),
+            fx["output_scale"].as_u64().unwrap() as u32,
+            "{name}"
+        );
+        let k = fx["upsample"].as_u64().unwrap() as usize;
+        let n = test.labels.len();
+        let values: Vec<f64> = (0..n).flat_map(|i| test.image_upsampled(i, k)).collect();
+        let input = quantize_input(&circuit, &values).unwrap();
+        let out = infer(&circuit, n, &input).unwrap();
+        let per = circuit.output().item_len();
+        for (i, want) in fx["outputs"].as_array().unwrap().iter().enumerate() {
+            let want: Vec<i128> = want
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap().parse().unwrap())
+                .collect();
+            assert_eq!(out[i * per..(i + 1) * per], want[..], "{name}: image {i}");
+        }
+        let correct = out
+            .chunks(per)
+            .zip(&test.labels)
+            .filter(|(scores, &label)| argmax(scores) == label)
+            .count();
+        assert_eq!(
+            correct as u64,
+            fx["quantized_correct"].as_u64().unwrap(),
+            "{name}: correct predictions here and in the reference"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 4, "only {checked} fixtures checked");
+}

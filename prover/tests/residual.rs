@@ -344,6 +344,27 @@ fn tampering_is_caught<F: ProofField>() {
             );
         }
     }
+    // Every checkpoint's opened tensor, one value (first, middle, last) off by one.
+    let mut opened = 0;
+    for li in 0..proof.layers.len() {
+        let n = proof.layers[li].opened.len();
+        for j in [0, n / 2, n.saturating_sub(1)]
+            .into_iter()
+            .filter(|_| n > 0)
+        {
+            for delta in [1i128, -1] {
+                let mut p = proof.clone();
+                p.layers[li].opened[j] += delta;
+                let what = format!("layer proof {li} opened value {j} {delta:+}");
+                assert!(
+                    common::no_panic(&check, &p, &what).is_err(),
+                    "{what}: verified"
+                );
+                opened += 1;
+            }
+        }
+    }
+    assert!(opened >= 4 * 3 * 2, "{opened}");
     assert!(common::structural_changes_fail(&proof, vec![], &check) > 20);
     // (Every byte flipped: the decoder is the same for every kind; structured_soundness.rs.)
     common::truncations_and_extensions_fail(&proof, &check);
