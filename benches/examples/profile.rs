@@ -1,5 +1,6 @@
 //! Per-layer timings of the prover and verifier on a built-in architecture (min over runs).
-//! `cargo run --release -p verinfer-benches --example profile -- cifar 1`
+//! `cargo run --release -p verinfer-benches --example profile -- ARCH BATCH RUNS`, ARCH one of
+//! cifar, timit, lenet5, vgg11, resnet20.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 use std::time::Instant;
 use verinfer_circuits::circuit::FieldChoice;
@@ -21,6 +22,16 @@ fn main() {
         "timit" => {
             let (m, q) = zoo::timit(1, Activation::Square);
             (m, q, zoo::timit_input(batch, 3))
+        }
+        "lenet5" | "vgg11" | "resnet20" => {
+            let act = Activation::SquarePlusX;
+            let (m, q) = match arch {
+                "lenet5" => zoo::lenet5(1, act),
+                "vgg11" => zoo::vgg11(1, act),
+                _ => zoo::resnet20(1, act),
+            };
+            let x = zoo::random_input(&m, batch, 3);
+            (m, q, x)
         }
         _ => {
             let (m, q) = zoo::cifar_small(1, Activation::SquarePlusX);
