@@ -5,6 +5,7 @@
 //!   fields and the multilinear toolkit.
 //! - [`gates`]: layered circuits of fan-in-2 gates, the input of the generic GKR protocol.
 //! - [`model`]: the float model IR (JSON model files).
+//! - [`float`]: the float reference of the model IR (every layer's output on a batch).
 //! - [`ops`]: one file per layer kind: the op struct, its shape rules and digest encoding.
 //! - [`circuit`]: the compiled, quantized [`circuit::LayeredCircuit`] and its tensor layout.
 //! - [`predicates`]: wiring predicates (window tables) shared by prover and verifier.
@@ -21,6 +22,7 @@
 pub mod bounds;
 pub mod circuit;
 pub mod compile;
+pub mod float;
 pub mod gates;
 pub mod lower;
 pub mod memory;
