@@ -13,6 +13,7 @@
 //! - [`settings`]: the settings file (quantization, field, input range, checkpoints).
 //! - [`compile`]: model → layered circuit: quantization, layout, the field choice.
 //! - [`bounds`]: the exact worst-case bound analysis (each kind's rule next to its kernel).
+//! - [`calibrate`]: choosing requantization checkpoints and their shifts from sample ranges.
 //! - [`witness`]: integer inference and the field witness of every stage.
 //! - [`zoo`]: built-in architectures (CIFAR-sized CNN, TIMIT-shaped dense net) for benchmarks.
 //! - [`lower`]: the `gates` lowering, a layered circuit as plain fan-in-2 gates.
@@ -20,6 +21,7 @@
 #![warn(missing_docs)]
 
 pub mod bounds;
+pub mod calibrate;
 pub mod circuit;
 pub mod compile;
 pub mod float;

@@ -188,8 +188,44 @@ pub fn infer(
     batch: usize,
     input: &[i128],
 ) -> Result<Vec<i128>, WitnessError> {
-    let last = run::<Bn254>(circuit, batch, input, |_, _| {})?;
-    stage_to_i128(last, circuit.layers.len())
+    Ok(infer_stages(circuit, batch, input, &|_| false)?.output)
+}
+
+/// What [`infer_stages`] returns.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InferStages {
+    /// The real output, batch-major (as [`infer`] returns it).
+    pub output: Vec<i128>,
+    /// `stages[s]`: stage `s` (0 is the input, `i + 1` the output of layer `i`), compact and
+    /// batch-major, if `keep(s)`; empty otherwise.
+    pub stages: Vec<Vec<i128>>,
+}
+
+/// [`infer`], also keeping the stages `keep` selects as integers (e.g. the inputs of the
+/// checkpoints, to count the values they clamp).
+pub fn infer_stages(
+    circuit: &LayeredCircuit,
+    batch: usize,
+    input: &[i128],
+    keep: &dyn Fn(usize) -> bool,
+) -> Result<InferStages, WitnessError> {
+    let mut stages: Vec<Vec<i128>> = Vec::with_capacity(circuit.layers.len() + 1);
+    let mut failed = None;
+    let last = run::<Bn254>(circuit, batch, input, |si, stage| {
+        let kept = match keep(si) {
+            true => as_i128(stage, si).map(Cow::into_owned),
+            false => Ok(Vec::new()),
+        };
+        stages.push(kept.unwrap_or_else(|e| {
+            failed.get_or_insert(e);
+            Vec::new()
+        }));
+    })?;
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    let output = stage_to_i128(last, circuit.layers.len())?;
+    Ok(InferStages { output, stages })
 }
 
 /// Every stage of the circuit on `input`, as zero-padded field tables, plus the real output.
