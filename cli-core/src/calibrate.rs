@@ -552,10 +552,12 @@ impl Calibration {
                 let reach = r.range.0.abs().max(r.range.1.abs());
                 let _ = writeln!(
                     out,
-                    "  note: {} reaches {} on the samples, more than {} bits hold even without \
-                     fractional bits: values saturate (raise --bits)",
+                    "  note: {} reaches {} on the samples, over 2^(B−1−h) = 2^{} even with no \
+                     fractional bits: less headroom than asked for, and values past the {} bits \
+                     saturate (clamped); raise --bits",
                     r.tensor,
                     num(reach),
+                    self.bits - 1 - self.headroom,
                     c.bits
                 );
             }
