@@ -19,7 +19,8 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 use verinfer_circuits::calibrate::{plan, CalibrateError, Options, Plan, Why};
 use verinfer_circuits::circuit::{Op, QuantParams, WeightScale};
-use verinfer_circuits::float::{self, FloatError, FloatRun};
+use verinfer_circuits::float::{self, FloatError};
+use verinfer_circuits::model::Model;
 use verinfer_circuits::quant::{quantize_input, InputError};
 use verinfer_circuits::settings::Settings;
 use verinfer_circuits::witness::{infer_stages, WitnessError};
@@ -225,17 +226,16 @@ pub fn run(
     let (batch, labels) = samples(args, &loaded)?;
 
     progress(1, STEPS, "running the float model");
-    let floats =
-        float::run(&loaded.model, &batch.values).map_err(|source| CalibrationError::Float {
+    let floats = FloatStats::run(&loaded.model, &batch.values).map_err(|source| {
+        CalibrationError::Float {
             path: args.model.clone(),
             source,
-        })?;
-    let max_abs: Vec<f64> = (0..loaded.model.layers.len())
-        .map(|n| {
-            floats
-                .extremes(n)
-                .map_or(0.0, |(lo, hi)| lo.abs().max(hi.abs()))
-        })
+        }
+    })?;
+    let max_abs: Vec<f64> = floats
+        .ranges
+        .iter()
+        .map(|(lo, hi)| lo.abs().max(hi.abs()))
         .collect();
 
     progress(2, STEPS, "choosing checkpoints");
@@ -284,8 +284,7 @@ pub fn run(
     progress(4, STEPS, "quantized inference");
     let quantized = Quantized::run(&compiled, &batch, &args.data)?;
     let rows = rows(&loaded, &plan, &floats, &batch, &quantized);
-    let classes = compiled.circuit.output().item_len().max(1);
-    let float_argmax: Vec<usize> = floats.output().chunks(classes).map(argmax).collect();
+    let float_argmax = &floats.argmax;
     let agree = float_argmax
         .iter()
         .zip(&quantized.argmax)
@@ -294,7 +293,7 @@ pub fn run(
     let accuracy = labels.map(|labels| {
         let correct = |pred: &[usize]| pred.iter().zip(&labels).filter(|(p, l)| p == l).count();
         Accuracy {
-            float: correct(&float_argmax),
+            float: correct(float_argmax),
             quantized: correct(&quantized.argmax),
         }
     });
@@ -376,6 +375,41 @@ fn samples(
     Ok((batch, Some(labels)))
 }
 
+/// Samples the float model runs on at a time (memory: every layer's output of a chunk).
+const FLOAT_CHUNK: usize = 1024;
+
+/// What calibration keeps of the float model on the samples: each layer's smallest and largest
+/// value and each sample's argmax.
+struct FloatStats {
+    /// Per model layer.
+    ranges: Vec<(f64, f64)>,
+    /// Per sample.
+    argmax: Vec<usize>,
+}
+
+impl FloatStats {
+    /// The float model on `values` (samples, batch-major), [`FLOAT_CHUNK`] samples at a time.
+    fn run(model: &Model, values: &[f64]) -> Result<Self, FloatError> {
+        let shapes = model.validate()?;
+        let per: usize = model.input_shape.iter().product();
+        let classes: usize = shapes.last().map_or(1, |s| s.iter().product());
+        let mut ranges = vec![(f64::INFINITY, f64::NEG_INFINITY); model.layers.len()];
+        let mut argmaxes = Vec::with_capacity(values.len() / per.max(1));
+        for chunk in values.chunks(per.max(1) * FLOAT_CHUNK) {
+            let run = float::run(model, chunk)?;
+            for (n, range) in ranges.iter_mut().enumerate() {
+                let (lo, hi) = run.extremes(n).unwrap_or(*range);
+                *range = (range.0.min(lo), range.1.max(hi));
+            }
+            argmaxes.extend(run.output().chunks(classes.max(1)).map(argmax));
+        }
+        Ok(FloatStats {
+            ranges,
+            argmax: argmaxes,
+        })
+    }
+}
+
 /// The quantized circuit on the samples: its predictions and what each checkpoint saturates.
 struct Quantized {
     /// Argmax per sample.
@@ -429,7 +463,7 @@ impl Quantized {
 fn rows(
     loaded: &LoadedModel,
     plan: &Plan,
-    floats: &FloatRun,
+    floats: &FloatStats,
     batch: &InputBatch,
     quantized: &Quantized,
 ) -> Vec<Row> {
@@ -461,7 +495,7 @@ fn rows(
             name: loaded.names.of_layer(n).next().unwrap_or("").to_string(),
             op: layer.op_name().to_string(),
             shape: shapes.get(n + 1).cloned().unwrap_or_default(),
-            range: floats.extremes(n).unwrap_or((0.0, 0.0)),
+            range: floats.ranges.get(n).copied().unwrap_or((0.0, 0.0)),
             scale,
             worst_bits,
             checkpoint: checkpoint.map(|c| {
@@ -696,5 +730,53 @@ fn num(x: f64) -> String {
         format!("{x:.3e}")
     } else {
         format!("{x:.4}")
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use verinfer_circuits::model::{Activation, Dense, Layer};
+
+    #[test]
+    fn float_stats_in_chunks_equal_one_run() {
+        let model = Model {
+            name: String::new(),
+            input_shape: vec![2],
+            input_range: [-1.0, 1.0],
+            layers: vec![
+                Layer::Dense(Dense {
+                    in_features: 2,
+                    out_features: 3,
+                    weight: vec![0.5, -1.0, 0.25, 0.75, -0.5, 0.1],
+                    bias: Some(vec![0.0, 0.1, -0.2]),
+                }),
+                Layer::Activation(Activation::SquarePlusX),
+            ],
+        };
+        // More than two chunks, the largest value in the last one.
+        let n = 2 * FLOAT_CHUNK + 7;
+        let mut values: Vec<f64> = (0..2 * n)
+            .map(|i| ((i * 37) % 101) as f64 / 101.0 - 0.5)
+            .collect();
+        values[2 * n - 2] = 1.0;
+        values[2 * n - 1] = -1.0;
+        let stats = FloatStats::run(&model, &values).unwrap();
+        let whole = float::run(&model, &values).unwrap();
+        for n in 0..2 {
+            assert_eq!(stats.ranges[n], whole.extremes(n).unwrap());
+        }
+        let want: Vec<usize> = whole.output().chunks(3).map(argmax).collect();
+        assert_eq!(stats.argmax, want);
+        assert_eq!(stats.argmax.len(), n);
+    }
+
+    #[test]
+    fn numbers_in_the_table() {
+        assert_eq!(num(0.0), "0");
+        assert_eq!(num(-4.88761), "-4.8876");
+        assert_eq!(num(3.04e-7), "3.040e-7");
+        assert_eq!(num(2.5e6), "2.500e6");
     }
 }
