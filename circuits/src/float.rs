@@ -142,35 +142,41 @@ fn dense(d: &Dense, x: &[f64]) -> Vec<f64> {
         .collect()
 }
 
-/// Zero-padded convolution, `[C, H, W]` → `[O, H', W']`.
+/// Zero-padded convolution, `[C, H, W]` → `[O, H', W']`. Each output is its bias plus the
+/// products in (input channel, kernel row, kernel column) order; the loops run over whole
+/// output rows per weight, so the innermost one is contiguous.
 fn conv2d(c: &Conv2d, input: &[usize], output: &[usize], x: &[f64]) -> Vec<f64> {
     let (ci, h, w) = (input[0], input[1], input[2]);
     let (oh, ow) = (output[1], output[2]);
     let [kh, kw] = c.kernel;
     let [sh, sw] = c.stride;
     let [ph, pw] = c.padding;
-    let mut y = Vec::with_capacity(c.out_channels * oh * ow);
-    for o in 0..c.out_channels {
-        let bias = c.bias.as_ref().map_or(0.0, |b| b[o]);
-        for r in 0..oh {
-            for q in 0..ow {
-                let mut s = bias;
-                for ch in 0..ci {
-                    for u in 0..kh {
+    let plane = oh * ow;
+    let mut y = vec![0.0; c.out_channels * plane];
+    for (o, yo) in y.chunks_mut(plane).enumerate() {
+        yo.fill(c.bias.as_ref().map_or(0.0, |b| b[o]));
+        for ch in 0..ci {
+            for u in 0..kh {
+                for t in 0..kw {
+                    let wv = c.weight[((o * ci + ch) * kh + u) * kw + t];
+                    // Output columns q whose input column q·sw + t − pw is inside the input.
+                    let first = pw.saturating_sub(t).div_ceil(sw);
+                    let end = (w + pw).saturating_sub(t).div_ceil(sw).min(ow);
+                    if first >= end {
+                        continue;
+                    }
+                    for (r, yrow) in yo.chunks_mut(ow).enumerate() {
                         // Row in the unpadded input, if inside it.
                         let Some(row) = (r * sh + u).checked_sub(ph).filter(|&v| v < h) else {
                             continue;
                         };
-                        for t in 0..kw {
-                            let Some(col) = (q * sw + t).checked_sub(pw).filter(|&v| v < w) else {
-                                continue;
-                            };
-                            s += c.weight[((o * ci + ch) * kh + u) * kw + t]
-                                * x[(ch * h + row) * w + col];
+                        let xrow = &x[(ch * h + row) * w..(ch * h + row + 1) * w];
+                        let cols = xrow[first * sw + t - pw..].iter().step_by(sw);
+                        for (out, xv) in yrow[first..end].iter_mut().zip(cols) {
+                            *out += wv * xv;
                         }
                     }
                 }
-                y.push(s);
             }
         }
     }
@@ -277,6 +283,70 @@ mod tests {
         assert!((lo - act[4..].iter().copied().fold(f64::INFINITY, f64::min)).abs() < 1e-12);
         assert!((hi - 2.8 * 3.8).abs() < 1e-12);
         assert_eq!(r.extremes(6), None);
+    }
+
+    /// Convolutions of other strides, paddings and kernels against the definition, summed
+    /// over the padded input directly.
+    #[test]
+    fn convolutions_match_the_definition() {
+        for (kernel, stride, padding) in [
+            ([3, 2], [1, 2], [0, 1]),
+            ([2, 3], [2, 1], [1, 2]),
+            ([1, 1], [3, 3], [0, 0]),
+            ([3, 3], [1, 1], [2, 2]),
+        ] {
+            let (ci, co, h, w) = (2, 3, 5, 6);
+            let c = Conv2d {
+                in_channels: ci,
+                out_channels: co,
+                kernel,
+                stride,
+                padding,
+                weight: (0..co * ci * kernel[0] * kernel[1])
+                    .map(|i| ((i * 29) % 13) as f64 / 6.0 - 1.0)
+                    .collect(),
+                bias: Some(vec![0.5, -0.25, 0.0]),
+            };
+            let x: Vec<f64> = (0..ci * h * w)
+                .map(|i| ((i * 17) % 23) as f64 / 11.0 - 1.0)
+                .collect();
+            let input = [ci, h, w];
+            let out = output_of(&Layer::Conv2d(c.clone()), &input);
+            let got = conv2d(&c, &input, &out, &x);
+            let padded = |ch: usize, r: usize, q: usize| {
+                let (r, q) = (
+                    r as isize - padding[0] as isize,
+                    q as isize - padding[1] as isize,
+                );
+                if r < 0 || q < 0 || r >= h as isize || q >= w as isize {
+                    0.0
+                } else {
+                    x[(ch * h + r as usize) * w + q as usize]
+                }
+            };
+            let mut want = Vec::new();
+            for o in 0..co {
+                for r in 0..out[1] {
+                    for q in 0..out[2] {
+                        let mut s = c.bias.as_ref().unwrap()[o];
+                        for ch in 0..ci {
+                            for u in 0..kernel[0] {
+                                for t in 0..kernel[1] {
+                                    s += c.weight[((o * ci + ch) * kernel[0] + u) * kernel[1] + t]
+                                        * padded(ch, r * stride[0] + u, q * stride[1] + t);
+                                }
+                            }
+                        }
+                        want.push(s);
+                    }
+                }
+            }
+            close(&got, &want);
+        }
+    }
+
+    fn output_of(layer: &Layer, input: &[usize]) -> Vec<usize> {
+        crate::model::output_shape(layer, input, 0).unwrap()
     }
 
     #[test]

@@ -23,7 +23,7 @@ use verinfer_circuits::float::{self, FloatError};
 use verinfer_circuits::model::Model;
 use verinfer_circuits::quant::{quantize_input, InputError};
 use verinfer_circuits::settings::Settings;
-use verinfer_circuits::witness::{infer_stages, WitnessError};
+use verinfer_circuits::witness::{infer_each, WitnessError};
 
 /// The flags of `verinfer calibrate`.
 #[derive(Args, Debug, Clone)]
@@ -438,22 +438,24 @@ impl Quantized {
                 .get(i)
                 .is_some_and(|l| matches!(l.op, Op::Requant(_)))
         };
-        // Stage i is the input of circuit layer i.
-        let run = infer_stages(circuit, batch.batch, &ints, &is_checkpoint)?;
-        let clamped = circuit
-            .layers
-            .iter()
-            .zip(&run.stages)
-            .map(|(l, stage)| match &l.op {
-                Op::Requant(op) => {
-                    Some((stage.iter().filter(|&&y| op.clamps(y)).count(), stage.len()))
+        // Per checkpoint (circuit layer i, whose input is stage i): values clamped, values read.
+        let mut clamped: Vec<Option<(usize, usize)>> = vec![None; circuit.layers.len()];
+        let output = infer_each(
+            circuit,
+            batch.batch,
+            &ints,
+            &is_checkpoint,
+            &mut |i, values| {
+                if let Some(Op::Requant(op)) = circuit.layers.get(i).map(|l| &l.op) {
+                    let (k, n) = clamped[i].get_or_insert((0, 0));
+                    *k += values.iter().filter(|&&y| op.clamps(y)).count();
+                    *n += values.len();
                 }
-                _ => None,
-            })
-            .collect();
+            },
+        )?;
         let classes = circuit.output().item_len().max(1);
         Ok(Quantized {
-            argmax: run.output.chunks(classes).map(argmax).collect(),
+            argmax: output.chunks(classes).map(argmax).collect(),
             clamped,
         })
     }
