@@ -5,7 +5,7 @@
 //! errors and unreadable or malformed files.
 //!
 //! This binary is the thin layer: its flags and the prove / verify / infer / inspect / demo
-//! commands, over `verinfer-cli-core` (files, flags, reports, prove / verify); `serve` and
+//! commands, over `verinfer-cli-core` (files, flags, reports, prove / verify, calibrate); `serve` and
 //! `client` are `verinfer-serve`'s, `compare` is `verinfer-compare`'s.
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Parser, Subcommand};
@@ -20,10 +20,11 @@ use verinfer_circuits::witness::infer;
 use verinfer_cli_core::args::{
     check_batch_memory, check_infer_memory, default_memory_budget, parse_bytes, Compiled, ModelArgs,
 };
+use verinfer_cli_core::calibrate::CalibrateArgs;
 use verinfer_cli_core::demo::DemoModel;
 use verinfer_cli_core::engine::{proof_shapes, prove_any, verify_any};
 use verinfer_cli_core::files::{check_outputs, read_limited, write_regular, MAX_INPUT_BYTES};
-use verinfer_cli_core::report::{hex, OutputReport};
+use verinfer_cli_core::report::{dims, hex, OutputReport};
 use verinfer_cli_core::{out, outln};
 use verinfer_prover::inference::Progress;
 
@@ -111,6 +112,28 @@ enum Command {
         #[command(flatten)]
         model: ModelArgs,
     },
+    /// Choose requantization checkpoints from sample data and write them as a settings file.
+    ///
+    /// Runs the float model on the samples (--data) and records every tensor's range. Puts a
+    /// checkpoint requant(k, B) after every activation, and on the output of the last dense or
+    /// conv layer of any segment that would still need more bits than a checkpoint reads (126)
+    /// or the field holds.
+    ///
+    /// The rule, for each checkpoint in order from the input: with s the compiler's scale of the
+    /// tensor (its fractional bits, after the checkpoints before it) and R its largest |x| over
+    /// the samples, keep the most fractional bits f with R·2^f ≤ 2^(B−1−h); the shift is
+    /// k = s − f, or 0 if that is negative (a clamp only).
+    ///
+    /// Writes the settings (quantization keys, field, input range, and the checkpoints named by
+    /// ONNX value where the model has names, else layer:N), compiles the model with them exactly
+    /// as infer --settings does, and prints a table per tensor (float range, scale, worst-case
+    /// bits, shift, bits, fractional bits kept, values clamped on the samples, worst-case bits of
+    /// the segment after each checkpoint), the float and quantized accuracy when labels are
+    /// known, and how often their argmax agree.
+    ///
+    /// Example: verinfer calibrate --model models/digits/digits_square_plus_x.onnx
+    /// --data models/digits/test_set.json --settings s.json
+    Calibrate(CalibrateArgs),
     /// Compare prover cost and accuracy across activations (x², x²+x, quadratic presets).
     Compare(verinfer_compare::CompareArgs),
     /// Serve proved inferences over HTTP (a cloud server that proves every answer).
@@ -197,6 +220,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             infer_cmd(&model, &input, output.as_deref(), budget)
         }
         Command::Inspect { model } => inspect_cmd(&model),
+        Command::Calibrate(args) => calibrate_cmd(&args),
         Command::Compare(args) => {
             verinfer_compare::run(&args)?;
             Ok(ExitCode::SUCCESS)
@@ -472,13 +496,6 @@ fn inspect_cmd(args: &ModelArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn dims(d: &[usize]) -> String {
-    d.iter()
-        .map(|x| x.to_string())
-        .collect::<Vec<_>>()
-        .join("×")
-}
-
 fn truncate(s: &str, n: usize) -> String {
     if s.chars().count() <= n {
         s.to_string()
@@ -487,6 +504,22 @@ fn truncate(s: &str, n: usize) -> String {
         t.push('…');
         t
     }
+}
+
+fn calibrate_cmd(args: &CalibrateArgs) -> Result<ExitCode> {
+    let t = Instant::now();
+    let progress = DelayedProgress::start("calibrating");
+    let done = verinfer_cli_core::calibrate::run(args, &mut |done, total, what| {
+        progress.phase(done, total, what)
+    });
+    progress.finish();
+    let c = done?;
+    for note in &c.notes {
+        eprintln!("note: {note}");
+    }
+    out!("{}", c.render());
+    outln!("time        {:.2} s", t.elapsed().as_secs_f64());
+    Ok(ExitCode::SUCCESS)
 }
 
 fn demo_cmd(model: DemoModel, images: usize) -> Result<ExitCode> {
@@ -543,6 +576,12 @@ impl DelayedProgress {
     fn step(&self, p: Progress) {
         self.bar.set_length(p.total as u64);
         self.bar.set_position(p.done as u64);
+    }
+
+    /// A step that says what it is doing.
+    fn phase(&self, done: usize, total: usize, what: &str) {
+        self.bar.set_message(what.to_string());
+        self.step(Progress { done, total });
     }
 
     fn finish(mut self) {

@@ -788,3 +788,256 @@ fn demo_proves_lenet5_with_checkpoints() {
     let o = verinfer(&["demo", "--model", "resnet9000"]);
     assert_eq!(code(&o), 2, "{}", stderr(&o));
 }
+
+/// The correct predictions and the total of a "(k/n)" figure after `label` in a line of `out`.
+fn counted(out: &str, line: &str, label: &str) -> (usize, usize) {
+    let l = out
+        .lines()
+        .find(|l| l.starts_with(line))
+        .unwrap_or_else(|| panic!("no {line} line in: {out}"));
+    let rest = &l[l.find(label).unwrap_or_else(|| panic!("{label} in {l}")) + label.len()..];
+    let figure = &rest[rest.find('(').unwrap() + 1..rest.find(')').unwrap()];
+    let (k, n) = figure.split_once('/').unwrap();
+    (k.parse().unwrap(), n.parse().unwrap())
+}
+
+/// `verinfer calibrate --model m --data data --settings out` and `extra` flags.
+fn calibrate(m: &Path, data: &Path, out: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "calibrate",
+        "--model",
+        s(m),
+        "--data",
+        s(data),
+        "--settings",
+        s(out),
+    ];
+    args.extend(extra);
+    verinfer(&args)
+}
+
+/// A JSON file, parsed.
+fn json_file(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// `verinfer calibrate` on the digits x²+x model with its held-out test set (labels from the
+/// file): the settings parse and name ONNX values, prove and verify accept them, the quantized
+/// accuracy it prints is what `verinfer infer` gives with them, within a point of the float
+/// one; a model whose segments overflow without more checkpoints gets them on dense outputs;
+/// bad inputs are one-line usage errors.
+#[test]
+fn calibrate_writes_settings_that_prove_and_keep_accuracy() {
+    let d = Dir::new("calibrate");
+    let m = model("digits_square_plus_x.onnx");
+    let data = model("test_set.json");
+    let settings = d.file("s.json");
+    let o = calibrate(&m, &data, &settings, &[]);
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    let out = stdout(&o);
+    let written = json_file(&settings);
+    assert_eq!(written["format"], "verinfer-settings/1");
+    assert_eq!(written["input_bits"], 8);
+    assert_eq!(written["input_range"], serde_json::json!([0.0, 1.0]));
+    let requant = written["requant"].as_array().unwrap();
+    let tensors: Vec<&str> = requant
+        .iter()
+        .map(|r| r["tensor"].as_str().unwrap())
+        .collect();
+    assert_eq!(tensors, ["/Add_output_0", "/Add_1_output_0"], "{out}");
+    assert!(requant.iter().all(|r| r["bits"] == 16), "{written}");
+    assert!(
+        out.contains("layer:1") && out.contains("/Add_output_0"),
+        "{out}"
+    );
+
+    // Quantized accuracy as `infer --settings` gives it on the same images.
+    let (float, n) = counted(&out, "accuracy", "float");
+    let (quantized, n2) = counted(&out, "accuracy", "quantized");
+    assert_eq!((n, n2), (360, 360));
+    let images = d.input("images.json", 360, 0);
+    let report = d.file("y.json");
+    let o = verinfer(&[
+        "infer",
+        "--model",
+        s(&m),
+        "--input",
+        s(&images),
+        "--output",
+        s(&report),
+        "--settings",
+        s(&settings),
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let report = json_file(&report);
+    let test = json_file(&data);
+    let correct = report["argmax"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(test["labels"].as_array().unwrap())
+        .filter(|(p, l)| p == l)
+        .count();
+    assert_eq!(correct, quantized, "{out}");
+    assert!(
+        (float as f64 - quantized as f64).abs() * 100.0 / 360.0 <= 1.0,
+        "float {float}, quantized {quantized}: {out}"
+    );
+
+    // Prove and verify with the written settings.
+    let few = d.input("few.json", 8, 0);
+    let proof = d.file("few.proof");
+    let o = prove(&m, &few, &proof, &["--settings", s(&settings)]);
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    let o = verinfer(&[
+        "verify",
+        "--model",
+        s(&m),
+        "--input",
+        s(&few),
+        "--proof",
+        s(&proof),
+        "--settings",
+        s(&settings),
+    ]);
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("VALID"), "{}", stdout(&o));
+
+    // Fewer bits keep fewer fractional bits: a smaller shift is not what 16 bits chose.
+    let s12 = d.file("s12.json");
+    let o = calibrate(&m, &data, &s12, &["--bits", "12"]);
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    let w12 = json_file(&s12);
+    assert_eq!(
+        w12["requant"][0]["shift"].as_u64().unwrap(),
+        requant[0]["shift"].as_u64().unwrap() + 4
+    );
+
+    // Eight dense layers before each x²: segments of about 170 bits without more checkpoints.
+    let dense = |seed: usize, n_out: usize| {
+        let w: Vec<f64> = (0..6 * n_out)
+            .map(|i| ((i * 7 + seed * 13) % 11) as f64 / 10.0 - 0.5)
+            .collect();
+        serde_json::json!({"op": "dense", "in_features": 6, "out_features": n_out, "weight": w})
+    };
+    let mut layers = vec![];
+    for block in 0..2 {
+        for k in 0..8 {
+            layers.push(dense(block * 8 + k, 6));
+        }
+        layers.push(serde_json::json!({"op": "activation", "kind": "square"}));
+    }
+    layers.push(dense(99, 3));
+    let chain = d.write(
+        "chain.json",
+        serde_json::json!({"name": "chain", "input_shape": [6], "layers": layers}).to_string(),
+    );
+    let samples = d.write(
+        "samples.json",
+        "[[0.5, -0.25, 0.125, 1, -1, 0], [0, 0, 0, 0, 0, 0.75], [-0.5, 0.5, 0.3, 0.1, 0.9, -0.9]]",
+    );
+    // Checkpoints after the activations alone leave the segments too wide to requantize.
+    let acts_only = d.write(
+        "acts-only.json",
+        r#"{"format": "verinfer-settings/1", "requant": [
+            {"tensor": "layer:8", "shift": 0, "bits": 16},
+            {"tensor": "layer:17", "shift": 0, "bits": 16}]}"#,
+    );
+    let infer_chain = |settings: &Path| {
+        verinfer(&[
+            "infer",
+            "--model",
+            s(&chain),
+            "--input",
+            s(&samples),
+            "--settings",
+            s(settings),
+        ])
+    };
+    let o = infer_chain(&acts_only);
+    assert_usage_error(&o, "place a requantization checkpoint earlier");
+    let cs = d.file("chain-settings.json");
+    let o = calibrate(&chain, &samples, &cs, &[]);
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o).contains("2 on linear outputs where a segment overflowed (layer:7, layer:16)"),
+        "{}",
+        stdout(&o)
+    );
+    let o = infer_chain(&cs);
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+
+    // Bad inputs: exit 2, one line.
+    let out_s = d.file("bad-s.json");
+    let one = d.input("one.json", 1, 0);
+    let wide = d.write("wide.json", "[[1, 2, 3]]");
+    let outside = d.write("outside.json", digits_json(1, 0).replace("0.0,", "2.0,"));
+    let two_labels = d.write("two.json", "[1, 2]");
+    let big_label = d.write("big.json", "[12]");
+    let not_labels = d.write("not-labels.json", "{\"x\": 1}");
+    let mut nan = b"\x93NUMPY\x01\x00".to_vec();
+    let mut header =
+        "{'descr': '<f8', 'fortran_order': False, 'shape': (1, 1, 8, 8), }".to_string();
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    nan.extend((header.len() as u16).to_le_bytes());
+    nan.extend(header.as_bytes());
+    for i in 0..64 {
+        nan.extend(if i == 5 { f64::NAN } else { 0.5 }.to_le_bytes());
+    }
+    let nan = d.write("nan.npy", nan);
+    let missing = d.file("missing.json");
+    let labels = |p: &Path| ["--labels", s(p)].map(str::to_string);
+    for (data, out, extra, mentions) in [
+        (&data, &out_s, vec!["--bits", "63"], "--bits 63"),
+        (&data, &out_s, vec!["--bits", "1"], "--bits 1"),
+        (&data, &out_s, vec!["--headroom", "15"], "--headroom 15"),
+        (&wide, &out_s, vec![], "expects [1, 8, 8]"),
+        (&nan, &out_s, vec![], "not a finite number"),
+        (&missing, &out_s, vec![], "cannot read"),
+        (&outside, &out_s, vec![], "outside the declared input range"),
+        (
+            &data,
+            &m,
+            vec![],
+            "--model and --settings name the same file",
+        ),
+        (
+            &data,
+            &data,
+            vec![],
+            "--data and --settings name the same file",
+        ),
+    ] {
+        assert_usage_error(&calibrate(&m, data, out, &extra), mentions);
+    }
+    for (data, l, mentions) in [
+        (&data, &two_labels, "2 labels for 360 samples"),
+        (
+            &one,
+            &big_label,
+            "label 12 at index 0 is not one of the model's 10 classes",
+        ),
+        (&one, &not_labels, "\"labels\" list"),
+    ] {
+        let extra = labels(l);
+        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+        assert_usage_error(&calibrate(&m, data, &out_s, &extra), mentions);
+    }
+    assert!(!out_s.exists(), "no settings are written on a usage error");
+    let o = verinfer(&["calibrate", "--help"]);
+    assert_eq!(code(&o), 0);
+    for flag in [
+        "--data",
+        "--labels",
+        "--bits",
+        "--headroom",
+        "--settings",
+        "--input-bits",
+    ] {
+        assert!(stdout(&o).contains(flag), "{flag}: {}", stdout(&o));
+    }
+    assert!(stdout(&o).contains("R·2^f ≤ 2^(B−1−h)"), "{}", stdout(&o));
+}

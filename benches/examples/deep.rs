@@ -107,7 +107,14 @@ fn main() {
     let exe = std::env::current_exe().expect("own path");
     println!(
         "{:<12} {:>6} {:>11} {:>5} {:>10} {:>10} {:>10} {:>10} {:>9}",
-        "case", "layers", "MACs/item", "ckpts", "infer ms", "prove ms", "verify ms", "proof KB",
+        "case",
+        "layers",
+        "MACs/item",
+        "ckpts",
+        "infer ms",
+        "prove ms",
+        "verify ms",
+        "proof KB",
         "peak MiB"
     );
     for name in cases {

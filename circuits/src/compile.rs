@@ -147,12 +147,92 @@ pub(crate) fn show_bits(bits: u32) -> String {
 }
 
 /// Compiles `model` with quantization `params` for `field` (docs/protocol.md §3, §4, §6): validates,
-/// quantizes, lays out, runs the bound analysis and picks or checks the field.
+/// quantizes, lays out ([`lower`]), runs the bound analysis and picks or checks the field
+/// ([`Lowered::finish`]).
 pub fn compile(
     model: &Model,
     params: &QuantParams,
     field: FieldChoice,
 ) -> Result<LayeredCircuit, CompileError> {
+    lower(model, params)?.finish(field)
+}
+
+/// A model quantized and laid out, before the bound analysis and the field choice: what the
+/// compiler makes of each model layer, and which model layer each circuit layer comes from.
+#[derive(Clone, Debug)]
+pub struct Lowered {
+    /// The circuit; its `bound_bits` are 0 and its field is not chosen yet.
+    pub circuit: LayeredCircuit,
+    /// The model layer each circuit layer comes from (`Flatten` and free `Reshape` layers emit
+    /// none).
+    pub origin: Vec<usize>,
+}
+
+impl Lowered {
+    /// The circuit layer that computes the output of model layer `n`: the last one coming from
+    /// a model layer at or before `n` (`None`: the input, e.g. for a leading flatten).
+    pub fn circuit_layer(&self, n: usize) -> Option<usize> {
+        circuit_layer_of(&self.origin, n)
+    }
+
+    /// Fractional bits of the output of model layer `n`, as the compiler quantizes it.
+    pub fn scale_after(&self, n: usize) -> u32 {
+        match self.circuit_layer(n) {
+            Some(i) => self.circuit.layers[i].scale_bits,
+            None => self.circuit.input_scale,
+        }
+    }
+
+    /// Runs the bound analysis, checks every checkpoint's input width and picks or checks the
+    /// field: the rest of [`compile`].
+    pub fn finish(self, field: FieldChoice) -> Result<LayeredCircuit, CompileError> {
+        let Lowered {
+            mut circuit,
+            origin,
+        } = self;
+        if circuit.layers.is_empty() {
+            return Err(CompileError::NoLayers);
+        }
+        let bounds = bound_analysis(&circuit)?;
+        for (layer, b) in circuit.layers.iter_mut().zip(&bounds) {
+            layer.bound_bits = b.bits();
+        }
+        // A checkpoint reads its input as i128: what counts is the bits of the values it reads
+        // (the previous layer's output), not that layer's intermediate sums.
+        for (i, layer) in circuit.layers.iter().enumerate() {
+            let Some(max) = layer.op.spec().max_input_bits() else {
+                continue;
+            };
+            let bits = match layer.op.reads(i).first().copied().unwrap_or(i) {
+                0 => circuit.input_bits(),
+                t => bounds[t - 1].output_bits,
+            };
+            if bits > max {
+                return Err(CompileError::SegmentTooWide {
+                    layer: i,
+                    at: place(&circuit, &origin, Some(i)),
+                    bits,
+                    max,
+                });
+            }
+        }
+        let (field_id, reason) = choose_field(&circuit, &origin, field)?;
+        circuit.field = field_id;
+        circuit.field_reason = reason;
+        Ok(circuit)
+    }
+}
+
+/// The circuit layer that computes the output of model layer `n`, given the model layer each
+/// circuit layer comes from ([`Lowered::origin`]): the last one at or before `n` (`None`: the
+/// input).
+pub fn circuit_layer_of(origin: &[usize], n: usize) -> Option<usize> {
+    origin.iter().rposition(|&m| m <= n)
+}
+
+/// Quantizes and lays out `model` with `params` (docs/protocol.md §3, §4): the first half of
+/// [`compile`], which every model that validates and quantizes passes, however wide its values.
+pub fn lower(model: &Model, params: &QuantParams) -> Result<Lowered, CompileError> {
     let shapes = model.validate()?;
     let input = Layout::new(model.input_shape.clone());
     check_layout(&input, model.layers.len(), "input")?;
@@ -372,12 +452,10 @@ pub fn compile(
         }
         tensor_of.push(layers.len());
     }
-    if layers.is_empty() {
-        return Err(CompileError::NoLayers);
+    if !layers.is_empty() {
+        insert_forks(&mut layers, &mut origin, s_in);
     }
-    insert_forks(&mut layers, &mut origin, s_in);
-
-    let mut circuit = LayeredCircuit {
+    let circuit = LayeredCircuit {
         name: model.name.clone(),
         field: FieldId::M127,
         field_reason: String::new(),
@@ -388,33 +466,7 @@ pub fn compile(
         input_max,
         layers,
     };
-    let bounds = bound_analysis(&circuit)?;
-    for (layer, b) in circuit.layers.iter_mut().zip(&bounds) {
-        layer.bound_bits = b.bits();
-    }
-    // A checkpoint reads its input as i128: what counts is the bits of the values it reads (the
-    // previous layer's output), not that layer's intermediate sums.
-    for (i, layer) in circuit.layers.iter().enumerate() {
-        let Some(max) = layer.op.spec().max_input_bits() else {
-            continue;
-        };
-        let bits = match layer.op.reads(i).first().copied().unwrap_or(i) {
-            0 => circuit.input_bits(),
-            t => bounds[t - 1].output_bits,
-        };
-        if bits > max {
-            return Err(CompileError::SegmentTooWide {
-                layer: i,
-                at: place(&circuit, &origin, Some(i)),
-                bits,
-                max,
-            });
-        }
-    }
-    let (field_id, reason) = choose_field(&circuit, &origin, field)?;
-    circuit.field = field_id;
-    circuit.field_reason = reason;
-    Ok(circuit)
+    Ok(Lowered { circuit, origin })
 }
 
 /// Places a fork after every tensor that several layers read (the verifier merges claims only

@@ -264,6 +264,44 @@ impl Settings {
         Ok(s)
     }
 
+    /// The settings file of these settings: `format` first, then every key that is set, one
+    /// checkpoint a line (what `verinfer calibrate` writes; [`Settings::from_json`] reads it
+    /// back to the same value).
+    pub fn to_json(&self) -> String {
+        let mut keys = vec![format!("\"format\": {}", text(SETTINGS_FORMAT))];
+        let mut key = |name: &str, value: Option<String>| {
+            if let Some(v) = value {
+                keys.push(format!("\"{name}\": {v}"));
+            }
+        };
+        key("input_bits", self.input_bits.map(|v| v.to_string()));
+        key("weight_bits", self.weight_bits.map(|v| v.to_string()));
+        key("coef_bits", self.coef_bits.map(|v| v.to_string()));
+        key("weight_scale", self.weight_scale.map(|v| text(&v)));
+        key("field", self.field.map(|v| text(&v)));
+        key(
+            "input_range",
+            self.input_range
+                .map(|[lo, hi]| format!("[{}, {}]", text(&lo), text(&hi))),
+        );
+        if !self.requant.is_empty() {
+            let list: Vec<String> = self
+                .requant
+                .iter()
+                .map(|r| {
+                    format!(
+                        "{{\"tensor\": {}, \"shift\": {}, \"bits\": {}}}",
+                        text(&r.tensor),
+                        r.shift,
+                        r.bits
+                    )
+                })
+                .collect();
+            keys.push(format!("\"requant\": [\n  {}\n]", list.join(",\n  ")));
+        }
+        format!("{{{}}}\n", keys.join(",\n "))
+    }
+
     /// Inserts the checkpoints into `model`: a `requant` layer right after the layer that
     /// produces each named tensor (`layer:N`, or a name `names` knows). Refuses a tensor the
     /// model does not have, one `names` refuses, and a tensor named twice (under any names).
@@ -349,6 +387,11 @@ impl Settings {
     }
 }
 
+/// `v` as JSON text (strings quoted and escaped, enums by their file spelling).
+fn text<T: serde::Serialize + ?Sized>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_default()
+}
+
 fn requant_entry(entry: &Value, i: usize) -> Result<RequantAt, SettingsError> {
     let key = |k: &str| format!("requant[{i}].{k}");
     let Value::Object(obj) = entry else {
@@ -431,6 +474,44 @@ mod tests {
         );
         let only = Settings::from_json(r#"{"format": "verinfer-settings/1"}"#).unwrap();
         assert_eq!(only, Settings::default());
+    }
+
+    #[test]
+    fn written_settings_read_back() {
+        let s = Settings {
+            input_bits: Some(8),
+            weight_bits: Some(7),
+            coef_bits: Some(6),
+            weight_scale: Some(WeightScale::PerLayer),
+            field: Some(FieldChoice::Auto),
+            input_range: Some([-0.5, 1.0]),
+            requant: vec![
+                RequantAt {
+                    tensor: "/Add_output_0".into(),
+                    shift: 24,
+                    bits: 16,
+                },
+                RequantAt {
+                    tensor: "odd \"name\"\n".into(),
+                    shift: 0,
+                    bits: 2,
+                },
+            ],
+        };
+        let text = s.to_json();
+        assert!(
+            text.starts_with("{\"format\": \"verinfer-settings/1\",\n"),
+            "{text}"
+        );
+        assert!(text.contains("\"weight_scale\": \"per-layer\""), "{text}");
+        assert!(
+            text.contains("{\"tensor\": \"/Add_output_0\", \"shift\": 24, \"bits\": 16}"),
+            "{text}"
+        );
+        assert_eq!(Settings::from_json(&text).unwrap(), s);
+        let empty = Settings::default().to_json();
+        assert_eq!(empty, "{\"format\": \"verinfer-settings/1\"}\n");
+        assert_eq!(Settings::from_json(&empty).unwrap(), Settings::default());
     }
 
     #[test]

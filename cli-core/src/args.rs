@@ -28,6 +28,20 @@ pub struct ModelArgs {
 /// takes. Each flag overrides the settings file's key; a key set by neither takes its default.
 #[derive(Args, Debug, Clone, Default)]
 pub struct QuantFlags {
+    /// The quantization, field and input-range flags.
+    #[command(flatten)]
+    pub keys: QuantKeys,
+    /// Settings file (JSON, "format": "verinfer-settings/1"): quantization, field, input range
+    /// and requantization checkpoints; the flags above override its keys. Prover and verifier
+    /// must use the same settings (they are bound into the circuit digest).
+    #[arg(long, value_name = "FILE")]
+    pub settings: Option<PathBuf>,
+}
+
+/// The flags for the keys of a settings file other than its checkpoints: quantization, field
+/// and input range (`verinfer calibrate` takes these, and writes them to its settings file).
+#[derive(Args, Debug, Clone, Default)]
+pub struct QuantKeys {
     /// Fractional bits of the input (inputs are rounded to multiples of 2^-N) [default: 8;
     /// compare's timit architecture: 0].
     #[arg(long, value_name = "N")]
@@ -51,11 +65,6 @@ pub struct QuantFlags {
     /// ONNX file without one is -1,1). The worst-case bounds are computed from it.
     #[arg(long, value_name = "LO,HI", value_parser = parse_range, allow_hyphen_values = true)]
     pub input_range: Option<[f64; 2]>,
-    /// Settings file (JSON, "format": "verinfer-settings/1"): quantization, field, input range
-    /// and requantization checkpoints; the flags above override its keys. Prover and verifier
-    /// must use the same settings (they are bound into the circuit digest).
-    #[arg(long, value_name = "FILE")]
-    pub settings: Option<PathBuf>,
 }
 
 impl QuantFlags {
@@ -64,6 +73,23 @@ impl QuantFlags {
         read_settings(self.settings.as_deref())
     }
 
+    /// The quantization parameters: each flag, else the settings file's key, else `base`'s.
+    pub fn params(&self, settings: &Settings, base: QuantParams) -> QuantParams {
+        self.keys.params(settings, base)
+    }
+
+    /// The field: the flag, else the settings file's, else auto.
+    pub fn field(&self, settings: &Settings) -> FieldChoice {
+        self.keys.field(settings)
+    }
+
+    /// The declared input range, if the flag or the settings file sets one.
+    pub fn input_range(&self, settings: &Settings) -> Option<[f64; 2]> {
+        self.keys.input_range(settings)
+    }
+}
+
+impl QuantKeys {
     /// The quantization parameters: each flag, else the settings file's key, else `base`'s.
     pub fn params(&self, settings: &Settings, base: QuantParams) -> QuantParams {
         QuantParams {

@@ -4,6 +4,7 @@
 //! Everything here reads untrusted bytes: every failure is a [`FileError`] with a one-line
 //! message that names the file, never a panic.
 
+use crate::shaped::Wrapper;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 use verinfer_circuits::model::Model;
@@ -265,23 +266,104 @@ impl InputBatch {
 /// starts with the NumPy magic, else JSON nested arrays (`[...]` or `{"input": [...]}`).
 pub fn read_input(path: &Path, shape: &[usize]) -> Result<InputBatch, FileError> {
     let bytes = read_limited(path, MAX_INPUT_BYTES)?;
+    parse_input(path, &bytes, shape, Wrapper::Either)
+}
+
+/// Reads a file of sample inputs (`verinfer calibrate --data`): what [`read_input`] reads, or a
+/// labelled sample set `{"images": [...], "labels": [...]}` such as
+/// `models/digits/test_set.json`, whose labels are returned too.
+pub fn read_samples(
+    path: &Path,
+    shape: &[usize],
+) -> Result<(InputBatch, Option<Vec<usize>>), FileError> {
+    let bytes = read_limited(path, MAX_INPUT_BYTES)?;
+    let batch = parse_input(path, &bytes, shape, Wrapper::Samples)?;
+    let labels = match first_byte(&bytes) {
+        Some(b'{') => parse_labels(&bytes).map_err(|msg| FileError::Input {
+            path: path.to_path_buf(),
+            msg,
+        })?,
+        _ => None,
+    };
+    Ok((batch, labels))
+}
+
+/// Reads a labels file: a JSON list of class indices, or an object with a `labels` list (a
+/// labelled sample set).
+pub fn read_labels(path: &Path) -> Result<Vec<usize>, FileError> {
+    let bytes = read_limited(path, MAX_INPUT_BYTES)?;
+    let err = |msg: String| FileError::Input {
+        path: path.to_path_buf(),
+        msg,
+    };
+    let labels = match first_byte(&bytes) {
+        Some(b'[') => parse_label_list(&bytes).map_err(err)?,
+        Some(b'{') => parse_labels(&bytes).map_err(err)?.ok_or_else(|| {
+            err("expected a list of class indices, or an object with a \"labels\" list".into())
+        })?,
+        _ => {
+            return Err(err(
+                "expected a JSON list of class indices, e.g. [3, 0, 7]".into()
+            ))
+        }
+    };
+    Ok(labels)
+}
+
+fn first_byte(bytes: &[u8]) -> Option<u8> {
+    bytes.iter().copied().find(|b| !b.is_ascii_whitespace())
+}
+
+/// The `labels` list of a JSON object, if it has one (other fields are skipped unread).
+fn parse_labels(bytes: &[u8]) -> Result<Option<Vec<usize>>, String> {
+    #[derive(serde::Deserialize)]
+    struct Labelled {
+        #[serde(default)]
+        labels: Option<Vec<i64>>,
+    }
+    let l: Labelled = serde_json::from_slice(bytes).map_err(|e| format!("labels: {e}"))?;
+    l.labels.map(class_indices).transpose()
+}
+
+fn parse_label_list(bytes: &[u8]) -> Result<Vec<usize>, String> {
+    let list: Vec<i64> = serde_json::from_slice(bytes).map_err(|e| format!("labels: {e}"))?;
+    class_indices(list)
+}
+
+fn class_indices(list: Vec<i64>) -> Result<Vec<usize>, String> {
+    list.iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            usize::try_from(v)
+                .map_err(|_| format!("label {v} at index {i} is not a class index (0, 1, ...)"))
+        })
+        .collect()
+}
+
+/// An input file's bytes, as `.npy` (by its magic) or JSON with the arrays where `wrapper`
+/// allows them.
+fn parse_input(
+    path: &Path,
+    bytes: &[u8],
+    shape: &[usize],
+    wrapper: Wrapper,
+) -> Result<InputBatch, FileError> {
     let input_err = |msg: String| FileError::Input {
         path: path.to_path_buf(),
         msg,
     };
     if bytes.starts_with(NPY_MAGIC) {
-        let (dims, values) = parse_npy(&bytes).map_err(input_err)?;
+        let (dims, values) = parse_npy(bytes).map_err(input_err)?;
         return fit_shape(&dims, values, shape).map_err(input_err);
     }
-    parse_input_json(&bytes, shape).map_err(input_err)
+    crate::shaped::parse(bytes, shape, wrapper, usize::MAX).map_err(|e| input_err(e.to_string()))
 }
 
 /// Parses a JSON input (`[...]` nested arrays, or an object `{"input": [...]}`) for a model of
 /// per-item shape `shape`; the batch dimension is optional. The shape is checked while
 /// reading and only the numbers are stored ([`crate::shaped`]).
 pub fn parse_input_json(bytes: &[u8], shape: &[usize]) -> Result<InputBatch, String> {
-    crate::shaped::parse(bytes, shape, crate::shaped::Wrapper::Either, usize::MAX)
-        .map_err(|e| e.to_string())
+    crate::shaped::parse(bytes, shape, Wrapper::Either, usize::MAX).map_err(|e| e.to_string())
 }
 
 /// Accepts `dims == shape` (one item) or `dims == [batch] ++ shape`.

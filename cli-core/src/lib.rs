@@ -3,6 +3,7 @@
 //!
 //! - [`args`]: the model and quantization flags, thread and memory flags, compiling a model
 //!   with them;
+//! - [`calibrate`]: `verinfer calibrate`, checkpoints chosen from sample data;
 //! - [`files`]: model files (`.onnx` or the JSON IR) and input files (JSON or `.npy`);
 //! - [`shaped`]: the streaming, shape-checked reader of JSON inputs;
 //! - [`report`]: the output report (a contract of the command line);
@@ -12,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 pub mod args;
+pub mod calibrate;
 pub mod demo;
 pub mod engine;
 pub mod files;

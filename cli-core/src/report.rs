@@ -148,8 +148,16 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Index of the largest value (the first on ties).
-pub fn argmax(values: &[i128]) -> usize {
+/// `8×8×8` for `[8, 8, 8]` (shapes in tables).
+pub fn dims(d: &[usize]) -> String {
+    d.iter()
+        .map(|x| x.to_string())
+        .collect::<Vec<_>>()
+        .join("×")
+}
+
+/// Index of the largest value (the first on ties; NaN is never larger).
+pub fn argmax<T: PartialOrd>(values: &[T]) -> usize {
     let mut best = 0;
     for (i, v) in values.iter().enumerate() {
         if *v > values[best] {
@@ -168,7 +176,8 @@ mod tests {
     fn argmax_first_on_ties() {
         assert_eq!(argmax(&[1, 5, 5, -2]), 1);
         assert_eq!(argmax(&[-3]), 0);
-        assert_eq!(argmax(&[]), 0);
+        assert_eq!(argmax::<i128>(&[]), 0);
+        assert_eq!(argmax(&[0.5, 2.0, f64::NAN, 2.0]), 1);
     }
 
     #[test]

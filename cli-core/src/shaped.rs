@@ -41,6 +41,19 @@ pub enum Wrapper {
     Either,
     /// Only `{"input": <array>}` (request bodies).
     Object,
+    /// A bare array, `{"input": <array>}`, or a labelled sample set `{"images": <array>,
+    /// "labels": [...]}` such as `models/digits/test_set.json` (calibration data).
+    Samples,
+}
+
+impl Wrapper {
+    /// The object fields that may hold the arrays.
+    fn fields(self) -> &'static [&'static str] {
+        match self {
+            Wrapper::Either | Wrapper::Object => &["input"],
+            Wrapper::Samples => &["input", "images"],
+        }
+    }
 }
 
 /// Parses `bytes` as an input for per-item shape `shape`, with or without a leading batch
@@ -200,25 +213,29 @@ impl<'de> Visitor<'de> for Top<'_, '_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let mut seen = false;
+        let mut seen: Option<String> = None;
+        let fields = self.wrapper.fields();
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-            if key != "input" {
+            if !fields.contains(&key.as_ref()) {
                 map.next_value::<IgnoredAny>()?;
                 continue;
             }
-            if seen {
+            if let Some(first) = &seen {
                 // Readers disagree on which of two fields wins: refuse rather than pick.
-                return Err(self.st.fail(ShapedError::NotInput(
-                    "the object has two \"input\" fields".into(),
-                )));
+                let msg = if *first == key {
+                    format!("the object has two \"{key}\" fields")
+                } else {
+                    format!("the object has both \"{first}\" and \"{key}\" fields")
+                };
+                return Err(self.st.fail(ShapedError::NotInput(msg)));
             }
-            seen = true;
+            seen = Some(key.into_owned());
             map.next_value_seed(Level {
                 st: self.st,
                 depth: 0,
             })?;
         }
-        if seen {
+        if seen.is_some() {
             Ok(())
         } else {
             let msg = match self.wrapper {
@@ -227,6 +244,9 @@ impl<'de> Visitor<'de> for Top<'_, '_> {
                     "expected nested arrays of numbers, or an object with an \"input\" field"
                         .to_string()
                 }
+                Wrapper::Samples => "expected nested arrays of numbers, or an object with an \
+                                     \"input\" or \"images\" field"
+                    .to_string(),
             };
             Err(self.st.fail(ShapedError::NotInput(msg)))
         }
@@ -400,6 +420,28 @@ mod tests {
             go("[[1], [2], [3], [4], [5]]", &[1]),
             Err(ShapedError::BatchTooLarge { max: 4 })
         );
+    }
+
+    #[test]
+    fn sample_sets_hold_images() {
+        let samples = |s: &str| parse(s.as_bytes(), &[2], Wrapper::Samples, usize::MAX);
+        let b = samples("{\"source\": \"x\", \"images\": [[1, 2], [3, 4]], \"labels\": [0, 1]}")
+            .unwrap();
+        assert_eq!((b.batch, b.values), (2, vec![1.0, 2.0, 3.0, 4.0]));
+        assert_eq!(samples("[[1, 2]]").unwrap().batch, 1);
+        assert_eq!(samples("{\"input\": [1, 2]}").unwrap().batch, 1);
+        let e = samples("{\"input\": [1, 2], \"images\": [1, 2]}").unwrap_err();
+        assert!(
+            e.to_string().contains("both \"input\" and \"images\""),
+            "{e}"
+        );
+        let e = samples("{\"labels\": [1]}").unwrap_err();
+        assert!(e.to_string().contains("\"images\" field"), "{e}");
+        // Elsewhere "images" is just another field.
+        assert!(matches!(
+            go("{\"images\": [[1, 2]]}", &[2]),
+            Err(ShapedError::NotInput(_))
+        ));
     }
 
     #[test]

@@ -36,6 +36,12 @@ impl RequantOp {
         let (lo, hi) = self.range();
         requant(y, self.shift).clamp(lo, hi)
     }
+
+    /// Whether the checkpoint saturates `y`: its rounded value lies outside the clamp range.
+    pub fn clamps(&self, y: i128) -> bool {
+        let (lo, hi) = self.range();
+        !(lo..=hi).contains(&requant(y, self.shift))
+    }
 }
 
 /// `⌊(y + 2^(k−1)) / 2^k⌋` (`y` for `k = 0`), without overflow: the quotient `⌊y / 2^k⌋` (an
@@ -118,6 +124,11 @@ mod tests {
         assert_eq!(op(127, 62).apply(i128::MIN), -1);
         assert_eq!(op(200, 62).apply(i128::MAX), 0);
         assert_eq!(op(200, 62).apply(i128::MIN), 0);
+        // Saturation: 7 and −8 are the last values 4 bits keep; 15 >> 1 rounds to 8.
+        assert!(!op(0, 4).clamps(7) && !op(0, 4).clamps(-8));
+        assert!(op(0, 4).clamps(8) && op(0, 4).clamps(-9));
+        assert!(!op(1, 4).clamps(14) && op(1, 4).clamps(15));
+        assert!(!op(1, 4).clamps(-16) && op(1, 4).clamps(-18));
     }
 
     #[test]

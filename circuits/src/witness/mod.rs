@@ -191,7 +191,56 @@ pub fn infer(
     batch: usize,
     input: &[i128],
 ) -> Result<Vec<i128>, WitnessError> {
-    let last = run::<Bn254>(circuit, batch, input, |_, _| {})?;
+    infer_each(circuit, batch, input, &|_| false, &mut |_, _| {})
+}
+
+/// [`infer`], also handing every stage `keep` selects to `seen` as integers, without keeping
+/// it (e.g. the inputs of the checkpoints, to count the values they clamp): stage `s` (0 is
+/// the input, `i + 1` the output of layer `i`, so stage `i` is the input of layer `i`),
+/// compact and batch-major, in one or more consecutive pieces (a stage in machine integers
+/// narrower than `i128` is converted a piece at a time).
+pub fn infer_each(
+    circuit: &LayeredCircuit,
+    batch: usize,
+    input: &[i128],
+    keep: &dyn Fn(usize) -> bool,
+    seen: &mut dyn FnMut(usize, &[i128]),
+) -> Result<Vec<i128>, WitnessError> {
+    const PIECE: usize = 1 << 16;
+    let mut failed = None;
+    let last = run::<Bn254>(circuit, batch, input, |si, stage| {
+        if !keep(si) || failed.is_some() {
+            return;
+        }
+        match stage {
+            Stage::I128(v) => seen(si, v),
+            Stage::I64(v) => {
+                for piece in v.chunks(PIECE) {
+                    let wide: Vec<i128> = piece.iter().map(|&x| i128::from(x)).collect();
+                    seen(si, &wide);
+                }
+            }
+            Stage::Field(v) => {
+                for (k, piece) in v.chunks(PIECE).enumerate() {
+                    let wide: Result<Vec<i128>, usize> = piece
+                        .iter()
+                        .enumerate()
+                        .map(|(j, &f)| to_i128(f).map_err(|_| k * PIECE + j))
+                        .collect();
+                    match wide {
+                        Ok(wide) => seen(si, &wide),
+                        Err(index) => {
+                            failed = Some(WitnessError::ValueTooWide { stage: si, index });
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    })?;
+    if let Some(e) = failed {
+        return Err(e);
+    }
     stage_to_i128(last, circuit.layers.len())
 }
 
