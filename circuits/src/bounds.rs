@@ -198,7 +198,7 @@ impl StageBounds {
 /// represented (overflow of the exact domain).
 pub(crate) trait Domain {
     /// Bound of one value.
-    type Val: Copy;
+    type Val: Copy + PartialEq;
     /// Accumulator of a sum of weighted terms.
     type Acc;
     /// The bound of an exact zero.

@@ -67,23 +67,42 @@ impl BoundRule for Conv2dOp {
         let [kh, kw] = self.kernel;
         let [sh, sw] = self.stride;
         let [ph, pw] = self.padding;
+        // The kernel taps inside the input at output row r (col): a range of kernel rows
+        // (cols), the rest fall on zero padding.
+        let taps = |o: usize, s: usize, p: usize, k: usize, n: usize| {
+            let lo = p.saturating_sub(o * s);
+            let hi = (n + p).saturating_sub(o * s).min(k);
+            (lo, hi.max(lo))
+        };
+        // When every input channel holds one bound everywhere (the input range, a checkpoint's
+        // clamp range, and what follows them element-wise), an output's bound depends only on
+        // its channel and which taps are inside: compute each combination once.
+        let plane = h * w;
+        let uniform = plane > 0
+            && x.len() == ic * plane
+            && x.chunks(plane).all(|c| c.iter().all(|v| *v == c[0]));
         let mut out = Vec::with_capacity(oc * oh * ow);
         for oo in 0..oc {
             let b = *self.bias.get(oo)?;
+            let mut memo: Vec<((usize, usize, usize, usize), D::Val, u32)> = Vec::new();
             for r in 0..oh {
+                let (u0, u1) = taps(r, sh, ph, kh, h);
                 for col in 0..ow {
+                    let (v0, v1) = taps(col, sw, pw, kw, w);
+                    let key = (u0, u1, v0, v1);
+                    if uniform {
+                        if let Some(&(_, v, bits)) = memo.iter().find(|m| m.0 == key) {
+                            *inter = (*inter).max(bits);
+                            out.push(v);
+                            continue;
+                        }
+                    }
                     let mut acc = D::acc(b);
                     for ch in 0..ic {
-                        for u in 0..kh {
-                            // Input row s·r + u − p; out of range = zero padding.
-                            let Some(ir) = (r * sh + u).checked_sub(ph).filter(|&v| v < h) else {
-                                continue;
-                            };
-                            for v in 0..kw {
-                                let Some(icol) = (col * sw + v).checked_sub(pw).filter(|&v| v < w)
-                                else {
-                                    continue;
-                                };
+                        for u in u0..u1 {
+                            let ir = r * sh + u - ph;
+                            for v in v0..v1 {
+                                let icol = col * sw + v - pw;
                                 let wt = *self.weight.get(((oo * ic + ch) * kh + u) * kw + v)?;
                                 let xv = *x.get((ch * h + ir) * w + icol)?;
                                 D::mac(&mut acc, i128::from(wt), xv)?;
@@ -92,6 +111,9 @@ impl BoundRule for Conv2dOp {
                     }
                     let (v, bits) = D::finish(acc);
                     *inter = (*inter).max(bits);
+                    if uniform {
+                        memo.push((key, v, bits));
+                    }
                     out.push(v);
                 }
             }
