@@ -51,6 +51,9 @@ impl KernelRule for Conv2dOp {
     }
 }
 
+/// The kernel rows and columns `(u0, u1, v0, v1)` inside the input at one output position.
+type Taps = (usize, usize, usize, usize);
+
 impl BoundRule for Conv2dOp {
     fn bound<D: Domain>(
         &self,
@@ -84,7 +87,7 @@ impl BoundRule for Conv2dOp {
         let mut out = Vec::with_capacity(oc * oh * ow);
         for oo in 0..oc {
             let b = *self.bias.get(oo)?;
-            let mut memo: Vec<((usize, usize, usize, usize), D::Val, u32)> = Vec::new();
+            let mut memo: Vec<(Taps, D::Val, u32)> = Vec::new();
             for r in 0..oh {
                 let (u0, u1) = taps(r, sh, ph, kh, h);
                 for col in 0..ow {
