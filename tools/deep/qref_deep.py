@@ -8,6 +8,10 @@ Extends tools/digits/qref.py (which it imports: same lowering, same quantization
 * the settings file (``"format": "verinfer-settings/1"``), whose ``requant`` list places a
   checkpoint right after the lowered layer that produces the named tensor (``layer:N`` or an
   ONNX value name, ``qref.resolve_name``);
+* residual graphs (qref.py lowers Add/Sub of two layers to ``add``, a re-read tensor to
+  ``branch``): an add of A (the previous output, scale sA) and B (an earlier layer's output,
+  sB) is ``A·2^(s−sA) ± B·2^(s−sB)`` at ``s = max(sA, sB)``; a branch continues from the
+  earlier output at its scale; a checkpoint applies before every reader of its tensor;
 * exact inference with those checkpoints, the worst-case bits of each segment, and a CLI:
 
     python3 tools/deep/qref_deep.py --model models/deep/lenet5.onnx \\
@@ -45,6 +49,7 @@ MAX_SETTINGS_BITS = 64
 FIELD_CAPACITY = {"m127": 126, "bn254": 252}  # signed bits (docs/protocol.md §2)
 MAX_REQUANT_INPUT_BITS = 126  # a checkpoint's input is opened as i128 (docs/protocol.md §5)
 MAX_PER_LAYER_WEIGHT_BITS = 40  # circuits/src/quant.rs
+MAX_LIFT = 120  # largest lift of an add operand (circuits/src/ops/add.rs)
 
 
 def weight_scale_bits(W: np.ndarray, params: dict) -> int:
@@ -204,18 +209,48 @@ def _linear_exact(L, X, Wq, Bq, slow: bool):
     return Y.astype(object) if dt is not object else Y
 
 
+def last_readers(low: qref.Lowered) -> dict:
+    """Tensor t (0: the input, i + 1: the output of layer i, after its checkpoint) -> the last
+    layer that reads it. Layer i reads tensor i, except a branch; an add and a branch read
+    tensor ref + 1 (their earlier layer's output)."""
+    last = {}
+    for i, L in enumerate(low.layers):
+        if L.kind != "branch":
+            last[i] = i
+        if L.kind in ("add", "branch"):
+            last[L.ref + 1] = max(last.get(L.ref + 1, -1), i)
+    return last
+
+
+def _lifts(i, sA, sB, limit=True):
+    """Scale and lifts of an add of A at scale sA (the previous output) and B at sB; a lift
+    above MAX_LIFT is refused (as the compiler does) unless `limit` is false."""
+    s = max(sA, sB)
+    lifts = (s - sA, s - sB)
+    if limit and max(lifts) > MAX_LIFT:
+        raise qref.Unsupported(f"add at layer {i}: its operands' scales 2^{sA} and 2^{sB} differ by more than {MAX_LIFT} bits")
+    return s, lifts
+
+
 def eval_int(low: qref.Lowered, x: np.ndarray, params: dict, checkpoints: dict | None = None,
              trace: list | None = None, slow: bool = False):
     """Exact integer inference with checkpoints (docs/protocol.md §3, §5). Returns (Y, s_out).
 
-    `checkpoints`: layer index -> (shift, bits, ...); the checkpoint runs right after that layer.
+    `checkpoints`: layer index -> (shift, bits, ...); the checkpoint runs right after that layer,
+    so every reader of that layer's output (the next layer, an add, a branch) reads the
+    requantized tensor. An add of A (the previous output, scale sA) and B (layer ref's output,
+    scale sB) is A·2^(s−sA) ± B·2^(s−sB) at s = max(sA, sB); a branch continues from layer ref's
+    output at its scale.
     `trace` (list) gets one (label, scale, max |value| bits) per layer and per checkpoint."""
     checkpoints = checkpoints or {}
     s_in, s_c = params["input_bits"], params["coef_bits"]
     X = qref.q_array(x, s_in)
     s = s_in
+    T, S = {0: X}, {0: s}  # tensor t: the input (0) or the output of layer t - 1, and its scale
+    last = last_readers(low)
     wcache = {}
     for i, L in enumerate(low.layers):
+        X, s = T.get(i), S.get(i)
         if L.kind in ("conv", "dense"):
             s_w = weight_scale_bits(L.W, params)
             key = (i, s)
@@ -238,6 +273,16 @@ def eval_int(low: qref.Lowered, x: np.ndarray, params: dict, checkpoints: dict |
             X = qref._sumpool(X, L.window, L.stride)
         elif L.kind == "flatten":
             X = X.reshape(X.shape[0], -1)
+        elif L.kind == "add":
+            B, sB = T[L.ref + 1], S[L.ref + 1]
+            if B.shape != X.shape:
+                raise qref.Unsupported(f"add at layer {i}: operands of shapes {X.shape} and {B.shape}")
+            s, (lA, lB) = _lifts(i, s, sB)
+            A = X * (1 << lA) if lA else X
+            B = B * (1 << lB) if lB else B
+            X = A - B if L.subtract else A + B
+        elif L.kind == "branch":
+            X, s = T[L.ref + 1], S[L.ref + 1]
         if trace is not None:
             trace.append((f"{i}:{L.kind}", s, _maxabs(X).bit_length()))
         if i in checkpoints:
@@ -248,6 +293,9 @@ def eval_int(low: qref.Lowered, x: np.ndarray, params: dict, checkpoints: dict |
             s = s - k
             if trace is not None:
                 trace.append((f"requant>>{k},{bits}", s, _maxabs(X).bit_length()))
+        T[i + 1], S[i + 1] = X, s
+        for t in [t for t in T if t <= i and last.get(t, -1) <= i]:
+            del T[t]
     return X, s + qref.output_scale_adjust(low.output_factor)
 
 
@@ -261,16 +309,22 @@ def eval_int_batched(low, x, params, checkpoints=None, batch=40, slow=False):
     return np.concatenate(outs, axis=0), s_out, trace_all
 
 
-def worst_case(low: qref.Lowered, input_range, params: dict, checkpoints: dict | None = None):
+def worst_case(low: qref.Lowered, input_range, params: dict, checkpoints: dict | None = None,
+               lift_limit: bool = True):
     """Per-channel interval bound of every layer's integers, restarting from the clamp range
-    after each checkpoint. Returns (per-segment max bits, per-layer list (label, scale, bits))."""
+    after each checkpoint (a branch restarts from the intervals of the tensor it continues
+    from). Segments are counted in layer order, a new one after each checkpoint. Returns
+    (per-segment max bits, per-layer list (label, scale, bits))."""
     checkpoints = checkpoints or {}
     s_in, s_c = params["input_bits"], params["coef_bits"]
     lo, hi = qref.q(input_range[0], s_in), qref.q(input_range[1], s_in)
     iv = [(lo, hi)] * (low.input_shape[0] if low.input_shape else 1)
     s = s_in
+    shapes = qref.tensor_shapes(low)
+    IV, S = {0: iv}, {0: s}
     per, segments, seg = [], [], 0
     for i, L in enumerate(low.layers):
+        iv, s = IV[i], S[i]
         if L.kind in ("conv", "dense"):
             s_w = weight_scale_bits(L.W, params)
             Wq = qref.q_array(L.W, s_w)
@@ -323,9 +377,18 @@ def worst_case(low: qref.Lowered, input_range, params: dict, checkpoints: dict |
             iv = [(l * n, h * n) for l, h in iv]
         elif L.kind == "flatten":
             hw = 1
-            for d in qref.spatial_shape_after(low, L):
+            for d in shapes[i][1:]:
                 hw *= d
             iv = [t for t in iv for _ in range(hw)]
+        elif L.kind == "add":
+            ivB, sB = IV[L.ref + 1], S[L.ref + 1]
+            s, (lA, lB) = _lifts(i, s, sB, lift_limit)
+            if L.subtract:
+                iv = [((la << lA) - (hb << lB), (ha << lA) - (lb << lB)) for (la, ha), (lb, hb) in zip(iv, ivB)]
+            else:
+                iv = [((la << lA) + (lb << lB), (ha << lA) + (hb << lB)) for (la, ha), (lb, hb) in zip(iv, ivB)]
+        elif L.kind == "branch":
+            iv, s = IV[L.ref + 1], S[L.ref + 1]
         m = max(max(abs(l), abs(h)) for l, h in iv).bit_length()
         per.append((f"{i}:{L.kind}", s, m))
         seg = max(seg, m)
@@ -336,6 +399,7 @@ def worst_case(low: qref.Lowered, input_range, params: dict, checkpoints: dict |
             s -= k
             seg = max(max(abs(l), abs(h)) for l, h in iv).bit_length()
             per.append((f"requant>>{k},{bits}", s, seg))
+        IV[i + 1], S[i + 1] = iv, s
     segments.append(seg)
     return segments, per
 

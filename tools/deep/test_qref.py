@@ -268,6 +268,184 @@ def tiny_network_by_hand():
 
 
 # --------------------------------------------------------------------------
+# residual graphs: add / subtract of two layers, branches, checkpoints read by both paths
+#
+# Every graph starts x[N, 1] -> fc1 = Gemm(W 1.5, b 0.25) -> a1 = fc1*fc1 + fc1 (layers 0, 1)
+# and ends with fc3 = Gemm(W 0.5, b 0) -> out. At x = 0.5 and 8/8/8 uniform bits:
+#   X = 128 (s 8); fc1 = 384·128 + q(0.25, 16) = 65536 = 2^16 (s 16, 1.0);
+#   a1 = 2^32 + 2^16·2^16 = 2^33 (s 32, 2.0);
+#   fc2 = Gemm(a1, W 0.5, b 0.5) = 128·2^33 + q(0.5, 40) = 2^40 + 2^39 = 3·2^39 (s 40, 1.5).
+
+
+def _gemm(name, src, w, b=None):
+    f = np.float32
+    inits = [numpy_helper.from_array(np.array([[w]], f), name + ".W")]
+    ins = [src, name + ".W"]
+    if b is not None:
+        inits.append(numpy_helper.from_array(np.array([b], f), name + ".b"))
+        ins.append(name + ".b")
+    return helper.make_node("Gemm", ins, [name], transB=1), inits
+
+
+def residual_model(path, tail):
+    """fc1 -> a1 -> fc2, then `tail` (list of (op, inputs, output) or Gemm specs) -> out."""
+    nodes, inits = [], []
+    for spec in [("gemm", "x", "fc1", 1.5, 0.25), ("Mul", ["fc1", "fc1"], "sq1"), ("Add", ["sq1", "fc1"], "a1"),
+                 ("gemm", "a1", "fc2", 0.5, 0.5)] + tail:
+        if spec[0] == "gemm":
+            n, i = _gemm(spec[2], spec[1], spec[3], spec[4] if len(spec) > 4 else None)
+            nodes.append(n)
+            inits += i
+        elif spec[0] == "const":
+            inits.append(numpy_helper.from_array(np.array(spec[2], np.float32), spec[1]))
+        else:
+            nodes.append(helper.make_node(spec[0], spec[1], [spec[2]]))
+    g = helper.make_graph(nodes, "res", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1])],
+                          [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["N", 1])], inits)
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), path)
+
+
+def _lower(tail):
+    with tempfile.TemporaryDirectory() as d:
+        p = os.path.join(d, "res.onnx")
+        residual_model(p, tail)
+        return qref.lower_onnx(p)
+
+
+def _run(low, x, tensors=(), params=None):
+    params = params or dict(qref.DEFAULT_PARAMS)
+    cps = QD.place_checkpoints(low, [{"tensor": t, "shift": k, "bits": b} for t, k, b in tensors])
+    Y, s = QD.eval_int(low, np.array(x, dtype=np.float64).reshape(-1, 1), params, cps)
+    QD.worst_case(low, [-1.0, 1.0], params, cps)  # runs on graphs too
+    return [int(v) for v in Y.reshape(-1)], s
+
+
+@test
+def residual_add_lifts_the_lower_scale():
+    # res = fc2 + a1: fc2 (s 40) is on the latest layer, a1 (s 32) is the earlier operand
+    low = _lower([("Add", ["fc2", "a1"], "res"), ("gemm", "res", "out", 0.5)])
+    assert [L.kind for L in low.layers] == ["dense", "act", "dense", "add", "dense"]
+    assert low.layers[3].ref == 1 and not low.layers[3].subtract
+    assert low.names["res"] == 3 and low.names["a1"] == 1 and low.names["fc2"] == 2
+    # x = 0.5: res = 3·2^39 + 2^33·2^(40−32) = 7·2^39 (s 40, 3.5); out = 128·7·2^39 (s 48, 1.75)
+    assert _run(low, [0.5]) == ([7 << 46], 48)
+    # x = −0.75: X = −192; fc1 = 384·(−192) + 16384 = −57344 (−0.875);
+    # a1 = 57344² − 2^16·57344 = −469762048 (s 32, −0.109375); fc2 = 128·a1 + 2^39 (0.4453125);
+    # res = fc2 + a1·2^8 (0.3359375); out = 128·res
+    a1 = 57344 * 57344 - 65536 * 57344
+    assert a1 == -469762048
+    fc2 = 128 * a1 + (1 << 39)
+    assert fc2 == 489626271744
+    assert _run(low, [-0.75]) == ([128 * (fc2 + (a1 << 8))], 48)
+    assert float(qref.eval_float(low, np.array([[0.5]]))[0, 0]) == 1.75
+    # the scales are the contract's: lift of the lower one by the difference, none on the other
+    tr = []
+    QD.eval_int(low, np.array([[0.5]]), dict(qref.DEFAULT_PARAMS), {}, trace=tr)
+    assert [t[1] for t in tr] == [16, 32, 40, 40, 48]
+    assert "add[1]" in qref.describe(low)
+
+
+@test
+def residual_checkpoint_is_read_by_both_paths():
+    low = _lower([("Add", ["fc2", "a1"], "res"), ("gemm", "res", "out", 0.5)])
+    # a1 >> 24 in 8 bits: 2^33 -> 512 -> clamped to 127 (s 8), read by fc2 AND by the add:
+    # fc2 = 128·127 + q(0.5, 16) = 49024 (s 16); res = 49024 + 127·2^8 = 81536 (s 16);
+    # out = 128·81536 (s 24). (Had the add read a1 before the checkpoint: s 32, another value.)
+    assert _run(low, [0.5], [("a1", 24, 8)]) == ([128 * 81536], 24)
+    assert 128 * 81536 == 10436608
+    # and a checkpoint on the add's output: 81536 >> 4 = 5096 (s 12); out = 128·5096 (s 20)
+    assert _run(low, [0.5], [("a1", 24, 8), ("res", 4, 16)]) == ([128 * 5096], 20)
+    assert _run(low, [0.5], [("layer:1", 24, 8), ("layer:3", 4, 16)]) == ([128 * 5096], 20)
+
+
+@test
+def residual_subtract_and_its_sign():
+    # latest operand is the minuend: the layer computes fc2 − a1·2^8 = 3·2^39 − 2^41 = −2^39
+    low = _lower([("Sub", ["fc2", "a1"], "res"), ("gemm", "res", "out", 0.5)])
+    assert [L.kind for L in low.layers] == ["dense", "act", "dense", "add", "dense"]
+    assert low.layers[3].subtract and low.layers[3].ref == 1
+    assert float(low.layers[4].W[0, 0]) == 0.5
+    assert _run(low, [0.5]) == ([-(1 << 46)], 48)  # 128·(−2^39): −0.25
+    assert "sub[1]" in qref.describe(low)
+    # latest operand is the subtrahend: a1 − fc2 = −(fc2 − a1): the same layer (fc2 − a1·2^8 =
+    # −2^39) with a pending factor −1 that folds into fc3's weights (−0.5 -> q = −128)
+    low = _lower([("Sub", ["a1", "fc2"], "res"), ("gemm", "res", "out", 0.5)])
+    assert [L.kind for L in low.layers] == ["dense", "act", "dense", "add", "dense"]
+    assert low.layers[3].subtract and low.layers[3].ref == 1
+    assert float(low.layers[4].W[0, 0]) == -0.5
+    assert low.names["res"] == 3  # −1 times the add's output: names the add
+    assert _run(low, [0.5]) == ([1 << 46], 48)  # (−128)·(−2^39): +0.25
+    assert float(qref.eval_float(low, np.array([[0.5]]))[0, 0]) == 0.25
+    # the sign squared away: (−Z)² = Z², an x² activation; Z = −2^39 (s 40): Z² = 2^78 (s 80)
+    low = _lower([("Sub", ["a1", "fc2"], "res"), ("Mul", ["res", "res"], "sq"), ("gemm", "sq", "out", 0.5)])
+    assert [L.kind for L in low.layers] == ["dense", "act", "dense", "add", "act", "dense"]
+    assert low.layers[4].coefs == (1.0, 0.0, 0.0) and float(low.layers[5].W[0, 0]) == 0.5
+    assert _run(low, [0.5]) == ([128 << 78], 88)
+    # (−Z)² + (−Z) = Z² − Z: activation (1, −1, 0): Z² − 2^40·Z = 2^78 + 2^79 (s 80, 0.75)
+    low = _lower([("Sub", ["a1", "fc2"], "res"), ("Mul", ["res", "res"], "sq"), ("Add", ["sq", "res"], "act2"),
+                  ("gemm", "act2", "out", 0.5)])
+    assert low.layers[4].coefs == (1.0, -1.0, 0.0)
+    assert _run(low, [0.5]) == ([128 * (3 << 78)], 88)
+    assert low.names["act2"] == 4
+
+
+@test
+def residual_branch_reads_the_earlier_tensor():
+    # shortcut: short = Gemm(a1, W 2.0) read after fc2 -> branch from a1's layer, then a dense
+    tail = [("gemm", "a1", "short", 2.0), ("Add", ["fc2", "short"], "res"), ("gemm", "res", "out", 0.5)]
+    low = _lower(tail)
+    assert [L.kind for L in low.layers] == ["dense", "act", "dense", "branch", "dense", "add", "dense"]
+    assert low.layers[3].ref == 1 and low.layers[5].ref == 2  # add: input = short, ref = fc2
+    assert low.names["short"] == 4 and low.names["res"] == 5
+    # uniform, no checkpoint: short = 512·2^33 = 2^42 (s 40, 4.0); res = 2^42 + 3·2^39 = 11·2^39
+    assert _run(low, [0.5]) == ([128 * (11 << 39)], 48)
+    # a checkpoint on a1 (>> 24, 8 bits: 127 at s 8) is what both fc2 and the branch read:
+    # fc2 = 128·127 + 32768 = 49024, short = 512·127 = 65024 (both s 16); res = 114048
+    assert _run(low, [0.5], [("a1", 24, 8)]) == ([128 * 114048], 24)
+    # per-layer weights (8 signed bits): fc1 s_w 6 (96), fc2 s_w 7 (64), short s_w 5 (64),
+    # fc3 s_w 7 (64). fc1 = 96·128 + q(0.25, 14) = 2^14 (s 14); a1 = 2^29 (s 28);
+    # fc2 = 64·2^29 + q(0.5, 35) = 3·2^34 (s 35); short = 64·2^29 = 2^35 (s 33): the add's
+    # input (the latest) is lifted by 2: res = 2^37 + 3·2^34 = 11·2^34 (s 35);
+    # out = 64·11·2^34 (s 42, 2.75)
+    pl = {"input_bits": 8, "weight_bits": 8, "coef_bits": 8, "weight_scale": "per-layer"}
+    assert _run(low, [0.5], params=pl) == ([64 * (11 << 34)], 42)
+    tr = []
+    QD.eval_int(low, np.array([[0.5]]), pl, {}, trace=tr)
+    assert [t[1] for t in tr] == [14, 28, 35, 28, 33, 35, 42]
+    # the branch as the subtrahend's path: fc2 − short = 3·2^39 − 2^42 = −5·2^39 (uniform)
+    low = _lower([("gemm", "a1", "short", 2.0), ("Sub", ["fc2", "short"], "res"), ("gemm", "res", "out", 0.5)])
+    assert low.layers[5].subtract and float(low.layers[6].W[0, 0]) == -0.5
+    assert _run(low, [0.5]) == ([(-128) * (2 ** 42 - 3 * 2 ** 39)], 48)
+
+
+@test
+def residual_refusals():
+    def refused(tail, contains):
+        raises(qref.Unsupported, _lower, tail, contains=contains)
+    refused([("Mul", ["fc2", "a1"], "res"), ("gemm", "res", "out", 0.5)], "product")
+    refused([("Add", ["fc2", "x"], "res"), ("gemm", "res", "out", 0.5)], "model input")
+    refused([("gemm", "x", "again", 2.0), ("Add", ["fc2", "again"], "out")], "model input")
+    # the shortcut scaled by a constant the importer cannot fold
+    refused([("const", "two", 2.0), ("Mul", ["a1", "two"], "a1x2"), ("Add", ["fc2", "a1x2"], "res"),
+             ("gemm", "res", "out", 0.5)], "2.0 times")
+    # ... or an activation of an earlier output that no layer computes
+    refused([("Mul", ["fc1", "fc1"], "sq_again"), ("Add", ["fc2", "sq_again"], "res"), ("gemm", "res", "out", 0.5)],
+            "no layer computes")
+    # the sum of two earlier values (fc2b came after both): continues from the later one through
+    # a branch, then the add; then the sum plus fc2b
+    low = _lower([("gemm", "fc2", "fc2b", 1.0), ("Add", ["a1", "fc2"], "res"), ("Add", ["res", "fc2b"], "res2"),
+                  ("gemm", "res2", "out", 0.5)])
+    assert [L.kind for L in low.layers] == ["dense", "act", "dense", "dense", "branch", "add", "add", "dense"]
+    assert (low.layers[4].ref, low.layers[5].ref, low.layers[6].ref) == (2, 1, 3)
+    # x = 0.5: fc2b = 256·3·2^39 + 0 (s 48); res = 3·2^39 + 2^33·2^8 = 7·2^39 (s 40);
+    # res2 = 7·2^39·2^8 + 3·2^47 = 10·2^47 (s 48, 3.5 + 1.5 = 5.0); out = 128·10·2^47 (s 56)
+    assert _run(low, [0.5]) == ([128 * (10 << 47)], 56)
+    # a node the output does not depend on adds no layer
+    low = _lower([("gemm", "fc2", "dead", 1.0), ("Add", ["fc2", "a1"], "res"), ("gemm", "res", "out", 0.5)])
+    assert [L.kind for L in low.layers] == ["dense", "act", "dense", "add", "dense"]
+
+
+# --------------------------------------------------------------------------
 # real models
 
 
@@ -291,7 +469,7 @@ def digits_model_without_checkpoints_equals_qref():
 
 @test
 def deep_models_fast_path_equals_python_ints():
-    for name, up in (("lenet5", 4), ("vgg7", 2)):
+    for name, up in (("lenet5", 4), ("vgg7", 2), ("resnet", 2)):
         p = os.path.join(ROOT, "models", "deep", f"{name}.onnx")
         sp = os.path.join(ROOT, "models", "deep", f"{name}.settings.json")
         if not (os.path.exists(p) and os.path.exists(sp)):
@@ -308,6 +486,30 @@ def deep_models_fast_path_equals_python_ints():
         # every activation output name resolves to an activation layer
         for t in st["requant"]:
             assert low.layers[qref.resolve_name(low, t["tensor"])].kind == "act", t
+
+
+@test
+def resnet_lowering_is_the_importers_graph():
+    """models/deep/resnet.onnx lowers to the layer list `verinfer inspect` shows (model layers
+    layer:0..layer:23): identity shortcut = add of the block input; projection shortcut = branch
+    from the block input, 1×1 stride-2 conv, add of the main path's last conv."""
+    p = os.path.join(ROOT, "models", "deep", "resnet.onnx")
+    if not os.path.exists(p):
+        print("  (skipping resnet: not trained yet)")
+        return
+    low = qref.lower_onnx(p)
+    kinds = [L.kind for L in low.layers]
+    assert kinds == ["conv", "act", "conv", "act", "conv", "add", "act",
+                     "conv", "act", "conv", "branch", "conv", "add", "act",
+                     "conv", "act", "conv", "branch", "conv", "add", "act",
+                     "sumpool", "flatten", "dense"], kinds
+    refs = {i: L.ref for i, L in enumerate(low.layers) if L.kind in ("add", "branch")}
+    assert refs == {5: 1, 10: 6, 12: 9, 17: 13, 19: 16}, refs
+    assert not any(L.subtract for L in low.layers)
+    assert [low.layers[i].stride for i in (11, 18)] == [(2, 2), (2, 2)]
+    assert low.names["/block1/Add_output_0"] == 5 and low.names["/block2/Add_output_0"] == 12
+    assert low.names["/block2/short_conv/Conv_output_0"] == 11 and low.names["/block3/act2/Add_output_0"] == 20
+    assert low.output_factor == 1.0  # avg_pool2d(x, 4)'s 1/16 is in the dense weights
 
 
 def main():

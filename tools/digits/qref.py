@@ -2,11 +2,12 @@
 
 This module is deliberately independent of the Rust code and of torch: it
 reads an ONNX file with the `onnx` package, lowers it to a small list of
-layers (conv / dense / activation / sumpool / flatten), and evaluates that
-list either
+layers (conv / dense / activation / sumpool / flatten, and add / branch for
+residual networks), and evaluates that list either
 
 * exactly, with Python integers (numpy ``dtype=object`` arrays), following
-  docs/protocol.md §3 to the letter, or
+  docs/protocol.md §3 to the letter (``eval_int`` here: chains, uniform
+  weights; tools/deep/qref_deep.py: graphs, checkpoints, per-layer weights), or
 * in float64 (to check the lowering against the exporter's own float output).
 
 Lowering rules (what the Rust importer is expected to do as well):
@@ -24,9 +25,19 @@ Lowering rules (what the Rust importer is expected to do as well):
   pools / Flatten and multiplied into the NEXT linear layer's float weights
   (``W * k``, bias unchanged). So ``avg_pool2d(x, 2) * 4`` has factor 1.0. A
   factor left at the output must be a power of two and changes the output
-  scale.
+  scale. A pending offset ``c`` (``k·x + c``) folds back into the last linear
+  layer when nothing nonlinear is in between (``c`` / window area through a
+  sum-pool), else into the next linear layer's bias (``b + c·ΣW``).
 * Flatten / Reshape to (batch, features) is a row-major relabelling (a pending
   polynomial becomes an activation layer before it; a pure factor passes).
+* Add / Sub of two values on different layers' outputs (a residual
+  connection) is an ``add`` layer: its input is the operand on the latest
+  layer's output (a pending factor folded back into its linear layer), its
+  ``ref`` the earlier layer whose output is the other operand. ``latest −
+  earlier`` with the latest as subtrahend leaves the pending factor −1.
+* A value read again after later layers (a shortcut reading a block's input)
+  continues from that layer's output through a ``branch`` layer.
+* Only nodes the graph output depends on are lowered.
 * A trailing Softmax / LogSoftmax is dropped.
 * Relu / MaxPool (and anything else) are refused.
 
@@ -97,13 +108,17 @@ def is_integer(v: float) -> bool:
 
 @dataclass
 class Layer:
-    kind: str  # conv | dense | act | sumpool | flatten
+    kind: str  # conv | dense | act | sumpool | flatten | add | branch
     W: np.ndarray | None = None  # float64
     b: np.ndarray | None = None  # float64
     stride: tuple = (1, 1)
     pads: tuple = (0, 0, 0, 0)  # top, left, bottom, right
     coefs: tuple = (0.0, 1.0, 0.0)  # a, b, c for act
     window: tuple = (1, 1)
+    # add: the earlier layer whose output is added (subtracted) to the previous layer's output;
+    # branch: the earlier layer whose output it continues from
+    ref: int = -1
+    subtract: bool = False
     notes: list = field(default_factory=list)
 
 
@@ -214,11 +229,35 @@ def lower_onnx(path: str) -> Lowered:
     layers: list[Layer] = []
     notes: list[str] = []
     ident = (0.0, 1.0, 0.0)
-    # name bookkeeping: versions[i] counts the folds (BatchNormalization, bias Add) into layer i
-    # after it was emitted; a name stored at an older version is a pre-fold name
+    # name bookkeeping: versions[i] counts the folds (BatchNormalization, bias Add, a factor or
+    # offset folded back) into layer i after it was emitted; a name stored at an older version
+    # is a pre-fold name
     versions: dict[int, int] = {}
     names: dict = {}
     aliases: dict[str, str] = {}
+    # activation layers by the (base, polynomial) they compute: a later read of that value is
+    # the activation layer's output (a residual block's input read again by its shortcut)
+    emitted: dict[tuple, int] = {}
+    # only the nodes the output depends on are lowered (a dead node would add layers)
+    producer = {}
+    for n, node in enumerate(g.node):
+        for o in node.output:
+            producer.setdefault(o, n)
+    live, stack = set(), [o.name for o in g.output]
+    while stack:
+        n = producer.get(stack.pop())
+        if n is not None and n not in live:
+            live.add(n)
+            stack.extend(g.node[n].input)
+    live_nodes = [node for n, node in enumerate(g.node) if n in live]
+    # remaining readers of every value (live node inputs and the graph output)
+    uses: dict[str, int] = {}
+    for node in live_nodes:
+        for i in node.input:
+            if i:
+                uses[i] = uses.get(i, 0) + 1
+    for o in g.output:
+        uses[o.name] = uses.get(o.name, 0) + 1
 
     def on_store(key, v, alias_of):
         if alias_of is not None:
@@ -228,38 +267,158 @@ def lower_onnx(path: str) -> Lowered:
         if v.base == 0:
             names[key] = "the graph input is no layer's output"
         elif a == 0 and c == 0 and b != 0:
-            # the raw output of a linear layer, a pool or a flatten, or a pure scalar factor of
-            # it (pending, folded into the next linear layer): that layer's integers
+            # the raw output of a linear layer, a pool, a flatten or an add, or a pure scalar
+            # factor of it (pending, folded into the next linear layer): that layer's integers
             names[key] = ("layer", v.base - 1, versions.get(v.base - 1, 0))
+        elif a == 0 and b != 0:
+            names[key] = (f"the output of layer {v.base - 1} plus a constant that is folded into "
+                          "another layer (no layer computes it)")
+        elif a == 0:
+            names[key] = "a constant (zero times a layer's output)"
         else:
             names[key] = "an intermediate value of an activation polynomial (name its last node)"
 
     vals: dict[str, _Val] = _Vals(on_store)
     vals[inp.name] = _Val(0, (0.0, 1.0, 0.0), False)
 
-    def get_val(name):
+    def read(name) -> _Val:
+        """The value `name` holds; a quadratic that an activation layer already computes is that
+        layer's output."""
         v = vals[name]
-        if v.base != len(layers):
-            raise Unsupported("graph is not a simple chain (a tensor is used after a later layer)")
+        if v.poly[0] != 0:
+            li = emitted.get((v.base, v.poly))
+            if li is not None:
+                return _Val(li + 1, ident, False, v.name)
         return v
 
-    def materialize(v: _Val) -> float:
-        """Emit an activation layer if the polynomial is not a pure scale; return the pending factor."""
-        a, b, c = v.poly
-        if a == 0 and c == 0:
-            return b
-        layers.append(Layer("act", coefs=(a, b, c)))
-        if v.name:
-            names[v.name] = ("layer", len(layers) - 1, 0)
-        return 1.0
+    def shared(base) -> bool:
+        """Whether a value on layer output `base` still has readers after this node."""
+        return any(v.base == base and uses.get(n, 0) > 0 for n, v in vals.items())
 
-    def linear_in(v: _Val) -> float:
-        return materialize(v)
+    def current(v: _Val) -> _Val:
+        """`v` in terms of the last layer's output: a value of an earlier layer's output (read
+        again after later layers, e.g. by a shortcut) continues from it through a branch."""
+        if v.base == len(layers):
+            return v
+        if v.base == 0:
+            raise Unsupported("reads the model input again after other layers (a branch from the "
+                              "input); put a layer before the first branch")
+        layers.append(Layer("branch", ref=v.base - 1))
+        return _Val(len(layers), v.poly, False, v.name)
 
-    for node in g.node:
+    def emit_act(v: _Val, name: str | None):
+        """Appends the activation of the (current) quadratic `v`; `name` denotes it."""
+        layers.append(Layer("act", coefs=v.poly))
+        emitted[(v.base, v.poly)] = len(layers) - 1
+        if name:
+            names[name] = ("layer", len(layers) - 1, 0)
+
+    def fold_back(k: float, c: float) -> bool:
+        """Folds `k·t + c` (t the last layer's output) backward into the last linear layer's
+        weights and bias, through sum-pools (c / window area) and flattens; False if an
+        activation, add or branch comes first."""
+        if k == 1.0 and c == 0.0:
+            return True
+        cur = len(layers)
+        cc = c
+        for i in range(cur - 1, -1, -1):
+            L = layers[i]
+            if L.kind == "sumpool":
+                cc /= L.window[0] * L.window[1]
+                continue
+            if L.kind == "flatten":
+                continue
+            if L.kind in ("act", "add", "branch"):
+                return False
+            if shared(cur):
+                raise Unsupported(f"folding {k!r}·t + {c!r} back into layer {i} would change the "
+                                  "value t that is also read elsewhere")
+            L.W = L.W * k
+            L.b = L.b * k + cc
+            for j in range(i, cur):
+                versions[j] = versions.get(j, 0) + 1
+            notes.append(f"factor {k!r} and offset {c!r} folded back into {L.kind} layer {i}")
+            # the values that were k·t + c are now the last layer's output itself
+            for n, v in vals.items():
+                if n not in aliases and v.base == cur and v.poly == (0.0, k, c):
+                    names[n] = ("layer", cur - 1, versions.get(cur - 1, 0))
+            return True
+        return False
+
+    def linear_in(v: _Val):
+        """The input of a linear layer: emits a pending activation, folds an offset back if it
+        can. Returns the factor and offset left for the layer, (k, c): input = k·t + c."""
+        w = current(v)
+        a, b, c = w.poly
+        if a != 0:
+            emit_act(w, v.name if w is v else None)
+            return 1.0, 0.0
+        if c != 0 and fold_back(b, c):
+            return 1.0, 0.0
+        return b, c
+
+    def passthrough(v: _Val):
+        """The input of a pool or flatten: emits a pending activation; returns (k, c)."""
+        w = current(v)
+        a, b, c = w.poly
+        if a != 0:
+            emit_act(w, v.name if w is v else None)
+            return 1.0, 0.0
+        return b, c
+
+    def fold_input(W, B, k, c, what):
+        """A linear layer on the input k·t + c: W' = k·W, b' = b + c·ΣW[o] (row-major sums)."""
+        if c != 0:
+            B = B + np.array([c * sum(float(w) for w in row) for row in W.reshape(W.shape[0], -1)])
+            notes.append(f"offset {c!r} folded into the bias of {what} layer {len(layers)}")
+        if k != 1.0:
+            notes.append(f"factor {k!r} folded into {what} layer {len(layers)}")
+        return W * k, B.copy()
+
+    def residual(op, x: _Val, y: _Val) -> _Val:
+        """x ± y of two values on different layers' outputs: an add layer. The operand on the
+        latest layer's output is its input (a pending activation emitted, a pending factor or
+        offset folded back into its linear layer); the other, an earlier layer's output plus at
+        most an offset, is its `ref`. Returns the result: sign·(add output) + offset."""
+        if op not in ("Add", "Sub"):
+            raise Unsupported("a product or quotient of two layers' outputs is not a polynomial "
+                              "of one tensor; only their sum or difference is supported")
+        subtract = op == "Sub"
+        xb, yb = x, y
+        if x.base != len(layers) and y.base != len(layers):
+            if x.base > y.base:
+                x = current(x)
+            else:
+                y = current(y)
+        if x.base == len(layers):
+            main, other, sign, was = x, y, 1.0, xb
+        else:
+            main, other, sign, was = y, x, (-1.0 if subtract else 1.0), yb
+        a, b, c = main.poly
+        if a != 0:
+            emit_act(main, main.name if main is was else None)
+        elif (b != 1.0 or c != 0.0) and not fold_back(b, c):
+            raise Unsupported(f"one operand is {b!r}·t + {c!r} of the previous layer's output t, "
+                              "a factor that cannot be folded into a linear layer before the add")
+        oa, ob, oc = other.poly
+        if oa != 0:
+            raise Unsupported("the other operand is an elementwise expression of an earlier "
+                              "layer's output that no layer computes")
+        if other.base == 0:
+            raise Unsupported("adds the model input (a shortcut from the input)")
+        if ob != 1.0:
+            raise Unsupported(f"the shortcut is {ob!r} times an earlier layer's output")
+        layers.append(Layer("add", ref=other.base - 1, subtract=subtract))
+        off = -oc if subtract else oc
+        return _Val(len(layers), (0.0, sign, off * sign), False)
+
+    for node in live_nodes:
         op = node.op_type
         at = _attrs(node)
         ins = list(node.input)
+        for i in ins:
+            if i and i in uses:
+                uses[i] -= 1
         if op == "Constant":
             consts[node.output[0]] = numpy_helper.to_array(at["value"])
             if consts[node.output[0]].dtype.kind == "f":
@@ -269,7 +428,7 @@ def lower_onnx(path: str) -> Lowered:
             consts[node.output[0]] = _const_eval(node, [consts[i] for i in ins if i != ""])
             continue
         if op == "Conv":
-            v = get_val(ins[0])
+            v = read(ins[0])
             if at.get("group", 1) != 1:
                 raise Unsupported("grouped conv")
             if any(d != 1 for d in at.get("dilations", [1, 1])):
@@ -278,14 +437,15 @@ def lower_onnx(path: str) -> Lowered:
                 raise Unsupported("auto_pad")
             W = consts[ins[1]].astype(np.float64)
             B = consts[ins[2]].astype(np.float64) if len(ins) > 2 and ins[2] else np.zeros(W.shape[0])
-            k = linear_in(v)
             p = at.get("pads", [0, 0, 0, 0])
-            layers.append(Layer("conv", W=W * k, b=B.copy(), stride=tuple(at.get("strides", [1, 1])), pads=(p[0], p[1], p[2], p[3])))
-            if k != 1.0:
-                notes.append(f"factor {k!r} folded into conv layer {len(layers) - 1}")
+            k, c = linear_in(v)
+            if c != 0 and any(p):
+                raise Unsupported(f"conv input shifted by the constant {c!r}: cannot fold into a padded convolution")
+            W, B = fold_input(W, B, k, c, "conv")
+            layers.append(Layer("conv", W=W, b=B, stride=tuple(at.get("strides", [1, 1])), pads=(p[0], p[1], p[2], p[3])))
             vals[node.output[0]] = _Val(len(layers), ident, True)
         elif op == "Gemm":
-            v = get_val(ins[0])
+            v = read(ins[0])
             if at.get("transA", 0):
                 raise Unsupported("Gemm transA")
             Bm = consts[ins[1]].astype(np.float64)
@@ -293,23 +453,25 @@ def lower_onnx(path: str) -> Lowered:
             W = W * float(at.get("alpha", 1.0))
             C = consts[ins[2]].astype(np.float64) * float(at.get("beta", 1.0)) if len(ins) > 2 and ins[2] else np.zeros(W.shape[0])
             C = np.broadcast_to(C, (W.shape[0],)).copy()
-            k = linear_in(v)
-            layers.append(Layer("dense", W=W * k, b=C))
-            if k != 1.0:
-                notes.append(f"factor {k!r} folded into dense layer {len(layers) - 1}")
+            k, c = linear_in(v)
+            W, C = fold_input(W, C, k, c, "dense")
+            layers.append(Layer("dense", W=W, b=C))
             vals[node.output[0]] = _Val(len(layers), ident, True)
         elif op == "MatMul":
-            v = get_val(ins[0])
+            v = read(ins[0])
             W = consts[ins[1]].astype(np.float64).T
-            k = linear_in(v)
-            layers.append(Layer("dense", W=W * k, b=np.zeros(W.shape[0])))
+            k, c = linear_in(v)
+            W, C = fold_input(W, np.zeros(W.shape[0]), k, c, "dense")
+            layers.append(Layer("dense", W=W, b=C))
             vals[node.output[0]] = _Val(len(layers), ident, True)
         elif op == "BatchNormalization":
-            v = get_val(ins[0])
-            if not v.open_linear or v.poly != ident:
+            v = read(ins[0])
+            if v.base != len(layers) or not v.open_linear or v.poly != ident:
                 raise Unsupported("BatchNormalization not directly after a linear layer")
             if at.get("training_mode", 0):
                 raise Unsupported("BatchNormalization in training mode")
+            if shared(len(layers)):
+                raise Unsupported("BatchNormalization folded into a layer whose output is also read elsewhere")
             gamma, beta, mean, var = (consts[i].astype(np.float64) for i in ins[1:5])
             eps = float(at.get("epsilon", 1e-5))  # an ONNX float32 attribute, widened
             L = layers[-1]
@@ -327,13 +489,15 @@ def lower_onnx(path: str) -> Lowered:
                 raise AssertionError("unreachable")
             if a_in in consts or b_in in consts:
                 (t, c, c_first) = (b_in, a_in, True) if a_in in consts else (a_in, b_in, False)
-                v = get_val(t)
+                v = read(t)
                 cval = consts[c]
                 if op == "Add" and v.open_linear and v.poly == ident and cval.size > 1:
                     # MatMul + Add(bias vector)
-                    L = layers[-1]
-                    if L.kind != "dense":
+                    L = layers[-1] if layers else None
+                    if v.base != len(layers) or L is None or L.kind != "dense":
                         raise Unsupported("vector Add after a non-dense layer")
+                    if shared(len(layers)):
+                        raise Unsupported("vector Add folded into a layer whose output is also read elsewhere")
                     L.b = L.b + cval.reshape(-1).astype(np.float64)
                     versions[len(layers) - 1] = versions.get(len(layers) - 1, 0) + 1
                     vals[node.output[0]] = _Val(len(layers), ident, True)
@@ -352,7 +516,10 @@ def lower_onnx(path: str) -> Lowered:
                     poly = (-pa, -pb, s - pc) if c_first else (pa, pb, pc - s)
                 vals[node.output[0]] = _Val(v.base, poly, False)
             else:
-                v1, v2 = get_val(a_in), get_val(b_in)
+                v1, v2 = read(a_in), read(b_in)
+                if v1.base != v2.base:
+                    vals[node.output[0]] = residual(op, v1, v2)
+                    continue
                 if op == "Mul":
                     poly = _poly_mul(v1.poly, v2.poly)
                 elif op == "Add":
@@ -363,7 +530,7 @@ def lower_onnx(path: str) -> Lowered:
                     raise Unsupported("division by a tensor")
                 vals[node.output[0]] = _Val(v1.base, poly, False)
         elif op == "Pow":
-            v = get_val(ins[0])
+            v = read(ins[0])
             e = _scalar(consts[ins[1]], "Pow exponent")
             if e == 2.0:
                 poly = _poly_mul(v.poly, v.poly)
@@ -373,26 +540,26 @@ def lower_onnx(path: str) -> Lowered:
                 raise Unsupported(f"Pow with exponent {e}")
             vals[node.output[0]] = _Val(v.base, poly, False)
         elif op == "AveragePool":
-            v = get_val(ins[0])
+            v = read(ins[0])
             ks = tuple(at["kernel_shape"])
             st = tuple(at.get("strides", ks))
             if any(p != 0 for p in at.get("pads", [0, 0, 0, 0])) or at.get("ceil_mode", 0):
                 raise Unsupported("padded / ceil_mode AveragePool")
-            k = materialize(v)
+            k, c = passthrough(v)
             layers.append(Layer("sumpool", window=ks, stride=st))
-            f = 1.0 / (ks[0] * ks[1])
-            vals[node.output[0]] = _Val(len(layers), (0.0, k * f, 0.0), False)
+            # the mean of k·t + c over the window: (k / area)·(window sum of t) + c
+            vals[node.output[0]] = _Val(len(layers), (0.0, k / (ks[0] * ks[1]), c), False)
         elif op in ("Flatten", "Reshape"):
-            v = get_val(ins[0])
+            v = read(ins[0])
             if op == "Flatten" and at.get("axis", 1) != 1:
                 raise Unsupported("Flatten axis != 1")
             if op == "Reshape":
                 shp = consts.get(ins[1])
                 if shp is None or len(shp) != 2:
                     raise Unsupported("Reshape other than to (batch, features)")
-            k = materialize(v)  # an activation stays before the relabelling
+            k, c = passthrough(v)  # an activation stays before the relabelling
             layers.append(Layer("flatten"))
-            vals[node.output[0]] = _Val(len(layers), (0.0, k, 0.0), False)
+            vals[node.output[0]] = _Val(len(layers), (0.0, k, c), False)
         elif op in ("Identity", "Dropout"):
             vals[node.output[0]] = vals[ins[0]]
         elif op in ("Softmax", "LogSoftmax"):
@@ -405,8 +572,19 @@ def lower_onnx(path: str) -> Lowered:
 
     if len(g.output) != 1:
         raise Unsupported("expected one graph output")
-    v = get_val(g.output[0].name)
-    k = materialize(v)
+    out_name = g.output[0].name
+    uses[out_name] = uses.get(out_name, 1) - 1
+    v = read(out_name)
+    if v.base != len(layers):
+        raise Unsupported("the output is not computed from the last layer (a value read after later layers)")
+    a, b, c = v.poly
+    k = 1.0
+    if a != 0:
+        emit_act(v, v.name)
+    elif c == 0:
+        k = b  # a pure factor: a power of two changes the output scale (output_scale_adjust)
+    elif not fold_back(b, c):
+        raise Unsupported(f"the output is {b!r}·t + {c!r} of the last layer's output, which cannot be folded back")
     final = {}
     for key, rec in names.items():
         if isinstance(rec, tuple):
@@ -487,8 +665,14 @@ def _sumpool(X, window, stride):
 
 def eval_float(low: Lowered, x: np.ndarray) -> np.ndarray:
     X = np.asarray(x, dtype=np.float64)
+    T = [X]  # T[t]: the input (t = 0) or the output of layer t - 1
     for L in low.layers:
-        if L.kind == "conv":
+        if L.kind == "add":
+            B = T[L.ref + 1]
+            X = X - B if L.subtract else X + B
+        elif L.kind == "branch":
+            X = T[L.ref + 1]
+        elif L.kind == "conv":
             X = _conv(X, L.W, L.b, L.stride, L.pads, np.float64)
         elif L.kind == "dense":
             X = X @ L.W.T + L.b
@@ -499,7 +683,13 @@ def eval_float(low: Lowered, x: np.ndarray) -> np.ndarray:
             X = _sumpool(X, L.window, L.stride)
         elif L.kind == "flatten":
             X = X.reshape(X.shape[0], -1)
+        T.append(X)
     return X * low.output_factor
+
+
+def _chain_only(low: Lowered):
+    if any(L.kind in ("add", "branch") for L in low.layers):
+        raise Unsupported("residual layers (add, branch): use tools/deep/qref_deep.py")
 
 
 def output_scale_adjust(factor: float) -> int:
@@ -518,6 +708,7 @@ def eval_int(low: Lowered, x: np.ndarray, params=DEFAULT_PARAMS, trace=None):
     If `trace` is a list, (kind, scale, max_abs_bits) per layer is appended."""
     if params.get("weight_scale", "uniform") != "uniform":
         raise Unsupported("only uniform weight scale is implemented")
+    _chain_only(low)
     s_in, s_w, s_c = params["input_bits"], params["weight_bits"], params["coef_bits"]
     X = q_array(x, s_in)
     s = s_in
@@ -557,6 +748,7 @@ def worst_case_bits(low: Lowered, input_range, params=DEFAULT_PARAMS):
 
     Returns (max bits over all layers, per-layer list). Zero padding is
     accounted for by widening every conv input interval to contain 0."""
+    _chain_only(low)
     s_in, s_w, s_c = params["input_bits"], params["weight_bits"], params["coef_bits"]
     lo, hi = q(input_range[0], s_in), q(input_range[1], s_in)
     C = low.input_shape[0] if low.input_shape else 1
@@ -634,19 +826,33 @@ def worst_case_bits(low: Lowered, input_range, params=DEFAULT_PARAMS):
     return max(p[2] for p in per), per
 
 
-def spatial_shape_after(low: Lowered, upto: Layer):
-    """Spatial (H, W) shape of the tensor entering layer `upto`."""
-    H, W = low.input_shape[1], low.input_shape[2]
+def tensor_shapes(low: Lowered) -> list:
+    """Per-item shape of every tensor: [0] the input, [i + 1] the output of layer i."""
+    shapes = [tuple(low.input_shape)]
     for L in low.layers:
-        if L is upto:
-            return (H, W)
+        sh = shapes[-1]
         if L.kind == "conv":
             kh, kw = L.W.shape[2:]
-            H = (H + L.pads[0] + L.pads[2] - kh) // L.stride[0] + 1
-            W = (W + L.pads[1] + L.pads[3] - kw) // L.stride[1] + 1
+            sh = (L.W.shape[0],
+                  (sh[1] + L.pads[0] + L.pads[2] - kh) // L.stride[0] + 1,
+                  (sh[2] + L.pads[1] + L.pads[3] - kw) // L.stride[1] + 1)
+        elif L.kind == "dense":
+            sh = (L.W.shape[0],)
         elif L.kind == "sumpool":
-            H = (H - L.window[0]) // L.stride[0] + 1
-            W = (W - L.window[1]) // L.stride[1] + 1
+            sh = (sh[0], (sh[1] - L.window[0]) // L.stride[0] + 1, (sh[2] - L.window[1]) // L.stride[1] + 1)
+        elif L.kind == "flatten":
+            sh = (int(np.prod(sh)),)
+        elif L.kind == "branch":
+            sh = shapes[L.ref + 1]
+        shapes.append(sh)
+    return shapes
+
+
+def spatial_shape_after(low: Lowered, upto: Layer):
+    """Spatial (H, W) shape of the tensor entering layer `upto`."""
+    for i, L in enumerate(low.layers):
+        if L is upto:
+            return tuple(tensor_shapes(low)[i][1:])
     raise ValueError("layer not found")
 
 
@@ -659,6 +865,10 @@ def describe(low: Lowered) -> str:
             parts.append("act(%r,%r,%r)" % L.coefs)
         elif L.kind == "sumpool":
             parts.append(f"sumpool{list(L.window)}")
+        elif L.kind == "add":
+            parts.append(f"{'sub' if L.subtract else 'add'}[{L.ref}]")
+        elif L.kind == "branch":
+            parts.append(f"branch[{L.ref}]")
         else:
             parts.append(L.kind)
     if low.output_factor != 1.0:
