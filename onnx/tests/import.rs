@@ -1614,3 +1614,32 @@ fn residual_blocks_become_add_and_branch_layers() {
     let e = err(residual_net("Mul", false, false).import("out"));
     assert!(e.contains("not a polynomial of one tensor"), "{e}");
 }
+
+/// A factor folded back into a layer whose own output another node still reads would change
+/// that read too: `m = 2·out; r = m + hh; z = r + out` must not scale `out`'s layer (3·out + hh
+/// is the right output, not 4·out + hh); the importer refuses instead.
+#[test]
+fn a_factor_is_not_folded_into_a_layer_read_elsewhere() {
+    let net = |read_again: bool| {
+        let mut g = dense_net(|g| {
+            g.weight("W3", &[2, 3], 7)
+                .node("Gemm", &["h", "W3"], "hh", vec![ai("transB", 1)])
+                .node("Identity", &["h"], "a", vec![]);
+        });
+        g.scalar("two", 2.0)
+            .node("Mul", &["out", "two"], "m", vec![])
+            .node("Add", &["m", "hh"], "r", vec![]);
+        if read_again {
+            g.node("Add", &["r", "out"], "z", vec![]);
+            g.import("z")
+        } else {
+            g.import("r")
+        }
+    };
+    let e = err(net(true));
+    assert!(e.contains("cannot be folded"), "{e}");
+    // Without the second read the same factor folds into the layer.
+    let m = ok(net(false)).model;
+    let kinds: Vec<&str> = m.layers.iter().map(Layer::op_name).collect();
+    assert_eq!(kinds, ["dense", "dense", "branch", "dense", "add"]);
+}

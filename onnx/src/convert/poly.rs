@@ -61,7 +61,7 @@ impl<'g> Converter<'g> {
         let (k0, c0, cur) = (k, c, self.cur());
         let mut c = c;
         for i in (0..self.layers.len()).rev() {
-            let (weight, bias, out) = match &mut self.layers[i] {
+            match &self.layers[i] {
                 Layer::SumPool(sp) => {
                     c /= (sp.window[0] * sp.window[1]) as f64;
                     continue;
@@ -72,8 +72,21 @@ impl<'g> Converter<'g> {
                 Layer::Activation(_) | Layer::Requant(_) | Layer::Add(_) | Layer::Branch(_) => {
                     return false
                 }
+                Layer::Conv2d(_) | Layer::Dense(_) => {}
+            }
+            // Every value computed from this layer's output on would change: refuse while
+            // another node still reads one of them (e.g. a shortcut reading the raw output).
+            let read_elsewhere = self.values.iter().any(|(name, v)| {
+                matches!(v, Value::Act(q) if q.anchor > i && q.anchor <= cur)
+                    && self.uses.get(name).copied().unwrap_or(0) > 0
+            });
+            if read_elsewhere {
+                return false;
+            }
+            let (weight, bias, out) = match &mut self.layers[i] {
                 Layer::Conv2d(cv) => (&mut cv.weight, &mut cv.bias, cv.out_channels),
                 Layer::Dense(d) => (&mut d.weight, &mut d.bias, d.out_features),
+                _ => return false,
             };
             weight.iter_mut().for_each(|w| *w *= k);
             self.changed.push((i, self.events));
@@ -141,6 +154,10 @@ impl<'g> Converter<'g> {
 
     pub(super) fn finish_output(&mut self) -> Result<(), OnnxError> {
         let name = self.output.clone();
+        // The graph output is this value's last reader.
+        if let Some(u) = self.uses.get_mut(&name) {
+            *u = u.saturating_sub(1);
+        }
         let shown = clean(&name);
         let p = match self.values.get(&name) {
             Some(Value::Act(p)) => *p,
