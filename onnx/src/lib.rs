@@ -16,6 +16,7 @@
 //! | `Gemm` (`transA = 0`, any `transB`, `alpha`/`beta` scale W and C) | `Dense` |
 //! | `MatMul(x, W)` with constant `W [in, out]` (+ a following `Add` of a bias) | `Dense` |
 //! | `BatchNormalization` (inference) directly after `Conv` / `Gemm` / `MatMul` | folded into that layer |
+//! | `BatchNormalization` or a per-channel constant anywhere else (after an add, a pool, an activation: a pre-activation residual block) | its own per-channel layer: a 1×1 `Conv2d` (a `Dense` on vectors) with diagonal weights |
 //! | `Add` / `Sub` / `Mul` / `Div` by a per-channel constant directly after a linear layer | folded into its weights / bias |
 //! | `Mul`, `Add`, `Sub`, `Neg`, `Pow(·, 2)`, `Mul`/`Div` by a scalar, `Add`/`Sub` of a scalar | a quadratic polynomial, emitted as `Activation` (`Square`, `SquarePlusX` or `Quadratic`) or folded (below) |
 //! | `AveragePool` (no padding, `ceil_mode` only when exact) | `SumPool`, with a factor `1/(kh·kw)` folded (below) |

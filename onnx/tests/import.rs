@@ -458,7 +458,7 @@ fn batchnorm_after_gemm_and_misplaced_batchnorm() {
     });
     assert_eq!(layers.len(), 2);
     // After an activation: refused, naming the node.
-    let e = err(conv_net(true, |g| {
+    let im = ok(conv_net(true, |g| {
         bn_params(g);
         g.node("Mul", &["c", "c"], "sq", vec![]).named(
             "bn_bad",
@@ -469,9 +469,25 @@ fn batchnorm_after_gemm_and_misplaced_batchnorm() {
         );
     })
     .import("out"));
+    // After an activation it cannot fold: it becomes its own per-channel 1×1 convolution.
     assert!(
-        e.contains("node 'bn_bad' (BatchNormalization)") && e.contains("directly follow"),
-        "{e}"
+        im.notes
+            .iter()
+            .any(|n| n.contains("node 'bn_bad'") && n.contains("per-channel")),
+        "{:?}",
+        im.notes
+    );
+    let kinds: Vec<&str> = im.model.layers.iter().map(Layer::op_name).collect();
+    assert_eq!(
+        kinds,
+        [
+            "conv2d",
+            "activation",
+            "conv2d",
+            "activation",
+            "flatten",
+            "dense"
+        ]
     );
     // Training mode.
     let e = err(conv_net(true, |g| {
@@ -519,7 +535,8 @@ fn per_channel_constants_fold_into_the_bias() {
             .node("Mul", &["hv", "h"], "a", vec![]);
     })
     .import("out"));
-    assert!(e.contains("used elsewhere"), "{e}");
+    // (The add becomes a per-channel layer of its own, and `hv · h` multiplies two layers.)
+    assert!(e.contains("product"), "{e}");
 }
 
 #[test]
@@ -1642,4 +1659,65 @@ fn a_factor_is_not_folded_into_a_layer_read_elsewhere() {
     let m = ok(net(false)).model;
     let kinds: Vec<&str> = m.layers.iter().map(Layer::op_name).collect();
     assert_eq!(kinds, ["dense", "dense", "branch", "dense", "add"]);
+}
+
+/// A pre-activation residual block: the BatchNormalization after the add cannot fold into a
+/// linear layer, so it becomes a per-channel 1×1 convolution that computes it exactly.
+#[test]
+fn batchnorm_after_an_add_is_a_per_channel_layer() {
+    use verinfer_circuits::float;
+    let mut g = G::new(&[-1, 1, 6, 6]);
+    let conv = || vec![ints("kernel_shape", &[3, 3]), ints("pads", &[1, 1, 1, 1])];
+    g.weight("W0", &[3, 1, 3, 3], 60)
+        .weight("W1", &[3, 3, 3, 3], 61)
+        .weight("F", &[2, 108], 62);
+    bn_params(&mut g);
+    g.node("Conv", &["input", "W0"], "c0", conv())
+        .node("Mul", &["c0", "c0"], "a0", vec![])
+        .node("Conv", &["a0", "W1"], "c1", conv())
+        .node("Add", &["c1", "a0"], "s", vec![])
+        .node(
+            "BatchNormalization",
+            &["s", "gamma", "beta", "mean", "var"],
+            "bn",
+            vec![af("epsilon", 1e-3)],
+        )
+        .node("Mul", &["bn", "bn"], "a1", vec![])
+        .node("Flatten", &["a1"], "f", vec![])
+        .node("Gemm", &["f", "F"], "out", vec![ai("transB", 1)]);
+    let m = ok(g.import("out")).model;
+    let kinds: Vec<&str> = m.layers.iter().map(Layer::op_name).collect();
+    assert_eq!(
+        kinds,
+        [
+            "conv2d",
+            "activation",
+            "conv2d",
+            "add",
+            "conv2d",
+            "activation",
+            "flatten",
+            "dense"
+        ]
+    );
+    let x: Vec<f64> = f64s(&vals(36, 3));
+    let run = float::run(&m, &x).unwrap();
+    let (sum, bn) = (&run.layers[3], &run.layers[4]);
+    let r = |v: [f32; 3]| v.map(f64::from);
+    let (gamma, beta, mean, var) = (
+        r([1.5, 0.5, -2.0]),
+        r([0.1, -0.2, 0.3]),
+        r([0.25, -1.0, 2.0]),
+        r([0.5, 2.0, 0.01]),
+    );
+    let eps = f64::from(1e-3f32);
+    let want: Vec<f64> = sum
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let o = i / 36;
+            (v - mean[o]) / (var[o] + eps).sqrt() * gamma[o] + beta[o]
+        })
+        .collect();
+    close(bn, &want, 1e-12);
 }

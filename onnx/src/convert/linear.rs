@@ -3,6 +3,10 @@
 
 use super::*;
 
+/// Most channels of a per-channel affine map that becomes a layer of its own (its diagonal
+/// weight matrix has `channels²` entries).
+const MAX_DIAGONAL: usize = 4096;
+
 impl<'g> Converter<'g> {
     /// Applies a per-channel affine map to the output of the last linear layer: for each output
     /// channel `o`, `f(o, b[o])` gives the weight factor and the new bias.
@@ -18,23 +22,13 @@ impl<'g> Converter<'g> {
             self.layers.last(),
             Some(Layer::Conv2d(_)) | Some(Layer::Dense(_))
         );
-        if p.anchor != anchor || !linear || p.a != 0.0 {
-            return Err(ctx.err(format!(
-                "{what} must directly follow a Conv, Gemm or MatMul (it is folded into that layer)"
-            )));
-        }
         let shared = self.values.iter().any(|(name, v)| {
             matches!(v, Value::Act(q) if q.anchor == anchor)
                 && self.uses.get(name).copied().unwrap_or(0) > 0
         });
-        if shared {
-            return Err(ctx.err(format!(
-                "{what} is folded into the preceding layer, but that layer's output is also used \
-                 elsewhere"
-            )));
-        }
-        if !self.fold_back(p.b, p.c) {
-            return Err(ctx.err("cannot fold into the preceding layer"));
+        let direct = p.anchor == anchor && linear && p.a == 0.0 && !shared;
+        if !(direct && self.fold_back(p.b, p.c)) {
+            return self.per_channel_layer(ctx, p, what, f);
         }
         let Some(layer) = self.layers.last_mut() else {
             return Err(ctx.err("no preceding layer"));
@@ -54,6 +48,73 @@ impl<'g> Converter<'g> {
             *bo = nb;
         }
         Ok(Poly::identity(anchor))
+    }
+
+    /// A per-channel affine map that cannot fold into the layer before it (it follows an add, a
+    /// pooling or an activation, or that layer's output is read elsewhere, as in a
+    /// pre-activation residual block's BatchNormalization): its own layer, a 1×1 convolution
+    /// (a dense layer on vectors) with one weight per channel on the diagonal.
+    fn per_channel_layer(
+        &mut self,
+        ctx: &Ctx,
+        p: Poly,
+        what: &str,
+        f: &dyn Fn(usize, f64) -> (f64, f64),
+    ) -> Result<Poly, OnnxError> {
+        let p = self.current(ctx, p)?;
+        let p = if p.a != 0.0 {
+            self.emit_activation(ctx, p)?;
+            Poly::identity(self.cur())
+        } else {
+            p
+        };
+        let shape = self.anchor_shape(&p);
+        let ch = shape.first().copied().unwrap_or(0);
+        if ch == 0 || ch > MAX_DIAGONAL {
+            return Err(ctx.err(format!(
+                "{what} does not follow a linear layer, and its {ch} channels are too many for a \
+                 per-channel layer of its own (at most {MAX_DIAGONAL})"
+            )));
+        }
+        // y_o = s_o·(k·t + c) + t_o, with (s_o, s_o·c + t_o) = f(o, c).
+        let mut weight = vec![0.0; ch * ch];
+        let mut bias = Vec::with_capacity(ch);
+        for o in 0..ch {
+            let (s, b) = f(o, p.c);
+            weight[o * ch + o] = s * p.b;
+            bias.push(b);
+        }
+        let layer = match shape.len() {
+            3 => Layer::Conv2d(Conv2d {
+                in_channels: ch,
+                out_channels: ch,
+                kernel: [1, 1],
+                stride: [1, 1],
+                padding: [0, 0],
+                weight,
+                bias: Some(bias),
+            }),
+            1 => Layer::Dense(Dense {
+                in_features: ch,
+                out_features: ch,
+                weight,
+                bias: Some(bias),
+            }),
+            _ => {
+                return Err(ctx.err(format!(
+                    "{what} on a tensor of per-item shape {shape:?} cannot be a layer of its own"
+                )))
+            }
+        };
+        self.push_layer(ctx, layer)?;
+        self.notes.push(format!(
+            "{what} ({}) does not directly follow a linear layer whose output nothing else \
+             reads: it is its own per-channel layer {} ({})",
+            ctx.label,
+            self.cur() - 1,
+            self.layers.last().map_or("?", Layer::op_name)
+        ));
+        Ok(Poly::identity(self.cur()))
     }
 
     /// The per-channel values of a constant broadcast against an activation of per-item shape
@@ -390,15 +451,19 @@ impl<'g> Converter<'g> {
             }
             s.push(gamma[o] / d.sqrt());
         }
+        let before = self.layers.len();
         let r = self.fold_channelwise(ctx, p, "BatchNormalization", &|o, b| {
             (s[o], (b - mean[o]) * s[o] + beta[o])
         })?;
-        self.notes.push(format!(
-            "folded BatchNormalization ({}) into layer {} ({})",
-            ctx.label,
-            self.cur() - 1,
-            self.layers.last().map_or("?", Layer::op_name)
-        ));
+        // (A BatchNormalization that became a layer of its own has its own note.)
+        if self.layers.len() == before {
+            self.notes.push(format!(
+                "folded BatchNormalization ({}) into layer {} ({})",
+                ctx.label,
+                self.cur() - 1,
+                self.layers.last().map_or("?", Layer::op_name)
+            ));
+        }
         self.set_poly(ctx, r)
     }
 }
