@@ -365,6 +365,33 @@ fn conv_net(bias: bool, middle: impl FnOnce(&mut G)) -> G {
     g
 }
 
+type Channels = [f64; 3];
+
+/// `bn_params`' (gamma, beta, mean, var) as the importer reads them, and epsilon 1e-3.
+fn bn_constants() -> (Channels, Channels, Channels, Channels, f64) {
+    let r = |v: [f32; 3]| v.map(f64::from);
+    (
+        r([1.5, 0.5, -2.0]),
+        r([0.1, -0.2, 0.3]),
+        r([0.25, -1.0, 2.0]),
+        r([0.5, 2.0, 0.01]),
+        f64::from(1e-3f32),
+    )
+}
+
+/// `bn_params`' BatchNormalization of a `[3, …]` tensor with `plane` values per channel,
+/// straight from its definition.
+fn bn_reference(x: &[f64], plane: usize) -> Vec<f64> {
+    let (gamma, beta, mean, var, eps) = bn_constants();
+    x.iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let o = i / plane;
+            (v - mean[o]) / (var[o] + eps).sqrt() * gamma[o] + beta[o]
+        })
+        .collect()
+}
+
 fn bn_params(g: &mut G) {
     g.init(tf("gamma", &[3], &[1.5, 0.5, -2.0]))
         .init(tf("beta", &[3], &[0.1, -0.2, 0.3]))
@@ -407,23 +434,8 @@ fn batchnorm_folds_exactly() {
             ..m.clone()
         };
         let c = eval(&conv_only(&plain), &x);
-        let r = |v: [f32; 3]| v.map(f64::from);
-        let (gamma, beta, mean, var) = (
-            r([1.5, 0.5, -2.0]),
-            r([0.1, -0.2, 0.3]),
-            r([0.25, -1.0, 2.0]),
-            r([0.5, 2.0, 0.01]),
-        );
-        let eps = f64::from(1e-3f32);
-        let want: Vec<f64> = c
-            .iter()
-            .enumerate()
-            .map(|(i, v)| {
-                let o = i / 36;
-                (v - mean[o]) / (var[o] + eps).sqrt() * gamma[o] + beta[o]
-            })
-            .collect();
-        close(&eval(&conv_only(&folded), &x), &want, 1e-12);
+        close(&eval(&conv_only(&folded), &x), &bn_reference(&c, 36), 1e-12);
+        let (gamma, beta, mean, var, eps) = bn_constants();
         // The rest of the network is untouched.
         assert_eq!(folded.layers[1..], plain.layers[1..]);
         // The exact formula of the brief.
@@ -1702,22 +1714,5 @@ fn batchnorm_after_an_add_is_a_per_channel_layer() {
     );
     let x: Vec<f64> = f64s(&vals(36, 3));
     let run = float::run(&m, &x).unwrap();
-    let (sum, bn) = (&run.layers[3], &run.layers[4]);
-    let r = |v: [f32; 3]| v.map(f64::from);
-    let (gamma, beta, mean, var) = (
-        r([1.5, 0.5, -2.0]),
-        r([0.1, -0.2, 0.3]),
-        r([0.25, -1.0, 2.0]),
-        r([0.5, 2.0, 0.01]),
-    );
-    let eps = f64::from(1e-3f32);
-    let want: Vec<f64> = sum
-        .iter()
-        .enumerate()
-        .map(|(i, v)| {
-            let o = i / 36;
-            (v - mean[o]) / (var[o] + eps).sqrt() * gamma[o] + beta[o]
-        })
-        .collect();
-    close(bn, &want, 1e-12);
+    close(&run.layers[4], &bn_reference(&run.layers[3], 36), 1e-12);
 }
