@@ -482,6 +482,28 @@ impl Model {
             }
             shapes.push(out);
         }
+        // A layer whose output nothing reads (a branch right after it skips it) is a mistake
+        // the prover could not even prove: say which.
+        let n = self.layers.len();
+        let mut read = vec![false; n];
+        for (i, layer) in self.layers.iter().enumerate() {
+            if i > 0 && !matches!(layer, Layer::Branch(_)) {
+                read[i - 1] = true;
+            }
+            if let Some(r) = layer.reference() {
+                if let Some(x) = read.get_mut(r) {
+                    *x = true;
+                }
+            }
+        }
+        if let Some(i) = (0..n.saturating_sub(1)).find(|&i| !read[i]) {
+            return Err(ModelError::Shape {
+                layer: i,
+                op: self.layers[i].op_name(),
+                msg: "its output is never read (the branch after it starts from another layer)"
+                    .into(),
+            });
+        }
         Ok(shapes)
     }
 }
@@ -551,6 +573,44 @@ mod tests {
         }
         assert_eq!(m.validate(), Err(ModelError::NonFinite(0)));
         assert!(Model::from_json("{\"input_shape\": [3]}").is_err());
+        // Residual references: to a later layer, of another shape, and a skipped layer.
+        let mut m = tiny();
+        m.layers.insert(
+            2,
+            Layer::Add(Add {
+                with: 2,
+                subtract: false,
+            }),
+        );
+        assert!(matches!(
+            m.validate(),
+            Err(ModelError::Shape { layer: 2, .. })
+        ));
+        let mut m = tiny();
+        m.layers.insert(
+            3,
+            Layer::Add(Add {
+                with: 0,
+                subtract: false,
+            }),
+        );
+        let e = m.validate().unwrap_err().to_string();
+        assert!(e.contains("adds layer 0's output of shape"), "{e}");
+        let mut m = tiny();
+        m.layers.insert(2, Layer::Branch(Branch { from: 0 }));
+        let e = m.validate().unwrap_err().to_string();
+        assert!(
+            e.starts_with("layer 1 (activation): its output is never read"),
+            "{e}"
+        );
+        m.layers.insert(
+            3,
+            Layer::Add(Add {
+                with: 1,
+                subtract: true,
+            }),
+        );
+        assert!(m.validate().is_ok());
         assert!(Model::from_json("not json").is_err());
     }
 }

@@ -2,7 +2,9 @@
 //!
 //! A small model with every structured layer kind (convolution with stride and padding, an
 //! activation with a constant, a requantization checkpoint (so the proof opens a tensor, format
-//! version 2), a general and an aligned sum-pool, a reshape lowered to gates, a dense layer) is compiled once per field and proved honestly on a fixed batch of two. The
+//! version 2), residual adds (one lifted and subtracted), a branch and the forks they need, a
+//! general and an aligned sum-pool, a reshape lowered to gates, a dense layer) is compiled once
+//! per field and proved honestly on a fixed batch of two. The
 //! first input byte picks the field, the rest is a list of edits (see `edits.rs`) applied to the
 //! encoded proof. Whatever decodes must verify if and only if it is the honest proof, against
 //! the honest output and against the output the mutated proof carries; never a panic.
@@ -29,6 +31,9 @@ const MODEL: &str = r#"{
      0.125, -0.125], "bias": [0.25, -0.5]},
     {"op": "activation", "kind": "quadratic", "a": 1, "b": 1, "c": 0.5},
     {"op": "requant", "shift": 30, "bits": 6},
+    {"op": "add", "with": 2},
+    {"op": "branch", "from": 1},
+    {"op": "add", "with": 3, "subtract": true},
     {"op": "sum_pool", "window": [2, 3], "stride": [1, 1]},
     {"op": "reshape", "shape": [4, 2, 2]},
     {"op": "sum_pool", "window": [2, 2]},
