@@ -13,9 +13,12 @@
 //!   basic blocks (16, 32, 64 channels; the first block of stages 2 and 3 has stride 2 and a 1×1
 //!   stride-2 projection shortcut), a global 8×8 sum-pool and dense 64→10.
 //!
-//!   These three carry a requantization checkpoint after every activation that brings the
-//!   values back to the input's fractional bits in [`CHECKPOINT_BITS`] signed bits, so their
-//!   depth never outgrows the field; weights uniform in ±1/√fan_in, inputs in [0, 1].
+//!   These three carry a requantization checkpoint after every activation, so their depth
+//!   never outgrows the field: calibrated as `verinfer calibrate` does (the most fractional bits
+//!   that keep four random inputs' largest value within [`CHECKPOINT_BITS`] signed bits, one bit
+//!   of headroom) where the float model stays finite (LeNet-5, VGG-11), else back to the
+//!   input's fractional bits (ResNet-20: with random weights x²+x compounds past `f64` over its
+//!   19 activations); weights uniform in ±1/√fan_in, inputs in [0, 1].
 //! - [`timit`]: SafetyNets' TIMIT shape, dense 1845 → 2000 → 2000 → 2000 → 183 with x² after the
 //!   first two hidden layers; weights and inputs are random 2-bit integers (−2..=1) quantized
 //!   with 0 fractional bits, so every value is an exact integer that fits Mersenne-127 and i128.
@@ -138,8 +141,8 @@ fn pool(k: usize) -> Layer {
     })
 }
 
-/// `layers` with a checkpoint after every activation that brings the scale back to the input's
-/// `params.input_bits` fractional bits in [`CHECKPOINT_BITS`] signed bits. Scales follow the
+/// The fallback of [`calibrated`]: `layers` with a checkpoint after every activation that brings
+/// the scale back to the input's `params.input_bits` fractional bits in [`CHECKPOINT_BITS`] signed bits. Scales follow the
 /// quantization rules (docs/protocol.md §3); a layer that does not quantize keeps its scale
 /// (the compiler reports it).
 fn checkpointed(layers: Vec<Layer>, params: &QuantParams) -> Vec<Layer> {
@@ -195,15 +198,39 @@ fn checkpointed(layers: Vec<Layer>, params: &QuantParams) -> Vec<Layer> {
 
 fn deep(name: &str, input: Vec<usize>, layers: Vec<Layer>) -> (Model, QuantParams) {
     let params = QuantParams::default();
-    (
-        Model {
-            name: name.into(),
-            input_shape: input,
-            input_range: [0.0, 1.0],
-            layers: checkpointed(layers, &params),
-        },
-        params,
-    )
+    let model = Model {
+        name: name.into(),
+        input_shape: input,
+        input_range: [0.0, 1.0],
+        layers,
+    };
+    let layers = match calibrated(&model, &params) {
+        Some(layers) => layers,
+        None => checkpointed(model.layers.clone(), &params),
+    };
+    (Model { layers, ..model }, params)
+}
+
+/// `model`'s layers with the checkpoints `verinfer calibrate` places at [`CHECKPOINT_BITS`]
+/// bits from four random inputs in its range; `None` when it cannot (a float model whose values
+/// overflow `f64`, as x²+x compounded over ResNet-20's 19 activations with random weights does).
+fn calibrated(model: &Model, params: &QuantParams) -> Option<Vec<Layer>> {
+    let samples = random_input(model, 4, 0xca11b);
+    let run = crate::float::run(model, &samples).ok()?;
+    let max_abs: Vec<f64> = run
+        .layers
+        .iter()
+        .map(|l| l.iter().fold(0.0f64, |m, v| m.max(v.abs())))
+        .collect();
+    let opts = crate::calibrate::Options {
+        params: *params,
+        field: crate::circuit::FieldChoice::Auto,
+        bits: CHECKPOINT_BITS,
+        headroom: 1,
+    };
+    crate::calibrate::plan(model, &max_abs, &opts)
+        .ok()
+        .map(|p| p.model.layers)
 }
 
 /// LeNet-5 on 1×32×32 with the given activation, checkpointed (module docs).
