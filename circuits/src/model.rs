@@ -555,6 +555,32 @@ mod tests {
     }
 
     #[test]
+    fn inserted_layers_keep_references_on_their_tensors() {
+        // conv(0) → act(1) → branch from 0 (2) → add act (3): a checkpoint after the act moves
+        // the add's operand onto the checkpoint (it applies before any reader); one after the
+        // conv moves the branch onto it; one after the add moves nothing.
+        let mut m = tiny();
+        m.layers.truncate(2);
+        m.layers.push(Layer::Branch(Branch { from: 0 }));
+        m.layers.push(Layer::Add(Add {
+            with: 1,
+            subtract: false,
+        }));
+        m.validate().unwrap();
+        let rq = || Layer::Requant(Requant { shift: 1, bits: 8 });
+        m.insert_after(1, rq());
+        assert_eq!(m.layers[2], rq());
+        assert_eq!(m.layers[3], Layer::Branch(Branch { from: 0 }));
+        assert_eq!(m.layers[4].reference(), Some(2));
+        m.insert_after(0, rq());
+        assert_eq!(m.layers[4], Layer::Branch(Branch { from: 1 }));
+        assert_eq!(m.layers[5].reference(), Some(3));
+        m.insert_after(5, rq());
+        assert_eq!(m.layers[5].reference(), Some(3));
+        m.validate().unwrap();
+    }
+
+    #[test]
     fn bad_models_are_refused() {
         let mut m = tiny();
         m.layers[4] = Layer::Dense(Dense {
