@@ -1,7 +1,7 @@
 //! Proving one inference of a compiled model: the witness, then a layer proof per stage, output
 //! first. Mirrors `verinfer_verifier::inference`.
 
-use crate::layers::{from_verify, prover};
+use crate::layers::prover;
 use crate::ProveError;
 use std::borrow::Cow;
 use std::time::Instant;
@@ -10,7 +10,6 @@ use verinfer_circuits::field::{from_i128, ProofField};
 use verinfer_circuits::mle;
 use verinfer_circuits::witness::{witness_tables, Witness};
 use verinfer_verifier::layers::{rule, Claim};
-use verinfer_verifier::opening::{CheckpointOpening, ClearOpening};
 use verinfer_verifier::proof::Proof;
 use verinfer_verifier::transcript::label;
 use verinfer_verifier::Transcript;
@@ -159,10 +158,7 @@ fn prove_tables<F: ProofField>(
     let mut transcript = Transcript::new(&digest, &input_f, &output_f);
     // Every checkpoint's opening is bound before the first challenge (top layer first).
     for (i, layer) in circuit.layers.iter().enumerate().rev() {
-        if let Some(values) = prover::<F>(&layer.op).open(layer, batch, &tables[i])? {
-            CheckpointOpening::<F>::absorb(&ClearOpening { values: &values }, &mut transcript)
-                .map_err(from_verify)?;
-        }
+        prover::<F>(&layer.op).absorb_opening(layer, batch, &tables[i], &mut transcript);
     }
     let out_layout = circuit.output();
     let r: Vec<F> = transcript.challenges(label::OUTPUT_POINT, out_layout.vars(batch));

@@ -63,10 +63,16 @@ impl ClearOpening<'_> {
     }
 }
 
+/// Binds an opened tensor, as field elements in real batch-major order, into the transcript
+/// (its length and the blake3 hash of their canonical encoding).
+pub fn absorb_tensor<F: ProofField>(transcript: &mut Transcript, values: &[F]) {
+    transcript.append_digest_of(label::CHECKPOINT, values);
+}
+
 impl<F: ProofField> CheckpointOpening<F> for ClearOpening<'_> {
     fn absorb(&self, transcript: &mut Transcript) -> Result<(), VerifyError> {
         let f: Vec<F> = Self::field(self.values.iter().copied())?;
-        transcript.append_digest_of(label::CHECKPOINT, &f);
+        absorb_tensor(transcript, &f);
         Ok(())
     }
 

@@ -78,6 +78,20 @@ pub trait LayerProver<F: ProofField> {
         transcript: &mut Transcript,
     ) -> Result<(LayerProof<F>, Claim<F>), ProveError>;
 
+    /// Binds the tensor the layer opens (a checkpoint's input, from its padded table `input`)
+    /// into the transcript, as the verifier's [`CheckpointOpening::absorb`] does from the
+    /// opened integers, before the first challenge. Nothing for layers that open nothing.
+    ///
+    /// [`CheckpointOpening::absorb`]: verinfer_verifier::opening::CheckpointOpening::absorb
+    fn absorb_opening(
+        &self,
+        _layer: &CircuitLayer,
+        _batch: usize,
+        _input: &[F],
+        _transcript: &mut Transcript,
+    ) {
+    }
+
     /// The tensor the layer opens (a checkpoint's input, from its padded table `input`), which
     /// the transcript binds before the first challenge; `None` for layers that open nothing.
     fn open(

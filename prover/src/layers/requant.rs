@@ -9,10 +9,23 @@ use verinfer_circuits::circuit::{CircuitLayer, RequantOp};
 use verinfer_circuits::field::{to_i128, ProofField};
 use verinfer_circuits::mle;
 use verinfer_verifier::layers::Claim;
+use verinfer_verifier::opening::absorb_tensor;
 use verinfer_verifier::proof::{LayerKind, LayerProof};
 use verinfer_verifier::transcript::{label, Transcript};
 
 impl<F: ProofField> LayerProver<F> for RequantOp {
+    fn absorb_opening(
+        &self,
+        layer: &CircuitLayer,
+        batch: usize,
+        input: &[F],
+        transcript: &mut Transcript,
+    ) {
+        // The field elements themselves: the verifier converts the opened integers back to
+        // exactly these before it hashes them.
+        absorb_tensor(transcript, &layer.input.gather(batch, input));
+    }
+
     fn open(
         &self,
         layer: &CircuitLayer,
