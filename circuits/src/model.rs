@@ -1,4 +1,6 @@
-//! The model IR: a sequence of CNN layers with float weights, as users write or import it.
+//! The model IR: a sequence of CNN layers with float weights, as users write or import it. Each
+//! layer reads the previous one's output; an `add` also reads an earlier layer's, and a
+//! `branch` continues from an earlier layer's instead (residual networks).
 //!
 //! It is serialised as JSON (the "model file" of the README). Shapes are per item: the batch
 //! dimension is not part of the model, it comes with the input. Tensors are `[C, H, W]` for

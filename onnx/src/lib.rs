@@ -3,7 +3,7 @@
 //!
 //! The importer reads the ONNX protobuf itself (a hand-written `prost` subset of `onnx.proto`,
 //! see [`proto`]), decodes the weights (inline, `raw_data`, or an external `.onnx.data` file next
-//! to the model), folds constants and scalar factors, and emits the chain of layers the prover
+//! to the model), folds constants and scalar factors, and emits the layers the prover
 //! supports. It handles graphs from both `torch.onnx.export` exporters (TorchScript,
 //! `dynamo=False`, and the dynamo exporter), opsets 13 to 18 (others, and a missing opset, are refused). Untrusted bytes never panic: every
 //! failure is an [`OnnxError`] whose one-line message names the offending node.

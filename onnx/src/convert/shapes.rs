@@ -183,8 +183,8 @@ impl<'g> Converter<'g> {
                 Some(Value::Const(c)) => parts.push((*c).clone()),
                 Some(Value::Act(_)) => {
                     return Err(ctx.unsupported(
-                        "Concat of activations (torch.cat) is not supported: the model must be a \
-                         single chain of layers",
+                        "Concat of activations (torch.cat) is not supported: layers may add \
+                         tensors (residual connections) but not join them",
                     ))
                 }
                 None => {}
