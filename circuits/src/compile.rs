@@ -46,7 +46,7 @@ pub enum CompileError {
         source: QuantError,
     },
     /// A layer's weights, bias or coefficients do not quantize.
-    #[error("layer {layer} ({op}): {source}")]
+    #[error("layer {layer} ({op}): {}{source}", depth_hint(.source))]
     Quant {
         /// Index of the model layer.
         layer: usize,
@@ -136,6 +136,20 @@ pub enum CompileError {
         /// Bits needed.
         bits: u32,
     },
+}
+
+/// What to do when a value does not quantize because the scale grew with depth.
+fn depth_hint(source: &QuantError) -> &'static str {
+    match source {
+        QuantError::OutOfRange { scale_bits, .. } if *scale_bits >= 64 => {
+            "the scale grew with depth (every x² doubles it; place requantization checkpoints, \
+             e.g. with `verinfer calibrate`): "
+        }
+        QuantError::ScaleOverflow => {
+            "place requantization checkpoints, e.g. with `verinfer calibrate`: "
+        }
+        _ => "",
+    }
 }
 
 pub(crate) fn show_bits(bits: u32) -> String {
