@@ -61,8 +61,18 @@ impl<F: Field> EqQuadProver<F> {
 }
 
 /// `eq₁(r, t) = (1 − r)(1 − t) + r·t`.
-fn eq1<F: Field>(r: F, t: F) -> F {
+pub(crate) fn eq1<F: Field>(r: F, t: F) -> F {
     (F::one() - r) * (F::one() - t) + r * t
+}
+
+/// The last step of an eq-factored kernel: binds the last variable of `x` to `last` and
+/// returns the finals `[eq(r, ρ), X̃(ρ)]` (`r0` the point's first coordinate).
+pub(crate) fn finish_eq<F: Field>(x: &mut Vec<F>, scale: &mut F, r0: F, last: Option<F>) -> Vec<F> {
+    if let Some(rho) = last {
+        mle::fold_in_place(x, rho);
+        *scale *= eq1(r0, rho);
+    }
+    vec![*scale, x[0]]
 }
 
 /// Sums `(Σ E·X0², Σ E·X0, Σ E·(X1 − X0)²)` over pairs.
@@ -189,11 +199,7 @@ impl<F: Field> RoundProver<F> for EqQuadProver<F> {
     }
 
     fn finish(&mut self, last: Option<F>) -> Vec<F> {
-        if let Some(rho) = last {
-            mle::fold_in_place(&mut self.x, rho);
-            self.scale *= eq1(self.r[0], rho);
-        }
-        vec![self.scale, self.x[0]]
+        finish_eq(&mut self.x, &mut self.scale, self.r[0], last)
     }
 }
 

@@ -12,6 +12,7 @@
 #![warn(missing_docs)]
 
 pub mod eq_kernel;
+pub mod eq_poly;
 pub mod gkr;
 pub mod inference;
 pub mod layers;
