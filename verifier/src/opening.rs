@@ -40,15 +40,48 @@ pub struct ClearOpening<'a> {
 
 impl ClearOpening<'_> {
     fn field<F: ProofField>(values: impl Iterator<Item = i128>) -> Result<Vec<F>, VerifyError> {
-        values
-            .map(|v| {
-                from_i128(v).map_err(|_| {
-                    VerifyError::ProofShape(format!(
-                        "an opened checkpoint value {v} does not fit the field"
-                    ))
-                })
-            })
-            .collect()
+        values.map(Self::one).collect()
+    }
+
+    fn one<F: ProofField>(v: i128) -> Result<F, VerifyError> {
+        from_i128(v).map_err(|_| {
+            VerifyError::ProofShape(format!(
+                "an opened checkpoint value {v} does not fit the field"
+            ))
+        })
+    }
+
+    /// `Ṽ(point)` for `V = map(Y)`: the padded table is built in one pass, converting each
+    /// value once, and folded in place.
+    fn evaluate_mapped<F: ProofField>(
+        &self,
+        layout: &Layout,
+        batch: usize,
+        point: &[F],
+        map: impl Fn(i128) -> i128,
+    ) -> Result<F, VerifyError> {
+        self.check_len(layout, batch)?;
+        let mut table = vec![F::zero(); layout.len_padded(batch)];
+        let per = layout.item_len_padded();
+        let offsets = layout.padded_offsets();
+        for (b, item) in self.values.chunks(layout.item_len().max(1)).enumerate() {
+            for (v, off) in item.iter().zip(&offsets) {
+                table[b * per + off] = Self::one(map(*v))?;
+            }
+        }
+        if u32::try_from(point.len())
+            .ok()
+            .and_then(|n| 1usize.checked_shl(n))
+            != Some(table.len())
+        {
+            return Err(VerifyError::ProofShape(
+                "an opened checkpoint's point does not fit its tensor".into(),
+            ));
+        }
+        for &r in point.iter().rev() {
+            mle::fold_in_place(&mut table, r);
+        }
+        Ok(table.first().copied().unwrap_or_default())
     }
 
     fn check_len(&self, layout: &Layout, batch: usize) -> Result<(), VerifyError> {
@@ -77,9 +110,7 @@ impl<F: ProofField> CheckpointOpening<F> for ClearOpening<'_> {
     }
 
     fn evaluate(&self, layout: &Layout, batch: usize, point: &[F]) -> Result<F, VerifyError> {
-        self.check_len(layout, batch)?;
-        let f: Vec<F> = Self::field(self.values.iter().copied())?;
-        Ok(mle::evaluate(&layout.scatter(batch, &f), point))
+        self.evaluate_mapped(layout, batch, point, |v| v)
     }
 
     fn evaluate_requantized(
@@ -89,8 +120,6 @@ impl<F: ProofField> CheckpointOpening<F> for ClearOpening<'_> {
         batch: usize,
         point: &[F],
     ) -> Result<F, VerifyError> {
-        self.check_len(layout, batch)?;
-        let f: Vec<F> = Self::field(self.values.iter().map(|&v| op.apply(v)))?;
-        Ok(mle::evaluate(&layout.scatter(batch, &f), point))
+        self.evaluate_mapped(layout, batch, point, |v| op.apply(v))
     }
 }
