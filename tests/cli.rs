@@ -1041,3 +1041,18 @@ fn calibrate_writes_settings_that_prove_and_keep_accuracy() {
     }
     assert!(stdout(&o).contains("R·2^f ≤ 2^(B−1−h)"), "{}", stdout(&o));
 }
+
+#[test]
+fn settings_for_another_model_are_refused() {
+    let d = Dir::new("other-model");
+    let m = model("digits_square_plus_x.onnx");
+    let settings = d.write(
+        "s.json",
+        r#"{"format": "verinfer-settings/1", "model": "lenet5", "requant": [{"tensor": "layer:1", "shift": 24, "bits": 16}]}"#,
+    );
+    let o = verinfer(&["inspect", "--model", s(&m), "--settings", s(&settings)]);
+    assert_usage_error(
+        &o,
+        "settings: model: the file was written for the model \"lenet5\"",
+    );
+}

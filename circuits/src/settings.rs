@@ -112,6 +112,9 @@ impl TensorNames {
 /// A parsed settings file; `None` means "not set here".
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Settings {
+    /// The name of the model the file was written for (`calibrate` records it); a model of
+    /// another name is refused ([`Settings::check_model`]).
+    pub model: Option<String>,
     /// Fractional bits of the input.
     pub input_bits: Option<u32>,
     /// Fractional bits (or signed width, per-layer) of weights.
@@ -128,8 +131,9 @@ pub struct Settings {
     pub requant: Vec<RequantAt>,
 }
 
-const KEYS: [&str; 8] = [
+const KEYS: [&str; 9] = [
     "format",
+    "model",
     "input_bits",
     "weight_bits",
     "coef_bits",
@@ -217,6 +221,10 @@ impl Settings {
                 .transpose()
         };
         let mut s = Settings {
+            model: obj
+                .get("model")
+                .map(|v| string(v, "model").map(str::to_string))
+                .transpose()?,
             input_bits: bits("input_bits")?,
             weight_bits: bits("weight_bits")?,
             coef_bits: bits("coef_bits")?,
@@ -274,6 +282,7 @@ impl Settings {
                 keys.push(format!("\"{name}\": {v}"));
             }
         };
+        key("model", self.model.as_ref().map(text));
         key("input_bits", self.input_bits.map(|v| v.to_string()));
         key("weight_bits", self.weight_bits.map(|v| v.to_string()));
         key("coef_bits", self.coef_bits.map(|v| v.to_string()));
@@ -300,6 +309,17 @@ impl Settings {
             keys.push(format!("\"requant\": [\n  {}\n]", list.join(",\n  ")));
         }
         format!("{{{}}}\n", keys.join(",\n "))
+    }
+
+    /// Refuses a file written for another model (its `model` key names another one).
+    pub fn check_model(&self, name: &str) -> Result<(), SettingsError> {
+        match &self.model {
+            Some(m) if m != name => Err(key_err(
+                "model",
+                format!("the file was written for the model {m:?}, not {name:?}"),
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// Inserts the checkpoints into `model`: a `requant` layer right after the layer that
@@ -474,11 +494,24 @@ mod tests {
         );
         let only = Settings::from_json(r#"{"format": "verinfer-settings/1"}"#).unwrap();
         assert_eq!(only, Settings::default());
+        // A file written for one model refuses another; a file naming none takes any.
+        let named =
+            Settings::from_json(r#"{"format": "verinfer-settings/1", "model": "lenet5"}"#).unwrap();
+        assert_eq!(named.model.as_deref(), Some("lenet5"));
+        assert!(named.check_model("lenet5").is_ok());
+        let e = named.check_model("resnet").unwrap_err().to_string();
+        assert!(
+            e.starts_with("settings: model: the file was written for"),
+            "{e}"
+        );
+        assert!(only.check_model("resnet").is_ok());
+        assert_eq!(Settings::from_json(&named.to_json()).unwrap(), named);
     }
 
     #[test]
     fn written_settings_read_back() {
         let s = Settings {
+            model: Some("digits \"x\"".into()),
             input_bits: Some(8),
             weight_bits: Some(7),
             coef_bits: Some(6),

@@ -339,7 +339,8 @@ impl ModelArgs {
             .collect();
         if let Some(path) = &q.settings {
             settings
-                .place_checkpoints(&mut loaded.model, &loaded.names)
+                .check_model(&loaded.model.name)
+                .and_then(|()| settings.place_checkpoints(&mut loaded.model, &loaded.names))
                 .map_err(|source| ArgsError::Settings {
                     path: path.clone(),
                     source,

@@ -244,6 +244,7 @@ pub fn run(
         source,
     })?;
     let settings = Settings {
+        model: Some(loaded.model.name.clone()),
         input_bits: Some(params.input_bits),
         weight_bits: Some(params.weight_bits),
         coef_bits: Some(params.coef_bits),
