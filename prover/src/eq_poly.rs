@@ -209,8 +209,17 @@ mod tests {
 
     #[test]
     fn any_degree_proves_and_verifies() {
-        // Round degree d + 1 up to the proof format's MAX_DEGREE (8 today).
-        for (n, d) in [(1, 1), (1, 4), (2, 2), (3, 3), (5, 7), (6, 5), (12, 3)] {
+        // Round degree d + 1 up to the proof format's MAX_DEGREE (32).
+        for (n, d) in [
+            (1, 1),
+            (1, 4),
+            (2, 2),
+            (3, 3),
+            (5, 8),
+            (6, 5),
+            (12, 3),
+            (4, 31),
+        ] {
             proves_and_verifies::<M127>(n, d, (n * 31 + d) as u64);
         }
         proves_and_verifies::<Bn254>(5, 7, 3);

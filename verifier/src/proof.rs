@@ -38,8 +38,9 @@ pub const MAGIC: [u8; 4] = *b"vINF";
 pub const FORMAT_VERSION: u16 = 1;
 /// Version of the binary format of proofs that open checkpoint tensors.
 pub const FORMAT_VERSION_CHECKPOINTS: u16 = 2;
-/// Largest round-polynomial degree a proof may carry.
-pub const MAX_DEGREE: usize = 8;
+/// Largest round-polynomial degree a proof may carry: a polynomial activation of degree 31
+/// (the activations issue's largest) has rounds of degree 32.
+pub const MAX_DEGREE: usize = 32;
 /// Largest number of rounds of one sumcheck.
 pub const MAX_ROUNDS: usize = 64;
 /// Bytes before the first field element: magic, version, field, digest.

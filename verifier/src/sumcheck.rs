@@ -38,7 +38,7 @@ pub struct Lagrange<F> {
 }
 
 impl<F: Field> Lagrange<F> {
-    /// Weights for degree `d` (at most a few dozen; the format caps it at 8).
+    /// Weights for degree `d` (the format caps it at 32, whose binomials fit `u64`).
     pub fn new(d: usize) -> Self {
         let mut fact = vec![F::one(); d + 1];
         for k in 1..=d {
