@@ -89,19 +89,21 @@ fn analyse(
         // Several operands are handed over concatenated, in one domain.
         let state = match inputs.as_slice() {
             [one] => Cow::Borrowed(*one),
-            many if many.iter().all(|s| matches!(s, StageBounds::Exact(_))) => {
-                Cow::Owned(StageBounds::Exact(
-                    many.iter()
-                        .flat_map(|s| match s {
-                            StageBounds::Exact(v) => v.clone(),
-                            StageBounds::Magnitude(_) => Vec::new(),
-                        })
-                        .collect(),
-                ))
+            many => {
+                let exact: Option<Vec<&[(i128, i128)]>> = many
+                    .iter()
+                    .map(|s| match s {
+                        StageBounds::Exact(v) => Some(v.as_slice()),
+                        StageBounds::Magnitude(_) => None,
+                    })
+                    .collect();
+                Cow::Owned(match exact {
+                    Some(parts) => StageBounds::Exact(parts.concat()),
+                    None => {
+                        StageBounds::Magnitude(many.iter().flat_map(|s| s.magnitudes()).collect())
+                    }
+                })
             }
-            many => Cow::Owned(StageBounds::Magnitude(
-                many.iter().flat_map(|s| s.magnitudes()).collect(),
-            )),
         };
         let exact = match state.as_ref() {
             StageBounds::Exact(v) => step::<Exact>(layer, v),

@@ -331,6 +331,20 @@ impl CircuitLayer {
     }
 }
 
+/// How many layers read each circuit tensor (0 the input, `k + 1` the output of layer `k`; the
+/// output claim not counted). Reads of tensors beyond the last are ignored.
+pub(crate) fn readers(layers: &[CircuitLayer]) -> Vec<usize> {
+    let mut n = vec![0usize; layers.len() + 1];
+    for (k, l) in layers.iter().enumerate() {
+        for t in l.op.reads(k) {
+            if let Some(c) = n.get_mut(t) {
+                *c += 1;
+            }
+        }
+    }
+    n
+}
+
 /// Largest number of MLE variables per item of any tensor.
 pub const MAX_ITEM_VARS: usize = 28;
 
@@ -366,7 +380,6 @@ impl LayeredCircuit {
         if self.layers.is_empty() {
             return Err("the circuit has no layers".into());
         }
-        let mut readers = vec![0usize; self.layers.len() + 1];
         for (k, layer) in self.layers.iter().enumerate() {
             for t in layer.op.reads(k) {
                 if t > k {
@@ -379,12 +392,18 @@ impl LayeredCircuit {
                         "layer {k}: input layout does not match the layout of tensor {t}"
                     ));
                 }
-                readers[t] += 1;
             }
             layer
                 .check()
                 .map_err(|e| format!("layer {k} ({}): {e}", layer.op.name()))?;
         }
+        self.check_readers()
+    }
+
+    /// The part of [`LayeredCircuit::check`] about who reads what: every layer's output is
+    /// read (the last one's by the output claim), and only a fork's output by several layers.
+    pub(crate) fn check_readers(&self) -> Result<(), String> {
+        let mut readers = readers(&self.layers);
         readers[self.layers.len()] += 1;
         for (t, &n) in readers.iter().enumerate() {
             let fork = t > 0 && matches!(self.layers[t - 1].op, Op::Fork(_));

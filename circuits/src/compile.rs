@@ -265,9 +265,15 @@ pub fn lower(model: &Model, params: &QuantParams) -> Result<Lowered, CompileErro
     let mut cur = input.clone();
     let mut scale = s_in;
     let mut macs: u64 = 0;
-    // The circuit tensor holding each model layer's output, and each circuit tensor's scale.
+    // The circuit tensor holding each model layer's output.
     let mut tensor_of: Vec<usize> = Vec::with_capacity(model.layers.len());
-    let mut scales: Vec<u32> = vec![s_in];
+    // Circuit tensor t: the input, or the output of circuit layer t − 1.
+    let tensor = |layers: &[CircuitLayer], t: usize| -> (Layout, u32) {
+        match t.checked_sub(1).and_then(|k| layers.get(k)) {
+            Some(l) => (l.output.clone(), l.scale_bits),
+            None => (input.clone(), s_in),
+        }
+    };
     for (li, layer) in model.layers.iter().enumerate() {
         let op_name = layer.op_name();
         let qerr = |source| CompileError::Quant {
@@ -374,22 +380,14 @@ pub fn lower(model: &Model, params: &QuantParams) -> Result<Lowered, CompileErro
             Layer::Add(a) => {
                 let bad = |msg: String| CompileError::Residual { layer: li, msg };
                 let other = tensor_of.get(a.with).copied().unwrap_or(0);
-                let other_layout = layers.get(other.wrapping_sub(1)).map(|l| &l.output);
-                let other_layout = if other == 0 {
-                    Some(&input)
-                } else {
-                    other_layout
-                };
-                if other_layout != Some(&cur) {
+                let (other_layout, s_other) = tensor(&layers, other);
+                if other_layout != cur {
                     return Err(bad(format!(
                         "adds layer {}'s output in layout {:?} to one in layout {:?}; both \
                          operands must be laid out alike (a flatten on one side only?)",
-                        a.with,
-                        other_layout.map(|l| l.dims.clone()).unwrap_or_default(),
-                        cur.dims
+                        a.with, other_layout.dims, cur.dims
                     )));
                 }
-                let s_other = scales.get(other).copied().unwrap_or(0);
                 let s = scale.max(s_other);
                 let lift = [s - scale, s - s_other];
                 if lift.iter().any(|&l| l > MAX_LIFT) {
@@ -413,13 +411,7 @@ pub fn lower(model: &Model, params: &QuantParams) -> Result<Lowered, CompileErro
             }
             Layer::Branch(b) => {
                 let from = tensor_of.get(b.from).copied().unwrap_or(0);
-                let layout = match from {
-                    0 => input.clone(),
-                    t => layers
-                        .get(t - 1)
-                        .map_or_else(|| input.clone(), |l| l.output.clone()),
-                };
-                let s = scales.get(from).copied().unwrap_or(0);
+                let (layout, s) = tensor(&layers, from);
                 let label = format!("branch from layer {}", b.from);
                 Some((Op::Branch(BranchOp { from }), layout, s, label))
             }
@@ -462,7 +454,6 @@ pub fn lower(model: &Model, params: &QuantParams) -> Result<Lowered, CompileErro
             origin.push(li);
             cur = output;
             scale = out_scale;
-            scales.push(out_scale);
         }
         tensor_of.push(layers.len());
     }
@@ -486,14 +477,7 @@ pub fn lower(model: &Model, params: &QuantParams) -> Result<Lowered, CompileErro
 /// Places a fork after every tensor that several layers read (the verifier merges claims only
 /// at forks): the fork reads the tensor, and every reader reads the fork's output instead.
 fn insert_forks(layers: &mut Vec<CircuitLayer>, origin: &mut Vec<usize>, input_scale: u32) {
-    let mut readers = vec![0usize; layers.len() + 1];
-    for (k, l) in layers.iter().enumerate() {
-        for t in l.op.reads(k) {
-            if let Some(n) = readers.get_mut(t) {
-                *n += 1;
-            }
-        }
-    }
+    let readers = crate::circuit::readers(layers);
     // Last tensor first, so the tensors still to visit keep their indices.
     for t in (0..readers.len()).rev().filter(|&t| readers[t] > 1) {
         for l in layers.iter_mut() {

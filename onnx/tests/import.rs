@@ -24,6 +24,11 @@ fn close(a: &[f64], b: &[f64], tol: f64) {
     }
 }
 
+/// The op names of a model's layers, in order.
+fn kinds(m: &Model) -> Vec<&'static str> {
+    m.layers.iter().map(Layer::op_name).collect()
+}
+
 fn dense(l: &Layer) -> &verinfer_circuits::model::Dense {
     match l {
         Layer::Dense(d) => d,
@@ -316,16 +321,14 @@ fn degree_above_two_is_refused_and_branches_import() {
         .node("Gemm", &["out", "W3"], "z", vec![ai("transB", 1)])
         .named("residual", "Add", &["z", "h"], "r", vec![]);
     let m = ok(g.import("r")).model;
-    let kinds: Vec<&str> = m.layers.iter().map(Layer::op_name).collect();
-    assert_eq!(kinds, ["dense", "dense", "dense", "add"]);
+    assert_eq!(kinds(&m), ["dense", "dense", "dense", "add"]);
     let mut g = dense_net(|g| {
         g.node("Identity", &["h"], "a", vec![]);
     });
     g.node("Gemm", &["h", "W2", "b2"], "out2", vec![ai("transB", 1)])
         .node("Add", &["out", "out2"], "sum", vec![]);
     let m = ok(g.import("sum")).model;
-    let kinds: Vec<&str> = m.layers.iter().map(Layer::op_name).collect();
-    assert_eq!(kinds, ["dense", "dense", "branch", "dense", "add"]);
+    assert_eq!(kinds(&m), ["dense", "dense", "branch", "dense", "add"]);
     // Division by an activation.
     let e = err(dense_net(|g| {
         g.scalar("one", 1.0).node("Div", &["one", "h"], "a", vec![]);
@@ -489,9 +492,8 @@ fn batchnorm_after_gemm_and_misplaced_batchnorm() {
         "{:?}",
         im.notes
     );
-    let kinds: Vec<&str> = im.model.layers.iter().map(Layer::op_name).collect();
     assert_eq!(
-        kinds,
+        kinds(&im.model),
         [
             "conv2d",
             "activation",
@@ -1576,7 +1578,6 @@ fn residual_net(op: &str, shortcut_first: bool, project: bool) -> G {
 #[test]
 fn residual_blocks_become_add_and_branch_layers() {
     use verinfer_circuits::model::{Add, Branch};
-    let kinds = |m: &Model| m.layers.iter().map(Layer::op_name).collect::<Vec<_>>();
     for (op, first) in [("Add", false), ("Add", true), ("Sub", false), ("Sub", true)] {
         let m = ok(residual_net(op, first, false).import("out")).model;
         assert_eq!(
@@ -1669,8 +1670,7 @@ fn a_factor_is_not_folded_into_a_layer_read_elsewhere() {
     assert!(e.contains("cannot be folded"), "{e}");
     // Without the second read the same factor folds into the layer.
     let m = ok(net(false)).model;
-    let kinds: Vec<&str> = m.layers.iter().map(Layer::op_name).collect();
-    assert_eq!(kinds, ["dense", "dense", "branch", "dense", "add"]);
+    assert_eq!(kinds(&m), ["dense", "dense", "branch", "dense", "add"]);
 }
 
 /// A pre-activation residual block: the BatchNormalization after the add cannot fold into a
@@ -1698,9 +1698,8 @@ fn batchnorm_after_an_add_is_a_per_channel_layer() {
         .node("Flatten", &["a1"], "f", vec![])
         .node("Gemm", &["f", "F"], "out", vec![ai("transB", 1)]);
     let m = ok(g.import("out")).model;
-    let kinds: Vec<&str> = m.layers.iter().map(Layer::op_name).collect();
     assert_eq!(
-        kinds,
+        kinds(&m),
         [
             "conv2d",
             "activation",

@@ -260,14 +260,8 @@ def eval_int(low: qref.Lowered, x: np.ndarray, params: dict, checkpoints: dict |
             X = _linear_exact(L, X, Wq, Bq, slow)
             s = s + s_w
         elif L.kind == "act":
-            a, b, c = L.coefs
-            if qref.is_integer(a) and qref.is_integer(b) and qref.is_integer(c):
-                qa, qb, qc = int(a), int(b), int(c)
-                s_new = 2 * s
-            else:
-                qa, qb, qc = qref.q(a, s_c), qref.q(b, s_c), qref.q(c, s_c)
-                s_new = 2 * s + s_c
-            X = qa * X * X + (qb << s) * X + (qc << (2 * s))
+            qa, B_, C_, s_new = qref.quantize_act(L.coefs, s, s_c)
+            X = qa * X * X + B_ * X + C_
             s = s_new
         elif L.kind == "sumpool":
             X = qref._sumpool(X, L.window, L.stride)
@@ -351,26 +345,8 @@ def worst_case(low: qref.Lowered, input_range, params: dict, checkpoints: dict |
             iv = new
             s += s_w
         elif L.kind == "act":
-            a, b, c = L.coefs
-            if qref.is_integer(a) and qref.is_integer(b) and qref.is_integer(c):
-                qa, qb, qc = int(a), int(b), int(c)
-                s_new = 2 * s
-            else:
-                qa, qb, qc = qref.q(a, s_c), qref.q(b, s_c), qref.q(c, s_c)
-                s_new = 2 * s + s_c
-            B_, C_ = qb << s, qc << (2 * s)
-
-            def f(t):
-                return qa * t * t + B_ * t + C_
-
-            new = []
-            for l, h in iv:
-                cands = [f(l), f(h)]
-                if qa != 0:
-                    xv = -B_ // (2 * qa)
-                    cands += [f(t) for t in (xv, xv + 1) if l <= t <= h]
-                new.append((min(cands), max(cands)))
-            iv = new
+            qa, B_, C_, s_new = qref.quantize_act(L.coefs, s, s_c)
+            iv = [qref.act_interval(qa, B_, C_, l, h) for l, h in iv]
             s = s_new
         elif L.kind == "sumpool":
             n = L.window[0] * L.window[1]

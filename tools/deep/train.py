@@ -28,7 +28,6 @@ import os
 import random
 import sys
 import time
-import warnings
 
 import numpy as np
 import onnx
@@ -143,19 +142,7 @@ def onnx_act_name(path: str) -> str:
 
 
 def export(model, name, path, hw):
-    dummy = torch.zeros(1, 1, hw, hw)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            model, (dummy,), path, dynamo=False, opset_version=OPSET,
-            input_names=["input"], output_names=["logits"],
-            dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
-        )
-    m = onnx.load(path)
-    DT.add_metadata(m, {"verinfer.input_range": "0,1", "verinfer.name": name})
-    onnx.checker.check_model(m)
-    onnx.save_model(m, path)
-    return m
+    return DT.export_onnx(model, path, hw, name)
 
 
 def main():

@@ -702,6 +702,33 @@ def output_scale_adjust(factor: float) -> int:
     return -(e - 1)
 
 
+def quantize_act(coefs, s: int, s_c: int):
+    """An activation a·x² + b·x + c at input scale s (docs/protocol.md §3): integer
+    coefficients give qa·X² + (b << s)·X + (c << 2s) at scale 2s, others are quantized at s_c
+    and give scale 2s + s_c. Returns (qa, B, C, output scale) with Y = qa·X² + B·X + C."""
+    a, b, c = coefs
+    if is_integer(a) and is_integer(b) and is_integer(c):
+        qa, qb, qc = int(a), int(b), int(c)
+        s_new = 2 * s
+    else:
+        qa, qb, qc = q(a, s_c), q(b, s_c), q(c, s_c)
+        s_new = 2 * s + s_c
+    return qa, qb << s, qc << (2 * s), s_new
+
+
+def act_interval(qa: int, B: int, C: int, lo: int, hi: int):
+    """The exact range of qa·x² + B·x + C over the integers in [lo, hi]: the ends, and the
+    integers around the vertex −B/(2·qa)."""
+    def f(x):
+        return qa * x * x + B * x + C
+
+    cands = [f(lo), f(hi)]
+    if qa != 0:
+        xv = -B // (2 * qa)
+        cands += [f(t) for t in (xv, xv + 1) if lo <= t <= hi]
+    return min(cands), max(cands)
+
+
 def eval_int(low: Lowered, x: np.ndarray, params=DEFAULT_PARAMS, trace=None):
     """Exact integer inference. Returns (Y as object array of Python ints, output scale bits).
 
@@ -724,14 +751,8 @@ def eval_int(low: Lowered, x: np.ndarray, params=DEFAULT_PARAMS, trace=None):
             X = np.matmul(X, Wq.T) + Bq.reshape(1, -1)
             s = s + s_w
         elif L.kind == "act":
-            a, b, c = L.coefs
-            if is_integer(a) and is_integer(b) and is_integer(c):
-                qa, qb, qc = int(a), int(b), int(c)
-                s_new = 2 * s
-            else:
-                qa, qb, qc = q(a, s_c), q(b, s_c), q(c, s_c)
-                s_new = 2 * s + s_c
-            X = qa * X * X + (qb << s) * X + (qc << (2 * s))
+            qa, B_, C_, s_new = quantize_act(L.coefs, s, s_c)
+            X = qa * X * X + B_ * X + C_
             s = s_new
         elif L.kind == "sumpool":
             X = _sumpool(X, L.window, L.stride)
@@ -787,30 +808,8 @@ def worst_case_bits(low: Lowered, input_range, params=DEFAULT_PARAMS):
             iv = new
             s += s_w
         elif L.kind == "act":
-            a, b, c = L.coefs
-            if is_integer(a) and is_integer(b) and is_integer(c):
-                qa, qb, qc = int(a), int(b), int(c)
-                s_new = 2 * s
-            else:
-                qa, qb, qc = q(a, s_c), q(b, s_c), q(c, s_c)
-                s_new = 2 * s + s_c
-            B_ = qb << s
-            C_ = qc << (2 * s)
-
-            def f(x):
-                return qa * x * x + B_ * x + C_
-
-            new = []
-            for l, h in iv:
-                cands = [f(l), f(h)]
-                if qa != 0:
-                    # vertex at -B_/(2 qa); check the integers around it
-                    xv = -B_ // (2 * qa)
-                    for t in (xv, xv + 1):
-                        if l <= t <= h:
-                            cands.append(f(t))
-                new.append((min(cands), max(cands)))
-            iv = new
+            qa, B_, C_, s_new = quantize_act(L.coefs, s, s_c)
+            iv = [act_interval(qa, B_, C_, l, h) for l, h in iv]
             s = s_new
         elif L.kind == "sumpool":
             n = L.window[0] * L.window[1]

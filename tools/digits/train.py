@@ -137,8 +137,10 @@ def train_one(name, xtr, ytr):
     return model
 
 
-def export(model, name, path):
-    dummy = torch.zeros(1, 1, 8, 8)
+def export_onnx(model, path, hw, verinfer_name):
+    """Exports a 1×hw×hw model (TorchScript exporter, dynamic batch, input range [0, 1] and
+    name in the metadata, weights embedded) and returns the saved ONNX model."""
+    dummy = torch.zeros(1, 1, hw, hw)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
@@ -147,9 +149,14 @@ def export(model, name, path):
             dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
         )
     m = onnx.load(path)
-    add_metadata(m, {"verinfer.input_range": "0,1", "verinfer.name": f"digits-{name}"})
+    add_metadata(m, {"verinfer.input_range": "0,1", "verinfer.name": verinfer_name})
     onnx.checker.check_model(m)
-    onnx.save_model(m, path)  # embedded weights (tiny model, single file)
+    onnx.save_model(m, path)  # embedded weights (small models, single file)
+    return m
+
+
+def export(model, name, path):
+    m = export_onnx(model, path, 8, f"digits-{name}")
     return [n.op_type for n in m.graph.node]
 
 

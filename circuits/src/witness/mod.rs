@@ -288,6 +288,11 @@ pub fn witness_tables<F: ProofField>(
 /// The arithmetic each layer of `circuit` runs in, from the declared bounds of its output and
 /// of every tensor it reads.
 pub fn arithmetic(circuit: &LayeredCircuit) -> Vec<Arith> {
+    layer_bits(circuit).into_iter().map(arith_for).collect()
+}
+
+/// Per layer, the declared bits of its output and of every tensor it reads, whichever is more.
+fn layer_bits(circuit: &LayeredCircuit) -> Vec<u32> {
     let input_bits = circuit.input_bits();
     let tensor_bits = |t: usize| match t {
         0 => input_bits,
@@ -298,13 +303,8 @@ pub fn arithmetic(circuit: &LayeredCircuit) -> Vec<Arith> {
         .iter()
         .enumerate()
         .map(|(k, l)| {
-            let read =
-                l.op.reads(k)
-                    .into_iter()
-                    .map(tensor_bits)
-                    .max()
-                    .unwrap_or(0);
-            arith_for(read.max(l.bound_bits))
+            let read = l.op.reads(k).into_iter().map(tensor_bits).max();
+            read.unwrap_or(0).max(l.bound_bits)
         })
         .collect()
 }
@@ -679,34 +679,23 @@ fn run<F: ProofField>(
         })?;
     }
     // Who reads what (each stage read, only forks read by several layers).
-    circuit.check().map_err(|reason| WitnessError::Shape {
-        layer: 0,
-        op: "circuit",
-        reason,
-    })?;
-    let plan = arithmetic(circuit);
+    circuit
+        .check_readers()
+        .map_err(|reason| WitnessError::Shape {
+            layer: 0,
+            op: "circuit",
+            reason,
+        })?;
+    let bits = layer_bits(circuit);
     let capacity = F::ID.signed_capacity_bits();
-    let tensor_bits = |t: usize| match t {
-        0 => circuit.input_bits(),
-        _ => circuit.layers[t - 1].bound_bits,
-    };
-    for (li, layer) in circuit.layers.iter().enumerate() {
-        let read = layer
-            .op
-            .reads(li)
-            .into_iter()
-            .map(tensor_bits)
-            .max()
-            .unwrap_or(0);
-        let bits = read.max(layer.bound_bits);
-        if bits > capacity {
-            return Err(WitnessError::FieldTooSmall {
-                layer: li,
-                bits,
-                capacity,
-            });
-        }
+    if let Some((li, &b)) = bits.iter().enumerate().find(|(_, &b)| b > capacity) {
+        return Err(WitnessError::FieldTooSmall {
+            layer: li,
+            bits: b,
+            capacity,
+        });
     }
+    let plan: Vec<Arith> = bits.into_iter().map(arith_for).collect();
 
     let first = if circuit.input_bits() <= 62 {
         Stage::I64(input.iter().map(|&v| v as i64).collect())

@@ -1,7 +1,7 @@
 //! Prover half of a fork (`verinfer_verifier::layers::fork`): the degree-2 sumcheck of the
 //! merged weight table `Σ_j α_j·eq(r_j, ·)` against the input table.
 
-use super::{hand_down, LayerProver};
+use super::{hand_down, take_table, LayerProver};
 use crate::sumcheck::{prove as prove_sumcheck, ProductProver};
 use crate::ProveError;
 use std::borrow::Cow;
@@ -23,14 +23,7 @@ impl<F: ProofField> LayerProver<F> for ForkOp {
         claim: &Claim<F>,
         transcript: &mut Transcript,
     ) -> Result<(LayerProof<F>, Claim<F>), ProveError> {
-        let claims = std::slice::from_ref(claim);
-        let (alphas, target) = merge(claims, transcript);
-        let points: Vec<(F, &[F])> = alphas
-            .iter()
-            .zip(claims)
-            .map(|(a, c)| (*a, c.point.as_slice()))
-            .collect();
-        merged(input, &points, target, transcript)
+        merged(input, std::slice::from_ref(claim), transcript)
     }
 
     fn reduce(
@@ -42,29 +35,25 @@ impl<F: ProofField> LayerProver<F> for ForkOp {
         claims: &[Claim<F>],
         transcript: &mut Transcript,
     ) -> Result<(LayerProof<F>, Vec<Claim<F>>), ProveError> {
-        let input = tables
-            .get_mut(index)
-            .map(std::mem::take)
-            .ok_or_else(|| ProveError::Layer(format!("no table for tensor {index}")))?;
-        let (alphas, target) = merge(claims, transcript);
-        let points: Vec<(F, &[F])> = alphas
-            .iter()
-            .zip(claims)
-            .map(|(a, c)| (*a, c.point.as_slice()))
-            .collect();
-        let (lp, claim) = merged(input, &points, target, transcript)?;
+        let (lp, claim) = merged(take_table(tables, index)?, claims, transcript)?;
         Ok((lp, vec![claim]))
     }
 }
 
-/// The merge sumcheck `target = Σ_x (Σ_j α_j·eq(r_j, x))·X(x)`.
+/// The merge sumcheck `Σ_j α_j·y_j = Σ_x (Σ_j α_j·eq(r_j, x))·X(x)` of `claims` on the table
+/// `input`.
 fn merged<F: ProofField>(
     input: Cow<'_, [F]>,
-    points: &[(F, &[F])],
-    target: F,
+    claims: &[Claim<F>],
     transcript: &mut Transcript,
 ) -> Result<(LayerProof<F>, Claim<F>), ProveError> {
-    let weights = mle::eq_table_combined(points);
+    let (alphas, target) = merge(claims, transcript);
+    let points: Vec<(F, &[F])> = alphas
+        .iter()
+        .zip(claims)
+        .map(|(a, c)| (*a, c.point.as_slice()))
+        .collect();
+    let weights = mle::eq_table_combined(&points);
     if weights.len() != input.len() {
         return Err(ProveError::Layer(
             "a fork's claims do not fit its input table".into(),

@@ -117,13 +117,21 @@ pub trait LayerProver<F: ProofField> {
         transcript: &mut Transcript,
     ) -> Result<(LayerProof<F>, Vec<Claim<F>>), ProveError> {
         let claim = single(claims)?;
-        let input = tables
-            .get_mut(index)
-            .map(std::mem::take)
-            .ok_or_else(|| ProveError::Layer(format!("no table for tensor {index}")))?;
+        let input = take_table(tables, index)?;
         let (lp, down) = self.prove(layer, batch, input, None, claim, transcript)?;
         Ok((lp, vec![down]))
     }
+}
+
+/// Takes the table of stage `index` (leaving it empty) for a layer that folds it.
+fn take_table<'a, F>(tables: &mut [Cow<'a, [F]>], index: usize) -> Result<Cow<'a, [F]>, ProveError>
+where
+    [F]: ToOwned<Owned = Vec<F>>,
+{
+    tables
+        .get_mut(index)
+        .map(std::mem::take)
+        .ok_or_else(|| ProveError::Layer(format!("no table for tensor {index}")))
 }
 
 /// The one claim a layer that is not a fork receives.
