@@ -203,23 +203,26 @@ fn presets_and_parsing() {
         ]
     );
     for p in PRESETS {
-        let (a, b, c) = preset(p.name).unwrap().coefficients();
-        assert_eq!((a, b, c), (p.a, p.b, p.c), "{}", p.name);
+        let c = preset(p.name).unwrap().coefficients();
+        assert_eq!(c, vec![p.c, p.b, p.a], "{}", p.name);
         assert!(!p.source.is_empty());
     }
     let pi = std::f64::consts::PI;
     let fourier = preset("relu_fourier").unwrap().coefficients();
     assert!(
-        (fourier.0 - 4.0 / (3.0 * pi)).abs() < 1e-15
-            && (fourier.2 - 1.0 / (3.0 * pi)).abs() < 1e-15
+        (fourier[2] - 4.0 / (3.0 * pi)).abs() < 1e-15
+            && (fourier[0] - 1.0 / (3.0 * pi)).abs() < 1e-15
     );
     let got = parse_activations("square, quadratic:1/2,-0.25,3 ,relu_lsq").unwrap();
-    let got: Vec<(String, (f64, f64, f64))> = got
+    let got: Vec<(String, Vec<f64>)> = got
         .into_iter()
         .map(|c| (c.name, c.activation.coefficients()))
         .collect();
-    assert_eq!(got[0], ("square".into(), (1.0, 0.0, 0.0)));
-    assert_eq!(got[1], ("quadratic:0.5,-0.25,3".into(), (0.5, -0.25, 3.0)));
+    assert_eq!(got[0], ("square".into(), vec![0.0, 0.0, 1.0]));
+    assert_eq!(
+        got[1],
+        ("quadratic:0.5,-0.25,3".into(), vec![3.0, -0.25, 0.5])
+    );
     assert_eq!(got[2].0, "relu_lsq");
     assert!(parse_activations("square,square").is_err());
     assert!(parse_activations("").is_err());

@@ -217,6 +217,9 @@ pub(crate) trait Domain {
     fn bits(v: Self::Val) -> u32;
     /// `a·x² + b·x + c` and the bits of its intermediate magnitudes.
     fn quadratic(a: i128, b: i128, c: i128, x: Self::Val) -> Option<(Self::Val, u32)>;
+    /// `Σ_k c_k·x^k` element-wise (degree ≥ 1), raising `inter` to the output bits: the kernel
+    /// evaluates it by Horner in a ring, exact whatever its partial values do.
+    fn polynomial(c: &[i128], x: &[Self::Val], inter: &mut u32) -> Option<Vec<Self::Val>>;
     /// `x + y`.
     fn add(x: Self::Val, y: Self::Val) -> Option<Self::Val>;
     /// `x − y`.
@@ -331,6 +334,44 @@ impl Domain for Exact {
         Some(((min, max), bits_of(inter)))
     }
 
+    fn polynomial(c: &[i128], x: &[Self::Val], inter: &mut u32) -> Option<Vec<Self::Val>> {
+        let cf: Vec<f64> = c.iter().map(|&v| v as f64).collect();
+        // Outward-rounded f64 enclosure of an integer interval, made into integers again.
+        let enclose = |(lo, hi): Self::Val| -> Option<Self::Val> {
+            let widen = |v: i128| (v as f64).abs() * f64::EPSILON + 1.0;
+            let (a, b) = (lo as f64 - widen(lo), hi as f64 + widen(hi));
+            let (min, max) = poly_enclosure(&cf, a, b);
+            let limit = 2f64.powi(126);
+            if !(min.abs() < limit && max.abs() < limit) {
+                return None;
+            }
+            Some((min.floor() as i128 - 1, max.ceil() as i128 + 1))
+        };
+        let exact = |(lo, hi): Self::Val| -> Option<Self::Val> {
+            // Few integers: every value, checked, so the interval is attained.
+            let eval = |v: i128| {
+                c.iter()
+                    .rev()
+                    .try_fold(0i128, |acc, &k| acc.checked_mul(v)?.checked_add(k))
+            };
+            let (mut min, mut max) = (i128::MAX, i128::MIN);
+            for v in lo..=hi {
+                let y = eval(v)?;
+                (min, max) = (min.min(y), max.max(y));
+            }
+            Some((min, max))
+        };
+        let out = per_distinct(x, enclose, |v| {
+            if v.1.checked_sub(v.0).is_some_and(|w| w <= POLY_ENUMERATE) {
+                exact(v)
+            } else {
+                enclose(v)
+            }
+        })?;
+        *inter = out.iter().map(|&v| Self::bits(v)).fold(*inter, u32::max);
+        Some(out)
+    }
+
     fn add(x: Self::Val, y: Self::Val) -> Option<Self::Val> {
         Some((x.0.checked_add(y.0)?, x.1.checked_add(y.1)?))
     }
@@ -440,6 +481,17 @@ impl Domain for Approx {
         Some((m, bits_f64(m)))
     }
 
+    fn polynomial(c: &[i128], x: &[f64], inter: &mut u32) -> Option<Vec<f64>> {
+        let cf: Vec<f64> = c.iter().map(|&v| v as f64).collect();
+        let mag = |m: f64| {
+            let (lo, hi) = poly_enclosure(&cf, -m, m);
+            Some(lo.abs().max(hi.abs()) * F64_MARGIN)
+        };
+        let out = per_distinct(x, mag, mag)?;
+        *inter = out.iter().map(|&v| bits_f64(v)).fold(*inter, u32::max);
+        Some(out)
+    }
+
     fn add(x: f64, y: f64) -> Option<f64> {
         Some((x + y) * F64_MARGIN)
     }
@@ -455,9 +507,116 @@ impl Domain for Approx {
     fn requant(op: &RequantOp, x: f64) -> Option<(f64, u32)> {
         // |⌊(y + 2^(k−1)) / 2^k⌋| ≤ |y| / 2^k + 1, and the clamp caps it at 2^(bits−1).
         let scaled = x / 2f64.powi(op.shift.min(1100) as i32) + 1.0;
-        let cap = (op.range().0 as f64).abs();
+        let (lo, hi) = op.range();
+        let cap = lo.unsigned_abs().max(hi.unsigned_abs()) as f64;
         Some((scaled.min(cap), bits_f64(x)))
     }
+}
+
+/// Widest exact interval whose polynomial image is found by evaluating every integer in it.
+const POLY_ENUMERATE: i128 = 256;
+/// Distinct input bounds a polynomial rule treats one by one; the others get the enclosure of
+/// the hull of all inputs (an enclosure of a larger set, so still sound).
+const POLY_DISTINCT: usize = 256;
+/// Pieces of the centred-form enclosure.
+const POLY_PIECES: usize = 64;
+
+/// `rule` on each distinct bound of `x` (a tensor after a clamp shares one bound), switching to
+/// `hull_rule` on the hull of every bound once more than [`POLY_DISTINCT`] are distinct.
+fn per_distinct<V: Copy + PartialEq + HullOf>(
+    x: &[V],
+    hull_rule: impl Fn(V) -> Option<V>,
+    rule: impl Fn(V) -> Option<V>,
+) -> Option<Vec<V>> {
+    let mut seen: Vec<(V, V)> = Vec::new();
+    let mut hull: Option<V> = None;
+    let mut out = Vec::with_capacity(x.len());
+    for &v in x {
+        if let Some(&(_, y)) = seen.iter().rev().find(|(k, _)| *k == v) {
+            out.push(y);
+            continue;
+        }
+        if seen.len() < POLY_DISTINCT {
+            let y = rule(v)?;
+            seen.push((v, y));
+            out.push(y);
+            continue;
+        }
+        if hull.is_none() {
+            hull = Some(hull_rule(V::hull(x)?)?);
+        }
+        out.push(hull?);
+    }
+    Some(out)
+}
+
+/// The smallest bound covering every bound of a slice.
+trait HullOf: Sized {
+    fn hull(x: &[Self]) -> Option<Self>;
+}
+
+impl HullOf for (i128, i128) {
+    fn hull(x: &[Self]) -> Option<Self> {
+        let lo = x.iter().map(|v| v.0).min()?;
+        let hi = x.iter().map(|v| v.1).max()?;
+        Some((lo, hi))
+    }
+}
+
+impl HullOf for f64 {
+    fn hull(x: &[Self]) -> Option<Self> {
+        x.iter().copied().reduce(f64::max)
+    }
+}
+
+/// An enclosure of `{p(v) : lo ≤ v ≤ hi}` for `p = Σ c_k·v^k`, in `f64`: the interval cut into
+/// [`POLY_PIECES`] pieces, on each the centred form `p(m) ± Σ_{j≥1} |p^(j)(m)/j!|·h^j`, widened
+/// by a bound on the rounding error. Alternating coefficients (minimax fits) cancel in `p`, so
+/// this is far tighter than `Σ|c_k|·max|v|^k`, which can cost a larger field. Infinite or NaN
+/// when the values overflow `f64` (the caller then reports an unbounded layer).
+pub(crate) fn poly_enclosure(c: &[f64], lo: f64, hi: f64) -> (f64, f64) {
+    let d = c.len().saturating_sub(1);
+    let big = lo.abs().max(hi.abs());
+    // Every quantity below is a sum of terms bounded by Σ|c_k|·big^k; each passes through at
+    // most (d + 1)² roundings of relative size ε.
+    let mag: f64 = c
+        .iter()
+        .zip(0..)
+        .map(|(ck, k)| ck.abs() * big.powi(k))
+        .sum();
+    let sq = ((d + 1) * (d + 1)) as f64;
+    let err = mag * 4.0 * sq * f64::EPSILON;
+    let (mut min, mut max) = (f64::INFINITY, f64::NEG_INFINITY);
+    let width = (hi - lo) / POLY_PIECES as f64;
+    let mut t = c.to_vec();
+    for i in 0..POLY_PIECES {
+        let a = lo + width * i as f64;
+        let b = if i + 1 == POLY_PIECES {
+            hi
+        } else {
+            lo + width * (i + 1) as f64
+        };
+        let (m, h) = ((a + b) / 2.0, (b - a) / 2.0 * (1.0 + 4.0 * f64::EPSILON));
+        // Taylor coefficients at m by repeated synthetic division.
+        t.copy_from_slice(c);
+        for j in 0..d {
+            for k in (j..d).rev() {
+                t[k] += m * t[k + 1];
+            }
+        }
+        let mut spread = 0.0;
+        let mut hp = 1.0;
+        for tj in &t[1..] {
+            hp *= h;
+            spread += tj.abs() * hp;
+        }
+        min = min.min(t[0] - spread);
+        max = max.max(t[0] + spread);
+        if lo == hi {
+            break;
+        }
+    }
+    (min - err, max + err)
 }
 
 /// A layer kind's bound rule: its output bounds in any [`Domain`], raising `inter` to the bits of

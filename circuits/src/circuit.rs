@@ -18,7 +18,8 @@
 use crate::field::FieldId;
 use crate::mle;
 pub use crate::ops::{
-    ActivationOp, AddOp, BranchOp, Conv2dOp, DenseOp, ForkOp, GatesOp, RequantOp, SumPoolOp,
+    ActivationOp, AddOp, BranchOp, Conv2dOp, DenseOp, Exact, ForkOp, GatesOp, PolynomialOp,
+    RequantOp, SumPoolOp, MAX_LEAKY_SHIFT,
 };
 use ark_ff::Field;
 use serde::{Deserialize, Serialize};
@@ -270,6 +271,8 @@ pub enum Op {
     Branch(BranchOp),
     /// A tensor several layers read.
     Fork(ForkOp),
+    /// A polynomial activation of degree 3 or more.
+    Polynomial(PolynomialOp),
 }
 
 impl Op {
@@ -702,12 +705,7 @@ mod tests {
                     &[1],
                     "dense",
                 ),
-                l(
-                    Op::Requant(RequantOp { shift: 2, bits: 8 }),
-                    &[1],
-                    &[1],
-                    "requant",
-                ),
+                l(Op::Requant(RequantOp::new(2, 8)), &[1], &[1], "requant"),
                 l(Op::Fork(ForkOp {}), &[1], &[1], "fork"),
                 l(Op::Branch(BranchOp { from: 7 }), &[1], &[1], "branch"),
                 l(
@@ -719,6 +717,14 @@ mod tests {
                     &[1],
                     &[1],
                     "add",
+                ),
+                l(
+                    Op::Polynomial(PolynomialOp {
+                        coefficients: vec![1, -2, 0, 3],
+                    }),
+                    &[1],
+                    &[1],
+                    "poly",
                 ),
             ],
         }
@@ -816,9 +822,11 @@ mod tests {
                         3 => stride[1] += 1,
                         _ => continue,
                     },
-                    Op::Requant(RequantOp { shift, bits }) => match k {
+                    Op::Requant(RequantOp { shift, bits, then }) => match k {
                         0 => *shift += 1,
                         1 => *bits += 1,
+                        2 => *then = Exact::Relu,
+                        3 => *then = Exact::LeakyRelu { shift: 1 },
                         _ => continue,
                     },
                     Op::Add(AddOp {
@@ -837,6 +845,13 @@ mod tests {
                         _ => continue,
                     },
                     Op::Fork(_) => continue,
+                    Op::Polynomial(PolynomialOp { coefficients }) => match k {
+                        0 => coefficients[0] += 1,
+                        1 => coefficients[3] += 1,
+                        2 => coefficients.push(1),
+                        3 => coefficients.swap(1, 2),
+                        _ => continue,
+                    },
                     Op::Gates(GatesOp { layer }) => match k {
                         0..=7 => layer.gates[k] = Gate::Scale(k as u32, 2),
                         8 => layer.gates[0] = Gate::Relay(1),

@@ -12,7 +12,8 @@
 
 pub use crate::bounds::{bound_analysis, stage_bounds, LayerBound, StageBounds, UNBOUNDED_BITS};
 use crate::circuit::{
-    ActivationOp, AddOp, BranchOp, Conv2dOp, DenseOp, ForkOp, GatesOp, RequantOp, SumPoolOp,
+    ActivationOp, AddOp, BranchOp, Conv2dOp, DenseOp, Exact, ForkOp, GatesOp, PolynomialOp,
+    RequantOp, SumPoolOp,
 };
 use crate::circuit::{
     CircuitLayer, FieldChoice, LayeredCircuit, Layout, Op, QuantParams, MAX_ITEM_VARS,
@@ -244,6 +245,11 @@ pub fn circuit_layer_of(origin: &[usize], n: usize) -> Option<usize> {
     origin.iter().rposition(|&m| m <= n)
 }
 
+/// Integer bits (beside the sign) of the checkpoint the compiler inserts for an exact ReLU that no
+/// settings file gave one: real values up to `2^15` pass, larger ones saturate (`verinfer
+/// calibrate` places checkpoints sized to the data instead).
+pub const EXACT_CHECKPOINT_INT_BITS: u32 = 15;
+
 /// Quantizes and lays out `model` with `params` (docs/protocol.md §3, §4): the first half of
 /// [`compile`], which every model that validates and quantizes passes, however wide its values.
 pub fn lower(model: &Model, params: &QuantParams) -> Result<Lowered, CompileError> {
@@ -348,11 +354,18 @@ pub fn lower(model: &Model, params: &QuantParams) -> Result<Lowered, CompileErro
             }
             Layer::Activation(a) => {
                 let q = quant::quantize_activation(a, scale, params.coef_bits).map_err(qerr)?;
-                let op = Op::Activation(ActivationOp {
-                    a: q.a,
-                    b: q.b,
-                    c: q.c,
-                });
+                // Quadratics keep their own kind: a degree-3 sumcheck with a dedicated kernel.
+                let op = if q.coefficients.len() <= 3 {
+                    Op::Activation(ActivationOp {
+                        a: q.coefficient(2),
+                        b: q.coefficient(1),
+                        c: q.coefficient(0),
+                    })
+                } else {
+                    Op::Polynomial(PolynomialOp {
+                        coefficients: q.coefficients,
+                    })
+                };
                 // Element-wise: keeps the current (possibly multi-dimensional) layout.
                 Some((op, cur.clone(), q.scale_bits, a.name()))
             }
@@ -370,12 +383,43 @@ pub fn lower(model: &Model, params: &QuantParams) -> Result<Lowered, CompileErro
                         r.shift
                     )));
                 };
-                let op = Op::Requant(RequantOp {
-                    shift: r.shift,
-                    bits: r.bits,
-                });
+                let op = Op::Requant(RequantOp::new(r.shift, r.bits));
                 let label = format!("requant >>{} to {} bits", r.shift, r.bits);
                 Some((op, cur.clone(), out_scale, label))
+            }
+            Layer::Relu(r) => {
+                let then = match r.slope_shift {
+                    None => Exact::Relu,
+                    Some(shift) => Exact::LeakyRelu { shift },
+                };
+                // A checkpoint placed right before it, and read by nothing else, takes the
+                // function itself; otherwise one goes in (the scale rule: back to the input's
+                // fractional bits, EXACT_CHECKPOINT_INT_BITS integer bits).
+                let before = li.checked_sub(1);
+                let mergeable = before.is_some_and(|b| {
+                    matches!(model.layers[b], Layer::Requant(_))
+                        && origin.last() == Some(&b)
+                        && !model.layers.iter().any(|l| l.reference() == Some(b))
+                });
+                match layers.last_mut() {
+                    Some(last) if mergeable => {
+                        if let Op::Requant(op) = &mut last.op {
+                            op.then = then;
+                        }
+                        last.label = format!("{}, then exact {}", last.label, then.name());
+                        None
+                    }
+                    _ => {
+                        let shift = scale.saturating_sub(s_in);
+                        let bits = s_in
+                            .saturating_add(EXACT_CHECKPOINT_INT_BITS + 1)
+                            .min(MAX_REQUANT_BITS);
+                        let op = Op::Requant(RequantOp { shift, bits, then });
+                        let label =
+                            format!("exact {} (requant >>{shift} to {bits} bits)", then.name());
+                        Some((op, cur.clone(), scale - shift, label))
+                    }
+                }
             }
             Layer::Add(a) => {
                 let bad = |msg: String| CompileError::Residual { layer: li, msg };

@@ -11,7 +11,7 @@
 //! the ranges of); [`eval`] returns the output only. Items are independent and evaluated in
 //! parallel (rayon, with the `parallel` feature).
 
-use crate::model::{Conv2d, Dense, Layer, Model, ModelError, SumPool};
+use crate::model::{horner, Conv2d, Dense, Layer, Model, ModelError, SumPool};
 use thiserror::Error;
 
 /// Why a float evaluation could not run.
@@ -122,9 +122,10 @@ fn item(model: &Model, shapes: &[Vec<usize>], x: &[f64]) -> Vec<Vec<f64>> {
             Layer::Dense(d) => dense(d, input),
             Layer::SumPool(p) => sum_pool(p, &shapes[i], &shapes[i + 1], input),
             Layer::Activation(a) => {
-                let (a, b, c) = a.coefficients();
-                input.iter().map(|&v| a * v * v + b * v + c).collect()
+                let c = a.coefficients();
+                input.iter().map(|&v| horner(&c, v)).collect()
             }
+            Layer::Relu(r) => input.iter().map(|&v| r.eval(v)).collect(),
             Layer::Flatten | Layer::Reshape { .. } | Layer::Requant(_) => input.to_vec(),
             Layer::Add(a) => {
                 let sign = if a.subtract { -1.0 } else { 1.0 };

@@ -12,8 +12,13 @@
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-/// A quadratic activation `a·x² + b·x + c`.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+/// Largest degree of a polynomial activation (its sumcheck has round degree `d + 1`, and the
+/// proof format caps round degrees at 32).
+pub const MAX_ACTIVATION_DEGREE: usize = 31;
+
+/// A polynomial activation: the quadratics of the literature by name, or any polynomial of degree
+/// 2 to [`MAX_ACTIVATION_DEGREE`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Activation {
     /// `x²` (CryptoNets, SafetyNets).
@@ -29,26 +34,82 @@ pub enum Activation {
         /// Constant term.
         c: f64,
     },
+    /// `c_0 + c_1·x + … + c_d·x^d`.
+    Polynomial {
+        /// `[c_0, …, c_d]`, constant first.
+        coefficients: Vec<f64>,
+    },
 }
 
 impl Activation {
-    /// The coefficients `(a, b, c)`.
-    pub fn coefficients(&self) -> (f64, f64, f64) {
-        match *self {
-            Activation::Square => (1.0, 0.0, 0.0),
-            Activation::SquarePlusX => (1.0, 1.0, 0.0),
-            Activation::Quadratic { a, b, c } => (a, b, c),
+    /// The coefficients `[c_0, …, c_d]`, constant first: three for the named quadratics (which
+    /// stay quadratics even when `a = 0`), a polynomial's without trailing zeros (at least one).
+    pub fn coefficients(&self) -> Vec<f64> {
+        match self {
+            Activation::Square => vec![0.0, 0.0, 1.0],
+            Activation::SquarePlusX => vec![0.0, 1.0, 1.0],
+            Activation::Quadratic { a, b, c } => vec![*c, *b, *a],
+            Activation::Polynomial { coefficients } => {
+                let mut c = coefficients.clone();
+                while c.len() > 1 && c.last() == Some(&0.0) {
+                    c.pop();
+                }
+                if c.is_empty() {
+                    c.push(0.0);
+                }
+                c
+            }
         }
+    }
+
+    /// The degree `d` the circuit proves: the length of [`Self::coefficients`] minus one.
+    pub fn degree(&self) -> usize {
+        self.coefficients().len() - 1
+    }
+
+    /// `p(x)` in `f64` (Horner).
+    pub fn eval(&self, x: f64) -> f64 {
+        horner(&self.coefficients(), x)
+    }
+
+    /// Why the activation cannot be compiled: a coefficient that is not finite, or a polynomial
+    /// of degree outside `1..=`[`MAX_ACTIVATION_DEGREE`] (a named quadratic always passes).
+    pub fn check(&self) -> Result<(), String> {
+        let c = self.coefficients();
+        if let Some(x) = c.iter().find(|x| !x.is_finite()) {
+            return Err(format!("activation coefficient {x} is not a finite number"));
+        }
+        if let Activation::Polynomial { coefficients } = self {
+            if coefficients.len() > MAX_ACTIVATION_DEGREE + 1 {
+                return Err(format!(
+                    "a polynomial activation has {} coefficients; at most {} (degree {MAX_ACTIVATION_DEGREE})",
+                    coefficients.len(),
+                    MAX_ACTIVATION_DEGREE + 1
+                ));
+            }
+            if c.len() < 2 {
+                return Err(format!(
+                    "a polynomial activation of degree 0 ({coefficients:?}) is a constant: give at least c_0 and c_1"
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Short name for tables and reports.
     pub fn name(&self) -> String {
-        match *self {
+        match self {
             Activation::Square => "square".into(),
             Activation::SquarePlusX => "square_plus_x".into(),
             Activation::Quadratic { a, b, c } => format!("quadratic({a},{b},{c})"),
+            Activation::Polynomial { .. } => format!("polynomial(degree {})", self.degree()),
         }
     }
+}
+
+/// `Σ c_k·x^k` by Horner's rule, `c` constant first.
+pub fn horner(c: &[f64], x: f64) -> f64 {
+    c.iter().rev().fold(0.0, |acc, &ck| acc * x + ck)
 }
 
 /// A 2-D convolution (group 1, dilation 1), zero padding on both sides.
@@ -153,7 +214,7 @@ pub enum Layer {
         /// The new per-item shape.
         shape: Vec<usize>,
     },
-    /// Element-wise quadratic activation.
+    /// Element-wise polynomial activation.
     Activation(Activation),
     /// A requantization checkpoint.
     Requant(Requant),
@@ -161,6 +222,29 @@ pub enum Layer {
     Add(Add),
     /// Continues from an earlier layer's output (a side branch).
     Branch(Branch),
+    /// A rectified linear unit (or a leaky one), compiled as an exact function at a checkpoint.
+    Relu(Relu),
+}
+
+/// `max(x, 0)`, or LeakyReLU `x` for `x ≥ 0` and `x·2^−slope_shift` below. The compiler makes it
+/// an exact function of a requantization checkpoint: the one placed right before it, or one it
+/// inserts (docs/protocol.md §5).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Relu {
+    /// LeakyReLU with negative slope `2^−slope_shift` (1..=30); absent for ReLU.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slope_shift: Option<u32>,
+}
+
+impl Relu {
+    /// The function on a real number.
+    pub fn eval(&self, x: f64) -> f64 {
+        match self.slope_shift {
+            _ if x >= 0.0 => x,
+            None => 0.0,
+            Some(k) => x / 2f64.powi(k.min(1000) as i32),
+        }
+    }
 }
 
 impl Layer {
@@ -253,6 +337,7 @@ impl Layer {
             Layer::Requant(_) => "requant",
             Layer::Add(_) => "add",
             Layer::Branch(_) => "branch",
+            Layer::Relu(_) => "relu",
         }
     }
 }
@@ -376,7 +461,7 @@ pub fn output_shape(
             }
             Ok(shape.clone())
         }
-        Layer::Activation(_) | Layer::Requant(_) => Ok(input.to_vec()),
+        Layer::Activation(_) | Layer::Requant(_) | Layer::Relu(_) => Ok(input.to_vec()),
         Layer::Add(_) | Layer::Branch(_) => Err(err(
             "reads an earlier layer's output: its shape needs the whole model".into(),
         )),
@@ -466,8 +551,12 @@ impl Model {
                 Layer::Conv2d(c) => finite(&c.weight) && c.bias.as_deref().is_none_or(finite),
                 Layer::Dense(d) => finite(&d.weight) && d.bias.as_deref().is_none_or(finite),
                 Layer::Activation(a) => {
-                    let (a, b, c) = a.coefficients();
-                    finite(&[a, b, c])
+                    a.check().map_err(|msg| ModelError::Shape {
+                        layer: i,
+                        op: layer.op_name(),
+                        msg,
+                    })?;
+                    true
                 }
                 _ => true,
             };

@@ -9,9 +9,10 @@
 //!   `Bq = q(b, s')` ([`quantize_linear`]). `s_w` is `weight_bits`, or with
 //!   [`WeightScale::PerLayer`] the largest value in `0..=`[`MAX_PER_LAYER_WEIGHT_BITS`] that keeps
 //!   every |Wq| within `weight_bits` signed bits ([`weight_scale_bits`]).
-//! - Activation `a·x² + b·x + c` at input scale `s` ([`quantize_activation`]): integer
-//!   coefficients give `Y = a·X² + (b·2^s)·X + c·2^(2s)` at scale `2s`; otherwise
-//!   `Y = q(a,s_c)·X² + (q(b,s_c)·2^s)·X + q(c,s_c)·2^(2s)` at scale `2s + s_c`, `s_c = coef_bits`.
+//! - Activation `Σ_k c_k·x^k` of degree `d` at input scale `s` ([`quantize_activation`]):
+//!   `Y = Σ_k (q(c_k, s_c)·2^((d−k)·s))·X^k` at scale `d·s + s_c`, with `s_c = 0` when every
+//!   coefficient is an integer and `s_c = coef_bits` otherwise. For a quadratic `a·x² + b·x + c`:
+//!   `Y = q(a,s_c)·X² + (q(b,s_c)·2^s)·X + q(c,s_c)·2^(2s)` at scale `2s + s_c`.
 //! - SumPool keeps the scale; Flatten / Reshape do no arithmetic.
 
 use crate::circuit::{LayeredCircuit, QuantParams, WeightScale};
@@ -356,18 +357,21 @@ pub fn quantize_linear(
     })
 }
 
-/// A quantized activation `Y = a·X² + b·X + c` (coefficients already multiplied by their powers
-/// of two) and its output scale.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A quantized activation `Y = Σ_k C_k·X^k` (coefficients already multiplied by their powers of
+/// two) and its output scale.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct QuantActivation {
-    /// Coefficient of X².
-    pub a: i128,
-    /// Coefficient of X.
-    pub b: i128,
-    /// Constant term (added at real positions only).
-    pub c: i128,
-    /// Output scale: `2s`, or `2s + coef_bits` for non-integer coefficients.
+    /// `C_0, …, C_d`, constant first (the constant is added at real positions only).
+    pub coefficients: Vec<i128>,
+    /// Output scale: `d·s`, or `d·s + coef_bits` for non-integer coefficients.
     pub scale_bits: u32,
+}
+
+impl QuantActivation {
+    /// `C_k`, zero past the degree.
+    pub fn coefficient(&self, k: usize) -> i128 {
+        self.coefficients.get(k).copied().unwrap_or(0)
+    }
 }
 
 /// `v · 2^shift`, checked.
@@ -382,34 +386,37 @@ fn mul_pow2(v: i128, shift: u32) -> Result<i128, QuantError> {
     v.checked_mul(1i128 << shift).ok_or(overflow)
 }
 
-/// Quantizes an activation at input scale `in_scale` with `coef_bits` fractional bits for
-/// non-integer coefficients (docs/protocol.md §3).
+/// Quantizes an activation of degree `d` at input scale `s = in_scale` with `coef_bits`
+/// fractional bits for non-integer coefficients (docs/protocol.md §3): `C_k = q(c_k, s_c)·2^((d−k)·s)`
+/// at output scale `d·s + s_c`, where `s_c = 0` when every coefficient is an integer.
 pub fn quantize_activation(
     act: &Activation,
     in_scale: u32,
     coef_bits: u32,
 ) -> Result<QuantActivation, QuantError> {
-    let (a, b, c) = act.coefficients();
-    for x in [a, b, c] {
-        if !x.is_finite() {
-            return Err(QuantError::NonFinite(x));
-        }
+    let c = act.coefficients();
+    if let Some(&x) = c.iter().find(|x| !x.is_finite()) {
+        return Err(QuantError::NonFinite(x));
     }
-    let integral = [a, b, c].iter().all(|x| x.fract() == 0.0);
-    let (coef_scale, extra) = if integral {
-        (0, 0)
+    let d = u32::try_from(c.len() - 1).map_err(|_| QuantError::ScaleOverflow)?;
+    let extra = if c.iter().all(|x| x.fract() == 0.0) {
+        0
     } else {
-        (coef_bits, coef_bits)
+        coef_bits
     };
-    let two_s = in_scale.checked_mul(2).ok_or(QuantError::ScaleOverflow)?;
-    let scale_bits = two_s.checked_add(extra).ok_or(QuantError::ScaleOverflow)?;
-    let qa = quantize(a, coef_scale)?;
-    let qb = quantize(b, coef_scale)?;
-    let qc = quantize(c, coef_scale)?;
+    let ds = in_scale.checked_mul(d).ok_or(QuantError::ScaleOverflow)?;
+    let scale_bits = ds.checked_add(extra).ok_or(QuantError::ScaleOverflow)?;
+    let coefficients = c
+        .iter()
+        .enumerate()
+        .map(|(k, &x)| {
+            // k ≤ d, so (d − k)·s ≤ d·s, which did not overflow.
+            let lift = (d - k as u32) * in_scale;
+            mul_pow2(quantize(x, extra)?, lift)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(QuantActivation {
-        a: qa,
-        b: mul_pow2(qb, in_scale)?,
-        c: mul_pow2(qc, two_s)?,
+        coefficients,
         scale_bits,
     })
 }

@@ -89,10 +89,10 @@ pub fn cifar_small(seed: u64, act: Activation) -> (Model, QuantParams) {
     };
     let layers = vec![
         conv(&mut rng, 3, 16),
-        Layer::Activation(act),
+        Layer::Activation(act.clone()),
         pool(),
         conv(&mut rng, 16, 32),
-        Layer::Activation(act),
+        Layer::Activation(act.clone()),
         pool(),
         Layer::Flatten,
         Layer::Dense(Dense {
@@ -236,7 +236,7 @@ fn calibrated(model: &Model, params: &QuantParams) -> Option<Vec<Layer>> {
 /// LeNet-5 on 1×32×32 with the given activation, checkpointed (module docs).
 pub fn lenet5(seed: u64, act: Activation) -> (Model, QuantParams) {
     let rng = &mut SplitMix::new(seed);
-    let a = || Layer::Activation(act);
+    let a = || Layer::Activation(act.clone());
     let layers = vec![
         conv(rng, 1, 6, 5, 1, 0),
         a(),
@@ -264,15 +264,15 @@ pub fn vgg11(seed: u64, act: Activation) -> (Model, QuantParams) {
             layers.push(pool(2));
         } else {
             layers.push(conv(rng, c, item, 3, 1, 1));
-            layers.push(Layer::Activation(act));
+            layers.push(Layer::Activation(act.clone()));
             c = item;
         }
     }
     layers.push(Layer::Flatten);
     layers.push(dense(rng, 512, 512));
-    layers.push(Layer::Activation(act));
+    layers.push(Layer::Activation(act.clone()));
     layers.push(dense(rng, 512, 512));
-    layers.push(Layer::Activation(act));
+    layers.push(Layer::Activation(act.clone()));
     layers.push(dense(rng, 512, 10));
     deep("vgg11", vec![3, 32, 32], layers)
 }
@@ -280,14 +280,14 @@ pub fn vgg11(seed: u64, act: Activation) -> (Model, QuantParams) {
 /// ResNet-20 at CIFAR shape with the given activation, checkpointed (module docs).
 pub fn resnet20(seed: u64, act: Activation) -> (Model, QuantParams) {
     let rng = &mut SplitMix::new(seed);
-    let mut layers = vec![conv(rng, 3, 16, 3, 1, 1), Layer::Activation(act)];
+    let mut layers = vec![conv(rng, 3, 16, 3, 1, 1), Layer::Activation(act.clone())];
     let mut c = 16;
     for (stage, width) in [16, 32, 64].into_iter().enumerate() {
         for block in 0..3 {
             let stride = if stage > 0 && block == 0 { 2 } else { 1 };
             let input = layers.len() - 1;
             layers.push(conv(rng, c, width, 3, stride, 1));
-            layers.push(Layer::Activation(act));
+            layers.push(Layer::Activation(act.clone()));
             layers.push(conv(rng, width, width, 3, 1, 1));
             if stride == 1 && c == width {
                 layers.push(Layer::Add(Add {
@@ -303,7 +303,7 @@ pub fn resnet20(seed: u64, act: Activation) -> (Model, QuantParams) {
                     subtract: false,
                 }));
             }
-            layers.push(Layer::Activation(act));
+            layers.push(Layer::Activation(act.clone()));
             c = width;
         }
     }
@@ -338,7 +338,7 @@ pub fn timit(seed: u64, act: Activation) -> (Model, QuantParams) {
             bias: None,
         }));
         if i < 2 {
-            layers.push(Layer::Activation(act));
+            layers.push(Layer::Activation(act.clone()));
         }
     }
     (

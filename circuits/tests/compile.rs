@@ -77,9 +77,7 @@ fn activation_coefficients_follow_the_contract() {
     assert_eq!(
         quantize_activation(&Activation::Square, 8, 8).unwrap(),
         QuantActivation {
-            a: 1,
-            b: 0,
-            c: 0,
+            coefficients: vec![0, 0, 1],
             scale_bits: 16
         }
     );
@@ -87,9 +85,7 @@ fn activation_coefficients_follow_the_contract() {
     assert_eq!(
         quantize_activation(&Activation::SquarePlusX, 8, 8).unwrap(),
         QuantActivation {
-            a: 1,
-            b: 256,
-            c: 0,
+            coefficients: vec![0, 256, 1],
             scale_bits: 16
         }
     );
@@ -107,14 +103,13 @@ fn activation_coefficients_follow_the_contract() {
     assert_eq!(
         q,
         QuantActivation {
-            a: 2,
-            b: -12,
-            c: 80,
+            coefficients: vec![80, -12, 2],
             scale_bits: 4
         }
     );
     // x = 0.75 → X = 3: 2·9 − 36 + 80 = 62 = 3.875 · 16 = f(0.75) · 2^4.
-    assert_eq!(q.a * 9 + q.b * 3 + q.c, 62);
+    let k = &q.coefficients;
+    assert_eq!(k[2] * 9 + k[1] * 3 + k[0], 62);
     // 0.5x² + 0.25x + 0.125 at scale 3, coef_bits 4: q(a) = 8, q(b) = 4 → 4·2^3 = 32,
     // q(c) = 2 → 2·2^6 = 128; scale 2·3 + 4 = 10.
     let q = quantize_activation(
@@ -130,14 +125,13 @@ fn activation_coefficients_follow_the_contract() {
     assert_eq!(
         q,
         QuantActivation {
-            a: 8,
-            b: 32,
-            c: 128,
+            coefficients: vec![128, 32, 8],
             scale_bits: 10
         }
     );
     // x = 0.5 → X = 4: 8·16 + 32·4 + 128 = 384 = 0.375 · 2^10.
-    assert_eq!(dequantize(q.a * 16 + q.b * 4 + q.c, q.scale_bits), 0.375);
+    let k = &q.coefficients;
+    assert_eq!(dequantize(k[2] * 16 + k[1] * 4 + k[0], q.scale_bits), 0.375);
     // A coefficient whose power of two overflows i128.
     assert!(matches!(
         quantize_activation(&Activation::SquarePlusX, 127, 8),
@@ -631,6 +625,16 @@ fn reference(c: &LayeredCircuit, x: &[i128]) -> Vec<Vec<i128>> {
             Op::Activation(ActivationOp { a, b, c }) => {
                 x.iter().map(|&v| a * v * v + b * v + c).collect()
             }
+            Op::Polynomial(p) => x
+                .iter()
+                .map(|&v| {
+                    p.coefficients
+                        .iter()
+                        .zip(0u32..)
+                        .map(|(c, k)| c * v.pow(k))
+                        .sum()
+                })
+                .collect(),
             // ⌊(v + 2^(k−1)) / 2^k⌋ by Euclidean division, then the clamp.
             Op::Requant(op) => x
                 .iter()
@@ -1224,4 +1228,171 @@ fn checkpoints_make_depth_unlimited() {
             .contains("place a requantization checkpoint earlier"),
         "{e}"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Polynomial activations
+// ---------------------------------------------------------------------------------------------
+
+fn poly(coefficients: &[f64]) -> Activation {
+    Activation::Polynomial {
+        coefficients: coefficients.to_vec(),
+    }
+}
+
+#[test]
+fn polynomial_coefficients_follow_the_contract() {
+    // 0.5 − x + 0.25x³ at scale 3, coef_bits 4: C_k = q(c_k, 4)·2^((3−k)·3), scale 3·3 + 4.
+    let q = quantize_activation(&poly(&[0.5, -1.0, 0.0, 0.25]), 3, 4).unwrap();
+    assert_eq!(q.coefficients, vec![8 << 9, -16 << 6, 0, 4]);
+    assert_eq!(q.scale_bits, 13);
+    // x = 0.75 → X = 6: the integer result is p(0.75)·2^13 exactly (dyadic coefficients).
+    let y: i128 = q
+        .coefficients
+        .iter()
+        .zip(0u32..)
+        .map(|(c, k)| c * 6i128.pow(k))
+        .sum();
+    let x = 0.75f64;
+    assert_eq!(dequantize(y, q.scale_bits), 0.5 - x + 0.25 * x.powi(3));
+    // Integer coefficients need no coefficient bits; trailing zeros do not raise the degree.
+    let q = quantize_activation(&poly(&[1.0, 0.0, 0.0, 2.0, 0.0]), 2, 8).unwrap();
+    assert_eq!(
+        (q.coefficients.clone(), q.scale_bits),
+        (vec![64, 0, 0, 2], 6)
+    );
+    // A degree-2 polynomial is exactly the quadratic of the same coefficients.
+    assert_eq!(
+        quantize_activation(&poly(&[0.125, 0.25, 0.5]), 3, 4).unwrap(),
+        quantize_activation(
+            &Activation::Quadratic {
+                a: 0.5,
+                b: 0.25,
+                c: 0.125
+            },
+            3,
+            4
+        )
+        .unwrap()
+    );
+    // The lift 2^((d−k)·s) overflows i128 at degree 31 and scale 5.
+    let mut big = vec![1.0; 32];
+    big[31] = 0.5;
+    assert!(matches!(
+        quantize_activation(&poly(&big), 5, 8),
+        Err(QuantError::Coefficient { .. })
+    ));
+}
+
+#[test]
+fn polynomial_layers_compile_to_their_kind() {
+    let m = |act: Activation| Model {
+        name: String::new(),
+        input_shape: vec![3],
+        input_range: [-1.0, 1.0],
+        layers: vec![Layer::Activation(act)],
+    };
+    let c = compile(
+        &m(poly(&[0.0, 1.0, 0.0, -0.5])),
+        &params(4, 4, 4),
+        FieldChoice::Auto,
+    )
+    .unwrap();
+    match &c.layers[0].op {
+        Op::Polynomial(p) => assert_eq!(p.coefficients, vec![0, 16 << 8, 0, -8]),
+        other => panic!("expected a polynomial, got {other:?}"),
+    }
+    assert_eq!(c.layers[0].scale_bits, 16);
+    // Degree 2 stays an activation layer (its own kind, with the cheaper proof).
+    let c = compile(
+        &m(poly(&[0.0, 1.0, 1.0])),
+        &params(4, 4, 4),
+        FieldChoice::Auto,
+    )
+    .unwrap();
+    assert!(matches!(
+        c.layers[0].op,
+        Op::Activation(ActivationOp { a: 1, b: 16, c: 0 })
+    ));
+}
+
+#[test]
+fn malformed_polynomials_get_one_line_errors() {
+    let m = poly_model_json;
+    for (coefficients, want) in [
+        (vec![3.0], "degree 0"),
+        (vec![1.0, 0.0, 0.0], "degree 0"),
+        (vec![0.5; 40], "40 coefficients"),
+    ] {
+        let e = Model::from_json(&m(coefficients)).unwrap_err().to_string();
+        assert!(e.contains(want) && !e.contains('\n'), "{e}");
+    }
+    let nan = r#"{"input_shape": [2], "layers": [{"op": "activation", "kind": "polynomial", "coefficients": [0, 1, NaN]}]}"#;
+    assert!(Model::from_json(nan).is_err());
+    let mut m = Model::from_json(&m(vec![0.0, 1.0, 2.0])).unwrap();
+    m.layers[0] = Layer::Activation(poly(&[0.0, f64::NAN, 1.0]));
+    let e = m.validate().unwrap_err().to_string();
+    assert!(e.contains("not a finite number"), "{e}");
+    // Degree 31 is the most the proof allows; a model may still give 32 coefficients.
+    let ok = (0..32).map(|k| 1.0 / (k + 1) as f64).collect();
+    Model::from_json(&poly_model_json(ok)).unwrap();
+}
+
+fn poly_model_json(coefficients: Vec<f64>) -> String {
+    serde_json::json!({
+        "input_shape": [2],
+        "layers": [{"op": "activation", "kind": "polynomial", "coefficients": coefficients}]
+    })
+    .to_string()
+}
+
+/// Every value of every stage of polynomial models lies in its bound: degrees 3 to 9, an
+/// alternating minimax-like sign approximation on a wide interval (where cancellation matters),
+/// after a clamp, and in the `f64` domain after an overflow of the exact one.
+#[test]
+fn polynomial_bounds_cover_every_value() {
+    let mut rng = ChaCha8Rng::seed_from_u64(23);
+    // An odd degree-7 approximation of sgn on [−1, 1]: large alternating coefficients.
+    let sign7 = [0.0, 7.3, 0.0, -34.7, 0.0, 59.4, 0.0, -31.0];
+    let cases: Vec<(Vec<f64>, u32)> = vec![
+        (vec![0.25, -1.0, 0.5, 2.0], 4),
+        (vec![0.0, 1.0, 0.0, -0.5, 0.0, 0.125], 4),
+        (sign7.to_vec(), 6),
+        (
+            (0..10)
+                .map(|k| if k % 3 == 0 { -0.75 } else { 0.5 })
+                .collect(),
+            3,
+        ),
+    ];
+    for (coefficients, bits) in cases {
+        let m = Model {
+            name: String::new(),
+            input_shape: vec![4],
+            input_range: [-1.0, 1.0],
+            layers: vec![
+                dense(
+                    4,
+                    3,
+                    (0..12).map(|k| [0.25, -0.5, 0.125][k % 3]).collect(),
+                    None,
+                ),
+                Layer::Activation(poly(&coefficients)),
+                dense(3, 2, vec![1.0, -1.0, 0.5, -0.75, 0.25, 1.0], None),
+            ],
+        };
+        let c = compile(&m, &params(bits, 4, 8), FieldChoice::Auto).unwrap();
+        let mut seen = vec![0u128; c.layers.len()];
+        for _ in 0..300 {
+            let x = random_input(&c, &mut rng);
+            check_covered(&c, &x, &mut seen);
+        }
+        // The enclosure is tight: within 2 bits of the largest value seen.
+        let out_bits = bound_analysis(&c).unwrap()[1].output_bits;
+        assert!(
+            out_bits <= bits_of(seen[1]) + 2,
+            "{coefficients:?}: bound 2^{out_bits}, seen {}",
+            seen[1]
+        );
+    }
 }

@@ -7,7 +7,9 @@
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use verinfer_circuits::circuit::{ActivationOp, Conv2dOp, DenseOp, GatesOp, SumPoolOp};
+use verinfer_circuits::circuit::{
+    ActivationOp, Conv2dOp, DenseOp, GatesOp, PolynomialOp, SumPoolOp,
+};
 use verinfer_circuits::circuit::{CircuitLayer, LayeredCircuit, Layout, Op, QuantParams};
 use verinfer_circuits::field::{to_i128, Bn254, FieldId, ProofField, M127};
 use verinfer_circuits::gates::{Gate, GateLayer};
@@ -169,6 +171,20 @@ fn ref_layer<R: Ring>(op: &Op, ind: &[usize], outd: &[usize], x: &[R]) -> Vec<R>
         // The random circuits here hold no checkpoint (tests/compile.rs checks their kernel).
         Op::Requant(_) => unreachable!("no checkpoints in these circuits"),
         Op::Add(_) | Op::Branch(_) | Op::Fork(_) => unreachable!("these circuits are chains"),
+        // Σ c_k·x^k with every power built by repeated products, not Horner.
+        Op::Polynomial(PolynomialOp { coefficients }) => {
+            for (yi, &xi) in y.iter_mut().zip(x) {
+                let mut power = R::int(1);
+                let mut sum = R::int(0);
+                for (k, &c) in coefficients.iter().enumerate() {
+                    if k > 0 {
+                        power = power.times(xi);
+                    }
+                    sum = sum.plus(R::int(c).times(power));
+                }
+                *yi = sum;
+            }
+        }
         Op::Activation(ActivationOp { a, b, c }) => {
             for (yi, &xi) in y.iter_mut().zip(x) {
                 *yi = R::int(*a)
@@ -433,6 +449,11 @@ fn honest_bounds(c: &mut LayeredCircuit) {
             Op::Activation(ActivationOp { a, b, c }) => {
                 a.unsigned_abs() * m * m + b.unsigned_abs() * m + c.unsigned_abs()
             }
+            Op::Polynomial(PolynomialOp { coefficients }) => coefficients
+                .iter()
+                .zip(0u32..)
+                .map(|(c, k)| c.unsigned_abs().saturating_mul(m.saturating_pow(k)))
+                .fold(0u128, u128::saturating_add),
             Op::Gates(GatesOp { .. }) => 1 << 40,
             Op::Requant(op) => 1 << (op.bits - 1),
             Op::Add(_) | Op::Branch(_) | Op::Fork(_) => unreachable!("these circuits are chains"),
@@ -524,6 +545,82 @@ fn activations() {
                 honest_bounds(&mut circ);
                 let input = random_input(&mut rng, &circ, batch);
                 check_all(&circ, batch, &input);
+            }
+        }
+    }
+}
+
+/// Every polynomial degree the proof format allows, on every arithmetic the bounds pick (i64,
+/// i128, then the BN254 field past 126 bits), against the power-by-power reference.
+#[test]
+fn polynomials_of_every_degree() {
+    let mut rng = ChaCha8Rng::seed_from_u64(40);
+    let ind = vec![2, 3, 5];
+    for d in 3..=31usize {
+        // Mixed signs and zeros, a constant, a non-unit leading coefficient.
+        let coefficients: Vec<i128> = (0..=d)
+            .map(|k| match (k * 7 + d) % 5 {
+                0 => 0,
+                1 => 1,
+                2 => -3,
+                3 => 2,
+                _ => -1,
+            })
+            .chain([if d % 2 == 0 { -2 } else { 1 }])
+            .skip(1)
+            .collect();
+        let op = Op::Polynomial(PolynomialOp { coefficients });
+        for range in [(-3, 3), (-40, 40), (-700, 700)] {
+            let mut circ = circuit(
+                ind.clone(),
+                range,
+                vec![layer(op.clone(), &ind, ind.clone())],
+            );
+            honest_bounds(&mut circ);
+            let bits = circ.layers[0].bound_bits;
+            if bits > 250 {
+                continue;
+            }
+            for batch in [1, 2] {
+                let mut input = random_input(&mut rng, &circ, batch);
+                input[0] = range.0;
+                input[1] = range.1;
+                if bits <= 126 {
+                    check_all(&circ, batch, &input);
+                    continue;
+                }
+                // Past 126 bits the stage lives in the BN254 field; a difference of equal
+                // values brings the output back to a machine integer.
+                let pair = [2usize];
+                let diff = layer(
+                    Op::Dense(DenseOp {
+                        in_features: 2,
+                        out_features: 1,
+                        weight: vec![1, -1],
+                        bias: vec![3],
+                    }),
+                    &pair,
+                    vec![1],
+                );
+                let mut wide = circuit(
+                    pair.to_vec(),
+                    range,
+                    vec![layer(op.clone(), &pair, pair.to_vec()), diff],
+                );
+                // Declared, not derived: the dense rule's sum would overflow u128 here.
+                wide.layers[0].bound_bits = bits;
+                wide.layers[1].bound_bits = bits;
+                let input: Vec<i128> = input[..batch].iter().flat_map(|&v| [v, v]).collect();
+                let stages = ref_run::<Bn254>(&wide, batch, &input);
+                let w = witness::<Bn254>(&wide, batch, &input).unwrap();
+                check_table(
+                    &w.layers[1],
+                    &pair,
+                    batch,
+                    &stages[1],
+                    &format!("degree {d} range {range:?}"),
+                );
+                assert_eq!(w.output, vec![3; batch]);
             }
         }
     }

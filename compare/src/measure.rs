@@ -248,7 +248,13 @@ pub fn compare(args: &CompareArgs) -> Result<Comparison, CompareError> {
 }
 
 fn empty_row(v: &Variant, lowering: &'static str) -> Row {
-    let (a, b, c) = v.choice.activation.coefficients();
+    // Quadratic terms only (`[a, b, c]`, highest first), as the table has always shown them.
+    let k = v.choice.activation.coefficients();
+    let (a, b, c) = (
+        k.get(2).copied().unwrap_or(0.0),
+        k.get(1).copied().unwrap_or(0.0),
+        k[0],
+    );
     let c_ok = v.compiled.as_ref().ok();
     Row {
         activation: v.choice.name.clone(),

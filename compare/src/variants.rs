@@ -81,7 +81,7 @@ fn with_activation(model: &Model, act: Activation) -> Model {
     let mut m = model.clone();
     for l in &mut m.layers {
         if let Layer::Activation(a) = l {
-            *a = act;
+            *a = act.clone();
         }
     }
     m
@@ -121,7 +121,7 @@ pub(crate) fn variant(
                 None => {
                     let (model, names) = import_digits("square_plus_x")?;
                     (
-                        with_activation(&model, choice.activation),
+                        with_activation(&model, choice.activation.clone()),
                         "models/digits/digits_square_plus_x.onnx, activations replaced".into(),
                         names,
                     )
@@ -134,11 +134,11 @@ pub(crate) fn variant(
         Source::Zoo(arch) => {
             let (model, weights) = match arch {
                 Arch::Timit => (
-                    zoo::timit(args.seed, choice.activation).0,
+                    zoo::timit(args.seed, choice.activation.clone()).0,
                     format!("zoo::timit, seed {}", args.seed),
                 ),
                 _ => (
-                    zoo::cifar_small(args.seed, choice.activation).0,
+                    zoo::cifar_small(args.seed, choice.activation.clone()).0,
                     format!("zoo::cifar_small, seed {}", args.seed),
                 ),
             };
@@ -149,7 +149,7 @@ pub(crate) fn variant(
             (model, weights, None, values, TensorNames::default())
         }
         Source::File(name, m, names) => {
-            let model = with_activation(m, choice.activation);
+            let model = with_activation(m, choice.activation.clone());
             let values = zoo::random_input(&model, args.batch, args.seed);
             (
                 model,

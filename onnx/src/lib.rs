@@ -42,7 +42,7 @@
 //! | polynomial | result |
 //! |---|---|
 //! | `t` | nothing |
-//! | `t²` / `t² + t` / other degree 2 | `Activation::Square` / `SquarePlusX` / `Quadratic{a,b,c}` |
+//! | `t²` / `t² + t` / other degree 2 / degree 3 to 31 | `Activation::Square` / `SquarePlusX` / `Quadratic{a,b,c}` / `Polynomial{coefficients}` |
 //! | `k·t` before `Conv` / `Gemm` / `MatMul` | weights multiplied by `k` (forward fold) |
 //! | `k·t + c` before `SumPool` / `Flatten` / `Reshape` | carried through (a pool divides `k` by its window area) |
 //! | `k·t + c` with `c ≠ 0` | folded backward into the last linear layer (`W ← k·W`, `b ← k·b + c`, `c` divided by the window area of every sum-pool in between); if there is no such layer, forward into a `Dense` or unpadded `Conv` bias (`b ← b + c·ΣW`) |

@@ -6,7 +6,7 @@ mod common;
 
 use common::eval::eval;
 use common::*;
-use verinfer_circuits::model::{Activation, Conv2d, Layer, Model, SumPool};
+use verinfer_circuits::model::{Activation, Conv2d, Layer, Model, Relu, SumPool};
 use verinfer_onnx::proto::*;
 use verinfer_onnx::{import_bytes, ImportOptions};
 
@@ -289,29 +289,72 @@ fn identity_and_scalar_factors_between_dense_layers() {
 }
 
 #[test]
-fn degree_above_two_is_refused_and_branches_import() {
-    let e = err(dense_net(|g| {
+fn higher_degrees_import_and_branches_import() {
+    let act = |m: &Model| match &m.layers[1] {
+        Layer::Activation(a) => a.coefficients(),
+        other => panic!("expected an activation, got {other:?}"),
+    };
+    // x·x·x as a Mul chain, x**3 as a Pow, (x²)², and a Horner form
+    // x·(x·(0.5·x + 1) − 2) + 0.25, as torch exports them.
+    let m = ok(dense_net(|g| {
         g.node("Mul", &["h", "h"], "s", vec![])
             .named("cube", "Mul", &["s", "h"], "a", vec![]);
     })
-    .import("out"));
-    assert!(
-        e.contains("node 'cube' (Mul)") && e.contains("degree"),
-        "{e}"
-    );
-    let e = err(dense_net(|g| {
+    .import("out"))
+    .model;
+    assert_eq!(act(&m), vec![0.0, 0.0, 0.0, 1.0]);
+    let m = ok(dense_net(|g| {
         g.init(tf("three", &[], &[3.0]))
             .node("Pow", &["h", "three"], "a", vec![]);
     })
-    .import("out"));
-    assert!(e.contains("(Pow)") && e.contains("x**2"), "{e}");
-    let e = err(dense_net(|g| {
+    .import("out"))
+    .model;
+    assert_eq!(act(&m), vec![0.0, 0.0, 0.0, 1.0]);
+    let m = ok(dense_net(|g| {
         g.init(tf("two", &[], &[2.0]))
             .node("Mul", &["h", "h"], "s", vec![])
             .node("Pow", &["s", "two"], "a", vec![]);
     })
+    .import("out"))
+    .model;
+    assert_eq!(act(&m), vec![0.0, 0.0, 0.0, 0.0, 1.0]);
+    let m = ok(dense_net(|g| {
+        g.scalar("half", 0.5)
+            .scalar("one", 1.0)
+            .scalar("two", 2.0)
+            .scalar("quarter", 0.25)
+            .node("Mul", &["h", "half"], "t1", vec![])
+            .node("Add", &["t1", "one"], "t2", vec![])
+            .node("Mul", &["h", "t2"], "t3", vec![])
+            .node("Sub", &["t3", "two"], "t4", vec![])
+            .node("Mul", &["h", "t4"], "t5", vec![])
+            .node("Add", &["t5", "quarter"], "a", vec![]);
+    })
+    .import("out"))
+    .model;
+    assert_eq!(act(&m), vec![0.25, -2.0, 1.0, 0.5]);
+    // Past degree 31, fractional and negative powers: one-line errors naming the node.
+    let e = err(dense_net(|g| {
+        g.init(tf("p", &[], &[16.0]))
+            .node("Pow", &["h", "p"], "s", vec![])
+            .named("too_high", "Mul", &["s", "s"], "a", vec![]);
+    })
     .import("out"));
-    assert!(e.contains("degree 4"), "{e}");
+    assert!(
+        e.contains("node 'too_high' (Mul)") && e.contains("degree 32") && !e.contains('\n'),
+        "{e}"
+    );
+    for exp in [32.0, 2.5, -1.0, 0.0] {
+        let e = err(dense_net(|g| {
+            g.init(tf("e", &[], &[exp]))
+                .node("Pow", &["h", "e"], "a", vec![]);
+        })
+        .import("out"));
+        assert!(
+            e.contains("(Pow)") && e.contains("integer power"),
+            "{exp}: {e}"
+        );
+    }
     // A residual connection (the output of layer 2 plus the output of layer 0) and two layers
     // reading the same tensor now import: as an add, and as a branch.
     let mut g = dense_net(|g| {
@@ -880,8 +923,62 @@ fn conv_attributes() {
 }
 
 #[test]
+fn relu_imports_and_leaky_relu_needs_a_power_of_two() {
+    let m = ok(dense_net(|g| {
+        g.named("/act/Relu", "Relu", &["h"], "a", vec![]);
+    })
+    .import("out"))
+    .model;
+    assert_eq!(m.layers[1], Layer::Relu(Relu { slope_shift: None }));
+    let m = ok(dense_net(|g| {
+        g.named(
+            "/act/LeakyRelu",
+            "LeakyRelu",
+            &["h"],
+            "a",
+            vec![af("alpha", 0.0625)],
+        );
+    })
+    .import("out"))
+    .model;
+    assert_eq!(
+        m.layers[1],
+        Layer::Relu(Relu {
+            slope_shift: Some(4)
+        })
+    );
+    for alpha in [0.01, 0.3, 1.0, 0.0] {
+        let e = err(dense_net(|g| {
+            g.named(
+                "/act/LeakyRelu",
+                "LeakyRelu",
+                &["h"],
+                "a",
+                vec![af("alpha", alpha)],
+            );
+        })
+        .import("out"));
+        assert!(
+            e.contains("node '/act/LeakyRelu' (LeakyRelu)")
+                && e.contains("2^-k")
+                && !e.contains('\n'),
+            "{e}"
+        );
+    }
+    // A polynomial before a ReLU becomes its own activation layer first.
+    let m = ok(dense_net(|g| {
+        g.node("Mul", &["h", "h"], "s", vec![])
+            .node("Relu", &["s"], "a", vec![]);
+    })
+    .import("out"))
+    .model;
+    assert_eq!(m.layers[1], Layer::Activation(Activation::Square));
+    assert_eq!(m.layers[2], Layer::Relu(Relu::default()));
+}
+
+#[test]
 fn refused_activations_name_the_node() {
-    for op in ["Relu", "LeakyRelu", "Sigmoid", "Tanh", "Gelu", "Clip"] {
+    for op in ["Sigmoid", "Tanh", "Gelu", "Clip"] {
         let e = err(dense_net(|g| {
             g.named(&format!("/act/{op}"), op, &["h"], "a", vec![]);
         })
@@ -890,7 +987,7 @@ fn refused_activations_name_the_node() {
             e.contains(&format!("node '/act/{op}' ({op}) is not supported")),
             "{e}"
         );
-        assert!(e.contains("`x * x + x`"), "{e}");
+        assert!(e.contains("`x * x + x`") && e.contains("ReLU"), "{e}");
     }
     let e = err(dense_net(|g| {
         g.named("", "Foo", &["h"], "a", vec![]);
@@ -910,7 +1007,7 @@ fn refused_activations_name_the_node() {
     let mut g = dense_net(|g| {
         g.node("Identity", &["h"], "a", vec![]);
     });
-    g.node("Relu", &["h"], "unused", vec![]);
+    g.node("Sigmoid", &["h"], "unused", vec![]);
     ok(g.import("out"));
 }
 

@@ -3,7 +3,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use verinfer_circuits::circuit::{ActivationOp, Conv2dOp, DenseOp, GatesOp, SumPoolOp};
+use verinfer_circuits::circuit::{
+    ActivationOp, Conv2dOp, DenseOp, GatesOp, PolynomialOp, SumPoolOp,
+};
 use verinfer_circuits::circuit::{CircuitLayer, LayeredCircuit, Layout, Op, QuantParams};
 use verinfer_circuits::field::{from_i128, to_i128, Bn254, FieldId, ProofField, M127};
 use verinfer_circuits::gates::{Gate, GateCircuit, GateLayer};
@@ -244,6 +246,17 @@ fn reference_item(layer: &CircuitLayer, x: &[i128]) -> Vec<i128> {
         Op::Activation(ActivationOp { a, b, c }) => {
             x.iter().map(|&v| a * v * v + b * v + c).collect()
         }
+        // Power by power, not Horner: independent of the kernel.
+        Op::Polynomial(PolynomialOp { coefficients }) => x
+            .iter()
+            .map(|&v| {
+                coefficients
+                    .iter()
+                    .zip(0u32..)
+                    .map(|(c, k)| c * v.pow(k))
+                    .sum()
+            })
+            .collect(),
         // The gates lowering refuses checkpoints; no circuit here holds one.
         Op::Requant(_) => unreachable!("checkpoints have no gates lowering"),
         Op::Add(_) | Op::Branch(_) | Op::Fork(_) => {

@@ -53,6 +53,12 @@ fn structured_and_gates_lowerings_agree() {
             b: -0.25,
             c: 0.125,
         },
+        Activation::Polynomial {
+            coefficients: vec![0.1, 0.5, 0.25, -0.125],
+        },
+        Activation::Polynomial {
+            coefficients: vec![0.0, 1.0, 0.0, -0.5, 0.0, 0.0625],
+        },
     ];
     for (k, act) in acts.into_iter().enumerate() {
         let params = QuantParams {
@@ -61,7 +67,7 @@ fn structured_and_gates_lowerings_agree() {
             coef_bits: 4,
             ..QuantParams::default()
         };
-        let c = compile(&model(act, k as u64), &params, FieldChoice::M127).unwrap();
+        let c = compile(&model(act.clone(), k as u64), &params, FieldChoice::M127).unwrap();
         for batch in [1, 3] {
             let mut rng = SplitMix::new(batch as u64 + 10 * k as u64);
             let x: Vec<f64> = (0..batch * 105).map(|_| rng.uniform(-1.0, 1.0)).collect();

@@ -24,7 +24,9 @@ use common::{first_check, random_input, to_field};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::borrow::Cow;
-use verinfer_circuits::circuit::{ActivationOp, Conv2dOp, DenseOp, GatesOp, RequantOp, SumPoolOp};
+use verinfer_circuits::circuit::{
+    ActivationOp, Conv2dOp, DenseOp, Exact, GatesOp, PolynomialOp, RequantOp, SumPoolOp,
+};
 use verinfer_circuits::circuit::{CircuitLayer, LayeredCircuit, Layout, Op, QuantParams};
 use verinfer_circuits::compile::relay_gates;
 use verinfer_circuits::field::{from_i128, Bn254, FieldId, ProofField, M127};
@@ -214,11 +216,12 @@ fn conv_dense<F: ProofField>() -> LayeredCircuit {
 }
 
 fn requant(shift: u32, bits: u32) -> Op {
-    Op::Requant(RequantOp { shift, bits })
+    Op::Requant(RequantOp::new(shift, bits))
 }
 
 /// Conv → x² + x → checkpoint (round and clamp to 6 bits, many values saturate) → dense after a
-/// free flatten → activation → checkpoint (clamp only) → dense → checkpoint on top.
+/// free flatten → activation → checkpoint (clamp only, then an exact leaky ReLU) → dense →
+/// checkpoint on top.
 fn checkpoints<F: ProofField>() -> LayeredCircuit {
     let rng = &mut ChaCha8Rng::seed_from_u64(5);
     circuit::<F>(
@@ -234,15 +237,49 @@ fn checkpoints<F: ProofField>() -> LayeredCircuit {
             layer(requant(9, 6), &[3, 4, 4], &[3, 4, 4]),
             layer(dense(rng, 48, 5), &[3, 4, 4], &[5]),
             layer(act(2, -1, 3), &[5], &[5]),
-            layer(requant(0, 4), &[5], &[5]),
+            layer(exact(0, 4, Exact::LeakyRelu { shift: 1 }), &[5], &[5]),
             layer(dense(rng, 5, 3), &[5], &[3]),
             layer(requant(2, 8), &[3], &[3]),
         ],
     )
 }
 
+/// A checkpoint with an exact function after its clamp.
+fn exact(shift: u32, bits: u32, then: Exact) -> Op {
+    Op::Requant(RequantOp { shift, bits, then })
+}
+
+fn poly(coefficients: &[i128]) -> Op {
+    Op::Polynomial(PolynomialOp {
+        coefficients: coefficients.to_vec(),
+    })
+}
+
+/// Conv → degree-3 polynomial with a constant → checkpoint with an exact ReLU → dense → odd
+/// degree-5 polynomial → dense.
+fn polynomials<F: ProofField>() -> LayeredCircuit {
+    let rng = &mut ChaCha8Rng::seed_from_u64(6);
+    circuit::<F>(
+        "polynomials",
+        &[2, 3, 3],
+        vec![
+            layer(
+                conv(rng, (2, 3), [2, 2], [1, 1], [1, 1]),
+                &[2, 3, 3],
+                &[3, 4, 4],
+            ),
+            layer(poly(&[7, 3, -1, 2]), &[3, 4, 4], &[3, 4, 4]),
+            layer(exact(10, 8, Exact::Relu), &[3, 4, 4], &[3, 4, 4]),
+            layer(dense(rng, 48, 5), &[3, 4, 4], &[5]),
+            layer(poly(&[0, 1, 0, -2, 0, 1]), &[5], &[5]),
+            layer(dense(rng, 5, 3), &[5], &[3]),
+        ],
+    )
+}
+
 fn circuits<F: ProofField>() -> Vec<LayeredCircuit> {
     vec![
+        polynomials::<F>(),
         cnn::<F>(),
         pools::<F>(),
         pool_on_top::<F>(),
@@ -587,9 +624,10 @@ fn value_variants(c: &LayeredCircuit, i: usize) -> Vec<(String, LayeredCircuit)>
             weight.len() + bias.len()
         }
         Op::Activation(ActivationOp { .. }) => 3,
+        Op::Polynomial(p) => p.coefficients.len(),
         Op::SumPool(SumPoolOp { .. }) => 0,
         Op::Gates(GatesOp { layer }) => layer.gates.len(),
-        Op::Requant(RequantOp { .. }) => 2,
+        Op::Requant(RequantOp { .. }) => 3,
         Op::Add(_) | Op::Branch(_) | Op::Fork(_) => unreachable!("chains only (residual.rs)"),
     };
     for k in 0..n {
@@ -603,6 +641,7 @@ fn value_variants(c: &LayeredCircuit, i: usize) -> Vec<(String, LayeredCircuit)>
                 }
             }
             Op::Activation(ActivationOp { a, b, c }) => *[a, b, c][k] += 1,
+            Op::Polynomial(p) => p.coefficients[k] += 1,
             Op::Gates(GatesOp { layer }) => {
                 layer.gates[k] = match layer.gates[k] {
                     Gate::Relay(x) => Gate::Scale(x, 2),
@@ -613,7 +652,16 @@ fn value_variants(c: &LayeredCircuit, i: usize) -> Vec<(String, LayeredCircuit)>
                 }
             }
             Op::SumPool(SumPoolOp { .. }) => {}
-            Op::Requant(RequantOp { shift, bits }) => *[shift, bits][k] += 1,
+            Op::Requant(RequantOp { shift, bits, then }) => match k {
+                0 => *shift += 1,
+                1 => *bits += 1,
+                _ => {
+                    *then = match *then {
+                        Exact::None => Exact::Relu,
+                        _ => Exact::None,
+                    }
+                }
+            },
             Op::Add(_) | Op::Branch(_) | Op::Fork(_) => {}
         }
         out.push((format!("layer {i} value {k}"), d));

@@ -124,11 +124,13 @@ pub enum LayerKind {
     Branch = 9,
     /// A fork: one sumcheck merging its readers' claims.
     Fork = 10,
+    /// A polynomial activation of degree 3 or more: one sumcheck of degree `d + 1`.
+    Polynomial = 11,
 }
 
 impl LayerKind {
     /// Every kind, in byte order.
-    pub const ALL: [LayerKind; 10] = [
+    pub const ALL: [LayerKind; 11] = [
         LayerKind::GkrGates,
         LayerKind::Activation,
         LayerKind::SumPool,
@@ -139,6 +141,7 @@ impl LayerKind {
         LayerKind::Add,
         LayerKind::Branch,
         LayerKind::Fork,
+        LayerKind::Polynomial,
     ];
 
     /// The byte written in proofs.

@@ -17,6 +17,7 @@ mod conv;
 mod dense;
 mod fork;
 mod gates;
+mod polynomial;
 mod requant;
 mod sum_pool;
 
@@ -27,7 +28,11 @@ pub use conv::Conv2dOp;
 pub use dense::DenseOp;
 pub use fork::ForkOp;
 pub use gates::GatesOp;
-pub use requant::{requant, RequantOp, MAX_REQUANT_BITS, MAX_REQUANT_INPUT_BITS, MIN_REQUANT_BITS};
+pub use polynomial::{PolynomialOp, MAX_POLY_DEGREE};
+pub use requant::{
+    requant, Exact, RequantOp, MAX_LEAKY_SHIFT, MAX_REQUANT_BITS, MAX_REQUANT_INPUT_BITS,
+    MIN_REQUANT_BITS,
+};
 pub use sum_pool::SumPoolOp;
 
 use crate::bounds::Bounds;
@@ -88,6 +93,7 @@ impl Op {
             Op::Add(op) => op,
             Op::Branch(op) => op,
             Op::Fork(op) => op,
+            Op::Polynomial(op) => op,
         }
     }
 

@@ -14,32 +14,97 @@ pub const MAX_REQUANT_BITS: u32 = 62;
 /// Largest number of bits of a checkpoint's input: the verifier reads it as `i128`.
 pub const MAX_REQUANT_INPUT_BITS: u32 = 126;
 
-/// `Y' = clamp(⌊(Y + 2^(shift−1)) / 2^shift⌋, −2^(bits−1), 2^(bits−1) − 1)` element-wise (for
-/// `shift = 0` the clamp only): rounds half up, then saturates.
+/// Largest shift of a LeakyReLU's negative slope `2^−shift`.
+pub const MAX_LEAKY_SHIFT: u32 = 30;
+
+/// An exact function a checkpoint applies to its requantized integers: the verifier computes it
+/// itself from the opened tensor, so it costs no sumcheck.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Exact {
+    /// Nothing: the requantized integers themselves.
+    #[default]
+    None,
+    /// `max(v, 0)`.
+    Relu,
+    /// `v` for `v ≥ 0`, else `⌊v / 2^shift⌋` (a negative slope of `2^−shift`, rounded down).
+    LeakyRelu {
+        /// The slope's shift (1..=[`MAX_LEAKY_SHIFT`]).
+        shift: u32,
+    },
+}
+
+impl Exact {
+    /// Whether there is no function.
+    pub fn is_none(&self) -> bool {
+        *self == Exact::None
+    }
+
+    /// The function on one integer; monotone, so an interval maps through its ends.
+    pub fn apply(&self, v: i128) -> i128 {
+        match *self {
+            Exact::None => v,
+            Exact::Relu => v.max(0),
+            Exact::LeakyRelu { shift } if v < 0 => v >> shift.min(127),
+            Exact::LeakyRelu { .. } => v,
+        }
+    }
+
+    /// Short name for labels.
+    pub fn name(&self) -> String {
+        match self {
+            Exact::None => String::new(),
+            Exact::Relu => "relu".into(),
+            Exact::LeakyRelu { shift } => format!("leaky_relu 2^-{shift}"),
+        }
+    }
+}
+
+/// `Y' = f(clamp(⌊(Y + 2^(shift−1)) / 2^shift⌋, −2^(bits−1), 2^(bits−1) − 1))` element-wise (for
+/// `shift = 0` the clamp only): rounds half up, then saturates, then applies the exact function
+/// `f` ([`Exact`], the identity unless the model asks for an exact ReLU there).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RequantOp {
     /// Fractional bits dropped.
     pub shift: u32,
     /// Signed bits kept.
     pub bits: u32,
+    /// The exact function applied after the clamp.
+    #[serde(default, skip_serializing_if = "Exact::is_none")]
+    pub then: Exact,
 }
 
 impl RequantOp {
+    /// A checkpoint without a function after it.
+    pub fn new(shift: u32, bits: u32) -> Self {
+        RequantOp {
+            shift,
+            bits,
+            then: Exact::None,
+        }
+    }
+
     /// The clamp range `[−2^(bits−1), 2^(bits−1) − 1]`.
-    pub fn range(&self) -> (i128, i128) {
+    pub fn clamp_range(&self) -> (i128, i128) {
         let half = 1i128 << (self.bits.clamp(1, 127) - 1);
         (-half, half - 1)
     }
 
+    /// The range of the checkpoint's output: the clamp range through the exact function.
+    pub fn range(&self) -> (i128, i128) {
+        let (lo, hi) = self.clamp_range();
+        (self.then.apply(lo), self.then.apply(hi))
+    }
+
     /// The checkpoint of one integer.
     pub fn apply(&self, y: i128) -> i128 {
-        let (lo, hi) = self.range();
-        requant(y, self.shift).clamp(lo, hi)
+        let (lo, hi) = self.clamp_range();
+        self.then.apply(requant(y, self.shift).clamp(lo, hi))
     }
 
     /// Whether the checkpoint saturates `y`: its rounded value lies outside the clamp range.
     pub fn clamps(&self, y: i128) -> bool {
-        let (lo, hi) = self.range();
+        let (lo, hi) = self.clamp_range();
         !(lo..=hi).contains(&requant(y, self.shift))
     }
 }
@@ -73,6 +138,13 @@ impl OpRules for RequantOp {
                 self.bits
             ));
         }
+        if let Exact::LeakyRelu { shift } = self.then {
+            if !(1..=MAX_LEAKY_SHIFT).contains(&shift) {
+                return Err(format!(
+                    "a leaky ReLU slope of 2^-{shift}: the shift must be 1..={MAX_LEAKY_SHIFT}"
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -84,6 +156,15 @@ impl OpRules for RequantOp {
         e.uint(6);
         e.uint(u128::from(self.shift));
         e.uint(u128::from(self.bits));
+        // Only when present, so checkpoints without one keep their digest.
+        match self.then {
+            Exact::None => {}
+            Exact::Relu => e.uint(1),
+            Exact::LeakyRelu { shift } => {
+                e.uint(2);
+                e.uint(u128::from(shift));
+            }
+        }
     }
 }
 
@@ -103,7 +184,7 @@ mod tests {
 
     #[test]
     fn rounds_half_up_and_saturates() {
-        let op = |shift, bits| RequantOp { shift, bits };
+        let op = RequantOp::new;
         // Exact halves round up, also when negative: 2.5 → 3, −2.5 → −2, −0.5 → 0.
         assert_eq!(op(1, 8).apply(5), 3);
         assert_eq!(op(1, 8).apply(-5), -2);
@@ -147,7 +228,7 @@ mod tests {
             let y = (next() as i128) << (next() % 37) as u32;
             let y = if next() % 2 == 0 { y } else { -y };
             let y = y + (next() % 5) as i128 - 2;
-            let op = RequantOp { shift: k, bits };
+            let op = RequantOp::new(k, bits);
             assert_eq!(
                 op.apply(y),
                 reference(y, k, bits),

@@ -67,6 +67,7 @@ mod gates;
 mod gemm;
 mod narrow;
 mod parallel;
+mod polynomial;
 mod requant;
 mod sum_pool;
 

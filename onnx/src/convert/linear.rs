@@ -26,8 +26,8 @@ impl<'g> Converter<'g> {
             matches!(v, Value::Act(q) if q.anchor == anchor)
                 && self.uses.get(name).copied().unwrap_or(0) > 0
         });
-        let direct = p.anchor == anchor && linear && p.a == 0.0 && !shared;
-        if !(direct && self.fold_back(p.b, p.c)) {
+        let direct = p.anchor == anchor && linear && !p.nonlinear() && !shared;
+        if !(direct && self.fold_back(p.lin(), p.cst())) {
             return self.per_channel_layer(ctx, p, what, f);
         }
         let Some(layer) = self.layers.last_mut() else {
@@ -62,7 +62,7 @@ impl<'g> Converter<'g> {
         f: &dyn Fn(usize, f64) -> (f64, f64),
     ) -> Result<Poly, OnnxError> {
         let p = self.current(ctx, p)?;
-        let p = if p.a != 0.0 {
+        let p = if p.nonlinear() {
             self.emit_activation(ctx, p)?;
             Poly::identity(self.cur())
         } else {
@@ -80,8 +80,8 @@ impl<'g> Converter<'g> {
         let mut weight = vec![0.0; ch * ch];
         let mut bias = Vec::with_capacity(ch);
         for o in 0..ch {
-            let (s, b) = f(o, p.c);
-            weight[o * ch + o] = s * p.b;
+            let (s, b) = f(o, p.cst());
+            weight[o * ch + o] = s * p.lin();
             bias.push(b);
         }
         let layer = match shape.len() {

@@ -7,8 +7,9 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::rc::Rc;
 
+use verinfer_circuits::circuit::MAX_LEAKY_SHIFT;
 use verinfer_circuits::model::{
-    output_shape_in, Activation, Add, Branch, Conv2d, Dense, Layer, Model, SumPool,
+    output_shape_in, Activation, Add, Branch, Conv2d, Dense, Layer, Model, Relu, SumPool,
 };
 use verinfer_circuits::settings::{TensorName, TensorNames};
 
@@ -35,6 +36,9 @@ const GENERIC_NAMES: [&str; 4] = ["main_graph", "torch_jit", "torch-jit-export",
 /// The layer a value name stands for, or why none (with a layer whose name to suggest).
 type Resolved = Result<usize, (String, Option<usize>)>;
 
+// A polynomial's coefficients stay inline (264 bytes) so `Poly` remains `Copy`; a graph holds
+// at most a few thousand values.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 enum Value {
     Const(Rc<Const>),
@@ -354,8 +358,8 @@ fn live_nodes(g: &GraphProto, output: &str) -> Vec<usize> {
     v
 }
 
-const ACTIVATION_HINT: &str = "only quadratic activations can be proved: use x² or x²+x, \
-     e.g. `x * x + x` in PyTorch";
+const ACTIVATION_HINT: &str = "only polynomial activations (e.g. `x * x + x` in PyTorch), \
+     ReLU and LeakyReLU with a power-of-two slope can be proved";
 const MAXPOOL_HINT: &str = "max-pooling cannot be proved: use sum-pooling, \
      `F.avg_pool2d(x, k) * (k*k)` in PyTorch";
 
@@ -533,7 +537,7 @@ impl<'g> Converter<'g> {
     }
 
     fn set_poly(&mut self, ctx: &Ctx, p: Poly) -> Result<(), OnnxError> {
-        if ![p.a, p.b, p.c].iter().all(|x| x.is_finite()) {
+        if !p.k.iter().all(|x| x.is_finite()) {
             return Err(ctx.err("a coefficient of the elementwise expression is not finite"));
         }
         self.set(ctx, Value::Act(p))
@@ -592,7 +596,7 @@ impl<'g> Converter<'g> {
     /// The layer computing `p` (defined at `event`), or why none does with a layer whose
     /// output to suggest instead.
     fn name_of(&self, p: &Poly, event: usize) -> Resolved {
-        let layer = if p.a != 0.0 {
+        let layer = if p.nonlinear() {
             match self.emitted.iter().find(|(q, _)| q == p) {
                 Some(&(_, l)) => l,
                 None => {
@@ -609,7 +613,7 @@ impl<'g> Converter<'g> {
                 "is the model input: a checkpoint goes on a layer's output".into(),
                 None,
             ));
-        } else if p.c != 0.0 {
+        } else if p.cst() != 0.0 {
             return Err((
                 format!(
                     "is the output of layer {} plus a constant that the importer folds into \
@@ -618,7 +622,7 @@ impl<'g> Converter<'g> {
                 ),
                 None,
             ));
-        } else if p.b == 0.0 {
+        } else if p.lin() == 0.0 {
             return Err(("is constant zero".into(), None));
         } else {
             p.anchor - 1
@@ -672,7 +676,7 @@ impl<'g> Converter<'g> {
     /// A value as what computes it now: a quadratic that has become an activation layer is
     /// that layer's output.
     fn realized(&self, p: Poly) -> Poly {
-        if p.a == 0.0 {
+        if !p.nonlinear() {
             return p;
         }
         match self.emitted.iter().find(|(q, _)| *q == p) {
@@ -748,16 +752,28 @@ impl<'g> Converter<'g> {
             }
             "ReduceMean" | "ReduceSum" => self.reduce(&ctx),
             "Softmax" | "LogSoftmax" => self.softmax(&ctx),
-            "Relu" | "LeakyRelu" | "PRelu" | "Sigmoid" | "HardSigmoid" | "Tanh" | "Gelu"
-            | "Elu" | "Selu" | "Celu" | "Softplus" | "Softsign" | "HardSwish" | "Mish" | "Erf"
-            | "Clip" | "ThresholdedRelu" | "Exp" | "Log" | "Abs" | "Sign" | "Sin" | "Cos"
-            | "Max" | "Min" => Err(ctx.unsupported(ACTIVATION_HINT)),
+            "Relu" => self.relu(&ctx, None),
+            "LeakyRelu" => {
+                let alpha = ctx.attr_f("alpha", 0.01);
+                let shift = (1..=MAX_LEAKY_SHIFT).find(|&k| alpha == 2f64.powi(-(k as i32)));
+                match shift {
+                    Some(k) => self.relu(&ctx, Some(k)),
+                    None => Err(ctx.unsupported(format!(
+                        "LeakyRelu with alpha {alpha}: only slopes 2^-k (k = 1..={MAX_LEAKY_SHIFT}) \
+                         are exact on integers, e.g. negative_slope=1/16"
+                    ))),
+                }
+            }
+            "PRelu" | "Sigmoid" | "HardSigmoid" | "Tanh" | "Gelu" | "Elu" | "Selu" | "Celu"
+            | "Softplus" | "Softsign" | "HardSwish" | "Mish" | "Erf" | "Clip"
+            | "ThresholdedRelu" | "Exp" | "Log" | "Abs" | "Sign" | "Sin" | "Cos" | "Max"
+            | "Min" => Err(ctx.unsupported(ACTIVATION_HINT)),
             "MaxPool" | "GlobalMaxPool" | "LpPool" | "GlobalLpPool" | "MaxRoiPool" => {
                 Err(ctx.unsupported(MAXPOOL_HINT))
             }
             _ => Err(ctx.unsupported(
                 "unsupported op (supported: Conv, Gemm, MatMul, BatchNormalization, AveragePool, \
-                 GlobalAveragePool, Flatten, Reshape, quadratic Mul/Add/Sub/Pow, Identity, \
+                 GlobalAveragePool, Flatten, Reshape, polynomial Mul/Add/Sub/Pow, Identity, \
                  Dropout, trailing Softmax, and constant shape computations)",
             )),
         }

@@ -1,53 +1,108 @@
-//! Symbolic quadratic polynomials: element-wise Mul/Add/Sub/Div/Pow on the running tensor are
-//! tracked as `a·t² + b·t + c` in an anchor tensor and become one activation, and the scalar
-//! factors left over are folded back into the linear layer before them or the output.
+//! Symbolic polynomials: element-wise Mul/Add/Sub/Div/Pow on the running tensor are tracked as
+//! `Σ_k c_k·t^k` in an anchor tensor (degree up to [`MAX_ACTIVATION_DEGREE`]: `x**3`, Mul
+//! chains, Horner forms as torch exports them) and become one activation, and the scalar factors
+//! left over are folded back into the linear layer before them or the output.
 
 use super::*;
+use verinfer_circuits::model::MAX_ACTIVATION_DEGREE;
 
-/// `a·t² + b·t + c` in the anchor tensor `t` (the output of layer `anchor - 1`, or the input
-/// when `anchor` is 0).
+/// Coefficients a symbolic polynomial holds: `c_0` to `c_31`.
+const TERMS: usize = MAX_ACTIVATION_DEGREE + 1;
+
+/// `Σ_k c_k·t^k` in the anchor tensor `t` (the output of layer `anchor - 1`, or the input when
+/// `anchor` is 0).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(super) struct Poly {
     pub(super) anchor: usize,
-    pub(super) a: f64,
-    pub(super) b: f64,
-    pub(super) c: f64,
+    /// `c_0, …, c_31`, constant first.
+    pub(super) k: [f64; TERMS],
 }
 
 impl Poly {
+    /// `b·t + c`.
+    pub(super) fn linear(anchor: usize, b: f64, c: f64) -> Self {
+        let mut k = [0.0; TERMS];
+        k[0] = c;
+        k[1] = b;
+        Poly { anchor, k }
+    }
+
     pub(super) fn identity(anchor: usize) -> Self {
-        Poly {
-            anchor,
-            a: 0.0,
-            b: 1.0,
-            c: 0.0,
-        }
+        Poly::linear(anchor, 1.0, 0.0)
     }
 
-    pub(super) fn scale(self, k: f64) -> Self {
+    /// The constant term.
+    pub(super) fn cst(&self) -> f64 {
+        self.k[0]
+    }
+
+    /// The coefficient of `t`.
+    pub(super) fn lin(&self) -> f64 {
+        self.k[1]
+    }
+
+    /// Whether a power of two or more appears: the value needs an activation layer.
+    pub(super) fn nonlinear(&self) -> bool {
+        self.k[2..].iter().any(|&c| c != 0.0)
+    }
+
+    /// The highest power with a non-zero coefficient.
+    pub(super) fn degree(&self) -> usize {
+        self.k.iter().rposition(|&c| c != 0.0).unwrap_or(0)
+    }
+
+    pub(super) fn scale(self, f: f64) -> Self {
         Poly {
-            a: self.a * k,
-            b: self.b * k,
-            c: self.c * k,
+            k: self.k.map(|c| c * f),
             ..self
         }
     }
 
-    pub(super) fn shift(self, k: f64) -> Self {
-        Poly {
-            c: self.c + k,
-            ..self
+    pub(super) fn shift(mut self, f: f64) -> Self {
+        self.k[0] += f;
+        self
+    }
+
+    /// `self + sign·q` (same anchor).
+    fn plus(mut self, q: &Poly, sign: f64) -> Self {
+        for (a, b) in self.k.iter_mut().zip(&q.k) {
+            *a += sign * b;
+        }
+        self
+    }
+
+    /// `self·q` (same anchor), or `None` past degree 31.
+    fn times(&self, q: &Poly) -> Option<Self> {
+        let (dp, dq) = (self.degree(), q.degree());
+        if dp + dq > MAX_ACTIVATION_DEGREE {
+            return None;
+        }
+        let mut k = [0.0; TERMS];
+        for i in 0..=dp {
+            for j in 0..=dq {
+                k[i + j] += self.k[i] * q.k[j];
+            }
+        }
+        Some(Poly { k, ..*self })
+    }
+
+    /// The activation this polynomial becomes: the named quadratics where they fit, else a
+    /// polynomial of its degree.
+    fn activation(&self) -> Activation {
+        match (self.degree(), self.k[2], self.k[1], self.k[0]) {
+            (2, a, b, c) if a == 1.0 && b == 0.0 && c == 0.0 => Activation::Square,
+            (2, a, b, c) if a == 1.0 && b == 1.0 && c == 0.0 => Activation::SquarePlusX,
+            (d, a, b, c) if d <= 2 => Activation::Quadratic { a, b, c },
+            (d, ..) => Activation::Polynomial {
+                coefficients: self.k[..=d].to_vec(),
+            },
         }
     }
 }
 
 impl<'g> Converter<'g> {
     pub(super) fn emit_activation(&mut self, ctx: &Ctx, p: Poly) -> Result<(), OnnxError> {
-        let act = match (p.a, p.b, p.c) {
-            (a, b, c) if a == 1.0 && b == 0.0 && c == 0.0 => Activation::Square,
-            (a, b, c) if a == 1.0 && b == 1.0 && c == 0.0 => Activation::SquarePlusX,
-            (a, b, c) => Activation::Quadratic { a, b, c },
-        };
+        let act = p.activation();
         self.emitted.push((p, self.layers.len()));
         self.push_layer(ctx, Layer::Activation(act))
     }
@@ -69,9 +124,11 @@ impl<'g> Converter<'g> {
                 Layer::Flatten | Layer::Reshape { .. } => continue,
                 // Scalars do not commute with a nonlinear step (a clamp, a power), and an add
                 // or a branch would need them on another path too.
-                Layer::Activation(_) | Layer::Requant(_) | Layer::Add(_) | Layer::Branch(_) => {
-                    return false
-                }
+                Layer::Activation(_)
+                | Layer::Requant(_)
+                | Layer::Relu(_)
+                | Layer::Add(_)
+                | Layer::Branch(_) => return false,
                 Layer::Conv2d(_) | Layer::Dense(_) => {}
             }
             // Every value computed from this layer's output on would change: refuse while
@@ -111,7 +168,9 @@ impl<'g> Converter<'g> {
             let now: Vec<String> = self
                 .named
                 .iter()
-                .filter(|(_, q, _)| q.anchor == cur && q.a == 0.0 && q.b == k0 && q.c == c0)
+                .filter(|(_, q, _)| {
+                    q.anchor == cur && !q.nonlinear() && q.lin() == k0 && q.cst() == c0
+                })
                 .map(|(n, _, _)| n.clone())
                 .collect();
             for n in now {
@@ -127,14 +186,14 @@ impl<'g> Converter<'g> {
     /// backward if possible. Returns the factor `k` and the offset `c` left for the layer.
     pub(super) fn linear_input(&mut self, ctx: &Ctx, p: Poly) -> Result<(f64, f64), OnnxError> {
         let p = self.current(ctx, p)?;
-        if p.a != 0.0 {
+        if p.nonlinear() {
             self.emit_activation(ctx, p)?;
             return Ok((1.0, 0.0));
         }
-        if p.c != 0.0 && self.fold_back(p.b, p.c) {
+        if p.cst() != 0.0 && self.fold_back(p.lin(), p.cst()) {
             return Ok((1.0, 0.0));
         }
-        Ok((p.b, p.c))
+        Ok((p.lin(), p.cst()))
     }
 
     /// Prepares the input of a pool or reshape: emits a pending activation; a degree-1
@@ -145,11 +204,11 @@ impl<'g> Converter<'g> {
         p: Poly,
     ) -> Result<(f64, f64), OnnxError> {
         let p = self.current(ctx, p)?;
-        if p.a != 0.0 {
+        if p.nonlinear() {
             self.emit_activation(ctx, p)?;
             return Ok((1.0, 0.0));
         }
-        Ok((p.b, p.c))
+        Ok((p.lin(), p.cst()))
     }
 
     pub(super) fn finish_output(&mut self) -> Result<(), OnnxError> {
@@ -178,7 +237,7 @@ impl<'g> Converter<'g> {
                  supported"
             )));
         }
-        if p.a != 0.0 {
+        if p.nonlinear() {
             let node = NodeProto {
                 name: format!("output '{shown}'"),
                 ..NodeProto::default()
@@ -186,13 +245,14 @@ impl<'g> Converter<'g> {
             let ctx = Ctx::new(&node, 0);
             return self.emit_activation(&ctx, p);
         }
-        if !self.fold_back(p.b, p.c) {
+        if !self.fold_back(p.lin(), p.cst()) {
             return Err(OnnxError::Graph(format!(
                 "the output '{shown}' is {}·t + {} where t is the output of the last layer: this \
                  factor cannot be folded into a linear layer (is there an AveragePool or a scalar \
                  Mul after the last activation? use sum-pooling `F.avg_pool2d(x, k) * (k*k)` or \
                  end with a linear layer)",
-                p.b, p.c
+                p.lin(),
+                p.cst()
             )));
         }
         Ok(())
@@ -231,16 +291,19 @@ impl<'g> Converter<'g> {
         } else {
             (y, x, 1.0)
         };
-        if main.a != 0.0 {
+        if main.nonlinear() {
             self.emit_activation(ctx, main)?;
-        } else if (main.b != 1.0 || main.c != 0.0) && !self.fold_back(main.b, main.c) {
+        } else if (main.lin() != 1.0 || main.cst() != 0.0)
+            && !self.fold_back(main.lin(), main.cst())
+        {
             return Err(ctx.err(format!(
                 "one operand is {}·t + {} of the previous layer's output t, a factor that cannot \
                  be folded into a linear layer before the add",
-                main.b, main.c
+                main.lin(),
+                main.cst()
             )));
         }
-        if other.a != 0.0 {
+        if other.nonlinear() {
             return Err(ctx.err(
                 "the other operand is an elementwise expression of an earlier layer's output \
                  that no layer computes; compute it before the branch",
@@ -252,11 +315,11 @@ impl<'g> Converter<'g> {
                  residual block",
             ));
         }
-        if other.b != 1.0 {
+        if other.lin() != 1.0 {
             return Err(ctx.err(format!(
                 "the shortcut is {} times an earlier layer's output; the importer cannot fold \
                  that factor into it",
-                other.b
+                other.lin()
             )));
         }
         self.push_layer(
@@ -266,7 +329,7 @@ impl<'g> Converter<'g> {
                 subtract,
             }),
         )?;
-        let offset = if subtract { -other.c } else { other.c };
+        let offset = if subtract { -other.cst() } else { other.cst() };
         let r = Poly::identity(self.cur()).shift(offset).scale(sign);
         self.set_poly(ctx, r)
     }
@@ -294,34 +357,15 @@ impl<'g> Converter<'g> {
             (Value::Act(p), Value::Act(q)) if p.anchor != q.anchor => self.residual(ctx, p, q),
             (Value::Act(p), Value::Act(q)) => {
                 let r = match op {
-                    "Add" => Poly {
-                        a: p.a + q.a,
-                        b: p.b + q.b,
-                        c: p.c + q.c,
-                        ..p
-                    },
-                    "Sub" => Poly {
-                        a: p.a - q.a,
-                        b: p.b - q.b,
-                        c: p.c - q.c,
-                        ..p
-                    },
-                    "Mul" => {
-                        let t4 = p.a * q.a;
-                        let t3 = p.a * q.b + p.b * q.a;
-                        if t4 != 0.0 || t3 != 0.0 {
-                            return Err(ctx.err(
-                                "the product has degree above 2; only quadratic activations \
-                                 (a·x² + b·x + c) are supported",
-                            ));
-                        }
-                        Poly {
-                            a: p.a * q.c + p.b * q.b + p.c * q.a,
-                            b: p.b * q.c + p.c * q.b,
-                            c: p.c * q.c,
-                            ..p
-                        }
-                    }
+                    "Add" => p.plus(&q, 1.0),
+                    "Sub" => p.plus(&q, -1.0),
+                    "Mul" => p.times(&q).ok_or_else(|| {
+                        ctx.err(format!(
+                            "the product has degree {}; polynomial activations go up to degree \
+                             {MAX_ACTIVATION_DEGREE}",
+                            p.degree() + q.degree()
+                        ))
+                    })?,
                     _ => {
                         return Err(ctx.unsupported("division by an activation is not a polynomial"))
                     }
@@ -378,6 +422,27 @@ impl<'g> Converter<'g> {
         }
     }
 
+    /// A ReLU or LeakyReLU: its own layer (an exact function at a checkpoint), read by its input
+    /// as the previous layer's output itself (a pending polynomial emitted, a factor or offset
+    /// folded back).
+    pub(super) fn relu(&mut self, ctx: &Ctx, slope_shift: Option<u32>) -> Result<(), OnnxError> {
+        let p = self.req_act(ctx, 0)?;
+        let p = self.current(ctx, p)?;
+        if p.nonlinear() {
+            self.emit_activation(ctx, p)?;
+        } else if (p.lin() != 1.0 || p.cst() != 0.0) && !self.fold_back(p.lin(), p.cst()) {
+            return Err(ctx.err(format!(
+                "its input is {}·t + {} of the previous layer's output t, a factor that cannot be \
+                 folded into a linear layer before the ReLU",
+                p.lin(),
+                p.cst()
+            )));
+        }
+        self.push_layer(ctx, Layer::Relu(Relu { slope_shift }))?;
+        let r = Poly::identity(self.cur());
+        self.set_poly(ctx, r)
+    }
+
     pub(super) fn pow(&mut self, ctx: &Ctx) -> Result<(), OnnxError> {
         let x = self.req(ctx, 0)?;
         let e = self.req_const(ctx, 1, "exponent")?;
@@ -392,27 +457,26 @@ impl<'g> Converter<'g> {
                 );
                 self.set_const(ctx, Some(out))
             }
-            Value::Act(p) if exp == 1.0 => self.set_poly(ctx, p),
-            Value::Act(p) if exp == 2.0 => {
-                if p.a != 0.0 {
-                    return Err(ctx.err(
-                        "squaring a quadratic gives degree 4; only quadratic activations are \
-                         supported",
-                    ));
+            Value::Act(p) => {
+                let n = exp as usize;
+                if exp.fract() != 0.0 || !(1.0..=MAX_ACTIVATION_DEGREE as f64).contains(&exp) {
+                    return Err(ctx.unsupported(format!(
+                        "exponent {exp}: a polynomial activation needs an integer power from 1 \
+                         to {MAX_ACTIVATION_DEGREE}"
+                    )));
                 }
-                self.set_poly(
-                    ctx,
-                    Poly {
-                        a: p.b * p.b,
-                        b: 2.0 * p.b * p.c,
-                        c: p.c * p.c,
-                        ..p
-                    },
-                )
+                let mut r = Poly::linear(p.anchor, 0.0, 1.0);
+                for _ in 0..n {
+                    r = r.times(&p).ok_or_else(|| {
+                        ctx.err(format!(
+                            "raising a polynomial of degree {} to the power {n} passes degree \
+                             {MAX_ACTIVATION_DEGREE}",
+                            p.degree()
+                        ))
+                    })?;
+                }
+                self.set_poly(ctx, r)
             }
-            Value::Act(_) => Err(ctx.unsupported(format!(
-                "exponent {exp}: only x**2 is supported (use x² or x²+x)"
-            ))),
         }
     }
 }

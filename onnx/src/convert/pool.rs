@@ -24,12 +24,7 @@ impl<'g> Converter<'g> {
         let area = (window[0] * window[1]) as f64;
         let k = if average { k / area } else { k };
         let c = if average { c } else { c * area };
-        Ok(Poly {
-            anchor: self.cur(),
-            a: 0.0,
-            b: k,
-            c,
-        })
+        Ok(Poly::linear(self.cur(), k, c))
     }
 
     pub(super) fn avgpool(&mut self, ctx: &Ctx) -> Result<(), OnnxError> {

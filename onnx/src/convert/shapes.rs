@@ -352,15 +352,7 @@ impl<'g> Converter<'g> {
         };
         self.push_layer(ctx, layer)?;
         let anchor = self.cur();
-        self.set_poly(
-            ctx,
-            Poly {
-                anchor,
-                a: 0.0,
-                b: k,
-                c,
-            },
-        )
+        self.set_poly(ctx, Poly::linear(anchor, k, c))
     }
 
     pub(super) fn reshape(&mut self, ctx: &Ctx) -> Result<(), OnnxError> {

@@ -15,6 +15,7 @@ mod conv;
 mod dense;
 mod fork;
 mod gates;
+mod polynomial;
 mod requant;
 mod sum_pool;
 
@@ -157,6 +158,7 @@ pub fn prover<F: ProofField>(op: &Op) -> &dyn LayerProver<F> {
         Op::Add(op) => op,
         Op::Branch(op) => op,
         Op::Fork(op) => op,
+        Op::Polynomial(op) => op,
     }
 }
 

@@ -315,6 +315,7 @@ pub fn first_check(layer: &CircuitLayer) -> &'static str {
         Op::Requant(_) => "checkpoint requantized evaluation",
         Op::Add(_) => "add of its operands",
         Op::Fork(_) => "fork merged evaluation",
+        Op::Polynomial(_) => "polynomial final evaluation",
         Op::Branch(_) => unreachable!("a branch hands its claim on"),
     }
 }

@@ -30,6 +30,7 @@ pub mod conv;
 pub mod dense;
 pub mod fork;
 pub mod gates;
+pub mod polynomial;
 pub mod requant;
 pub mod sum_pool;
 
@@ -153,6 +154,7 @@ pub fn rule<F: ProofField>(op: &Op) -> &dyn LayerRule<F> {
         Op::Add(op) => op,
         Op::Branch(op) => op,
         Op::Fork(op) => op,
+        Op::Polynomial(op) => op,
     }
 }
 
