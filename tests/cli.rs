@@ -23,8 +23,17 @@ fn assert_usage_error(o: &Output, mentions: &str) {
 
 /// `verinfer prove --model m --input input --proof proof` and `extra` flags.
 fn prove(m: &Path, input: &Path, proof: &Path, extra: &[&str]) -> Output {
+    with_proof("prove", m, input, proof, extra)
+}
+
+/// `verinfer verify --model m --input input --proof proof` and `extra` flags.
+fn verify_cmd(m: &Path, input: &Path, proof: &Path, extra: &[&str]) -> Output {
+    with_proof("verify", m, input, proof, extra)
+}
+
+fn with_proof(command: &str, m: &Path, input: &Path, proof: &Path, extra: &[&str]) -> Output {
     let mut args = vec![
-        "prove",
+        command,
         "--model",
         s(m),
         "--input",
@@ -560,17 +569,20 @@ fn batches_over_the_memory_budget_are_refused_before_proving() {
 /// A deep JSON model (four x² activations) is refused without checkpoints and proved with one
 /// after each activation: prove, verify, infer agree; the proof is format version 2; a model with
 /// another checkpoint shift does not verify the proof; flipped bytes are rejected.
+/// A JSON dense layer `n_in → n_out` with fixed weights in [−0.5, 0.5] varied by `seed`.
+fn dense_json(n_in: usize, n_out: usize, seed: usize) -> serde_json::Value {
+    let w: Vec<f64> = (0..n_in * n_out)
+        .map(|i| ((i * 7 + seed * 13) % 11) as f64 / 10.0 - 0.5)
+        .collect();
+    let b: Vec<f64> = (0..n_out).map(|i| (i % 3) as f64 / 10.0 - 0.1).collect();
+    serde_json::json!({"op": "dense", "in_features": n_in, "out_features": n_out,
+                       "weight": w, "bias": b})
+}
+
 #[test]
 fn checkpointed_model_proves_and_verifies() {
     let d = Dir::new("checkpoints");
-    let dense = |n_in: usize, n_out: usize, seed: usize| {
-        let w: Vec<f64> = (0..n_in * n_out)
-            .map(|i| ((i * 7 + seed * 13) % 11) as f64 / 10.0 - 0.5)
-            .collect();
-        let b: Vec<f64> = (0..n_out).map(|i| (i % 3) as f64 / 10.0 - 0.1).collect();
-        serde_json::json!({"op": "dense", "in_features": n_in, "out_features": n_out,
-                           "weight": w, "bias": b})
-    };
+    let dense = dense_json;
     let model = |checkpoints: bool, shift: u32| {
         let mut layers = vec![];
         for block in 0..4 {
@@ -608,19 +620,7 @@ fn checkpointed_model_proves_and_verifies() {
         &2u16.to_le_bytes(),
         "checkpoint proofs are version 2"
     );
-    let verify_with = |m: &Path, p: &Path, extra: &[&str]| {
-        let mut args = vec![
-            "verify",
-            "--model",
-            s(m),
-            "--input",
-            s(&input),
-            "--proof",
-            s(p),
-        ];
-        args.extend(extra);
-        verinfer(&args)
-    };
+    let verify_with = |m: &Path, p: &Path, extra: &[&str]| verify_cmd(m, &input, p, extra);
     let verify = |m: &Path, p: &Path| verify_with(m, p, &[]);
     let o = verify(&deep, &proof);
     assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
@@ -1055,4 +1055,88 @@ fn settings_for_another_model_are_refused() {
         &o,
         "settings: model: the file was written for the model \"lenet5\"",
     );
+}
+
+/// A model with ReLU and LeakyReLU layers (and a degree-5 polynomial) is proved and verified
+/// under each `--relu` choice; a proof made under one choice does not verify under another; a
+/// settings file can make the choice; bad choices are one-line usage errors.
+#[test]
+fn relu_models_prove_under_each_choice() {
+    let d = Dir::new("relu");
+    let dense = dense_json;
+    let model = serde_json::json!({"name": "relu-net", "input_shape": [6], "input_range": [-1, 1],
+        "layers": [
+            dense(6, 8, 1), {"op": "relu"},
+            dense(8, 8, 2), {"op": "relu", "slope_shift": 3},
+            dense(8, 4, 3),
+            {"op": "activation", "kind": "polynomial", "coefficients": [0, 1, 0, -0.25, 0, 0.0625]},
+            dense(4, 3, 4)]})
+    .to_string();
+    let m = d.write("relu.json", model);
+    let input = d.write(
+        "x.json",
+        "[[0.5, -0.25, 0.125, 1, -1, 0], [0, 0.5, -0.5, 0, 0, 0.75]]",
+    );
+    let verify = |p: &Path, extra: &[&str]| verify_cmd(&m, &input, p, extra);
+    // Exact needs no settings (the compiler inserts the ReLUs' checkpoints).
+    let exact = d.file("exact.proof");
+    let o = prove(&m, &input, &exact, &[]);
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    let o = verify(&exact, &["--relu", "exact"]);
+    assert!(
+        code(&o) == 0 && stdout(&o).contains("VALID"),
+        "{}",
+        stderr(&o)
+    );
+    // Approximations raise the scale with their degree: calibrate places the checkpoints for
+    // the chosen one and records the choice, which prove and verify then read (12-bit
+    // checkpoints keep a degree-8 activation's output within the 126 bits a checkpoint reads).
+    let choices = ["poly:square_plus_x", "poly:chebyshev:8@4", "poly:lsq:4@2"];
+    let mut runs = vec![];
+    for (k, choice) in choices.iter().enumerate() {
+        let settings = d.file(&format!("s{k}.json"));
+        let o = calibrate(&m, &input, &settings, &["--relu", choice, "--bits", "12"]);
+        assert_eq!(code(&o), 0, "{choice}: {}{}", stdout(&o), stderr(&o));
+        assert_eq!(json_file(&settings)["relu"], *choice);
+        let proof = d.file(&format!("p{k}.proof"));
+        let o = prove(&m, &input, &proof, &["--settings", s(&settings)]);
+        assert_eq!(code(&o), 0, "{choice}: {}{}", stdout(&o), stderr(&o));
+        let o = verify(&proof, &["--settings", s(&settings)]);
+        assert!(
+            code(&o) == 0 && stdout(&o).contains("VALID"),
+            "{choice}: {}{}",
+            stdout(&o),
+            stderr(&o)
+        );
+        // The flag overrides the file: exact is another circuit.
+        let o = verify(&proof, &["--settings", s(&settings), "--relu", "exact"]);
+        assert_ne!(code(&o), 0, "{choice} verified as exact");
+        runs.push((settings, proof));
+    }
+    // A proof made under one choice does not verify under another's settings.
+    for k in 0..runs.len() {
+        let (other, _) = &runs[(k + 1) % runs.len()];
+        let o = verify(&runs[k].1, &["--settings", s(other)]);
+        assert_ne!(code(&o), 0, "{} verified under another choice", choices[k]);
+    }
+    let o = verify(&runs[0].1, &[]);
+    assert_ne!(code(&o), 0, "an approximation verified as exact");
+    let o = verinfer(&["inspect", "--model", s(&m)]);
+    assert!(stdout(&o).contains("relu"), "{}", stdout(&o));
+    for bad in [
+        "fast",
+        "poly:nope",
+        "poly:chebyshev:40",
+        "poly:lsq:4@-1",
+        "poly:lsq:4@x",
+    ] {
+        // clap's own format for a bad flag value: the error line, then a pointer to --help.
+        let o = prove(&m, &input, &d.file("bad.proof"), &["--relu", bad]);
+        assert_eq!(code(&o), 2, "{bad}: {}", stderr(&o));
+        let first = stderr(&o).lines().next().unwrap_or_default().to_string();
+        assert!(
+            first.starts_with("error:") && first.contains("relu"),
+            "{bad}: {first}"
+        );
+    }
 }

@@ -69,6 +69,11 @@ pub enum ApproxError {
         /// The largest valid degree.
         max: u32,
     },
+    /// A `--relu` choice that does not parse.
+    #[error(
+        "relu choice `{0}`: expected exact, poly:NAME or poly:NAME@BOUND (e.g. poly:chebyshev:8@4)"
+    )]
+    Choice(String),
     /// A rescaling bound that is not a finite positive number.
     #[error("the input bound must be finite and positive, got {0}")]
     Bound(f64),
@@ -788,5 +793,94 @@ mod tests {
             assert!(matches!(e, ApproxError::UnknownPreset { .. }), "{bad}: {e}");
             assert!(e.to_string().contains("square_plus_x"), "{e}");
         }
+    }
+}
+
+/// How a model's ReLU layers are proved (`--relu`, the settings file's `"relu"` key): exactly at
+/// a requantization checkpoint (the default), or replaced by a polynomial preset fitted on
+/// `[−bound, bound]` (no retraining; the circuit digest covers the coefficients it compiles to).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum ReluChoice {
+    /// An exact function of a checkpoint.
+    #[default]
+    Exact,
+    /// The preset [`preset`] `name`, rescaled to `[−bound, bound]` ([`rescale`]).
+    Poly {
+        /// The preset's name.
+        name: String,
+        /// The input bound it is fitted for.
+        bound: f64,
+    },
+}
+
+impl std::str::FromStr for ReluChoice {
+    type Err = ApproxError;
+
+    /// `exact`, `poly:NAME` or `poly:NAME@BOUND`; the preset must resolve.
+    fn from_str(s: &str) -> Result<Self, ApproxError> {
+        if s == "exact" {
+            return Ok(ReluChoice::Exact);
+        }
+        let Some(rest) = s.strip_prefix("poly:") else {
+            return Err(ApproxError::Choice(s.to_string()));
+        };
+        let (name, bound) = match rest.rsplit_once('@') {
+            Some((n, b)) => (
+                n,
+                b.parse::<f64>()
+                    .map_err(|_| ApproxError::Choice(s.to_string()))?,
+            ),
+            None => (rest, 1.0),
+        };
+        let choice = ReluChoice::Poly {
+            name: name.to_string(),
+            bound,
+        };
+        choice.coefficients()?;
+        Ok(choice)
+    }
+}
+
+impl std::fmt::Display for ReluChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReluChoice::Exact => write!(f, "exact"),
+            ReluChoice::Poly { name, bound } if *bound == 1.0 => write!(f, "poly:{name}"),
+            ReluChoice::Poly { name, bound } => write!(f, "poly:{name}@{bound}"),
+        }
+    }
+}
+
+impl ReluChoice {
+    /// The replacing polynomial's coefficients (constant first); `None` for exact.
+    pub fn coefficients(&self) -> Result<Option<Vec<f64>>, ApproxError> {
+        match self {
+            ReluChoice::Exact => Ok(None),
+            ReluChoice::Poly { name, bound } => rescale(&preset(name)?, *bound).map(Some),
+        }
+    }
+
+    /// Replaces every ReLU layer of `model` as chosen; returns how many. A LeakyReLU with slope
+    /// `a` becomes `(1 − a)·q(x) + a·x` for the ReLU approximation `q` (exact in form).
+    pub fn apply(&self, model: &mut crate::model::Model) -> Result<usize, ApproxError> {
+        use crate::model::{Activation, Layer};
+        let Some(q) = self.coefficients()? else {
+            return Ok(0);
+        };
+        let mut n = 0;
+        for layer in &mut model.layers {
+            let Layer::Relu(r) = layer else { continue };
+            let a = r
+                .slope_shift
+                .map_or(0.0, |k| 2f64.powi(-(k.min(1000) as i32)));
+            let mut c: Vec<f64> = q.iter().map(|v| v * (1.0 - a)).collect();
+            if c.len() < 2 {
+                c.resize(2, 0.0);
+            }
+            c[1] += a;
+            *layer = Layer::Activation(Activation::Polynomial { coefficients: c });
+            n += 1;
+        }
+        Ok(n)
     }
 }

@@ -353,7 +353,12 @@ pub fn lower(model: &Model, params: &QuantParams) -> Result<Lowered, CompileErro
                 Some((op, Layout::new(out_dims), scale, label))
             }
             Layer::Activation(a) => {
-                let q = quant::quantize_activation(a, scale, params.coef_bits).map_err(qerr)?;
+                let mut q = quant::quantize_activation(a, scale, params.coef_bits).map_err(qerr)?;
+                // A tiny top coefficient can round to zero: the integer polynomial then has a
+                // lower degree (at the same scale), which is the one to prove.
+                while q.coefficients.len() > 1 && q.coefficients.last() == Some(&0) {
+                    q.coefficients.pop();
+                }
                 // Quadratics keep their own kind: a degree-3 sumcheck with a dedicated kernel.
                 let op = if q.coefficients.len() <= 3 {
                     Op::Activation(ActivationOp {

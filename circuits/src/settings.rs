@@ -127,11 +127,13 @@ pub struct Settings {
     pub field: Option<FieldChoice>,
     /// The declared input range.
     pub input_range: Option<[f64; 2]>,
+    /// How ReLU layers are proved (`exact`, `poly:NAME[@BOUND]`).
+    pub relu: Option<crate::approx::ReluChoice>,
     /// Checkpoints, in file order.
     pub requant: Vec<RequantAt>,
 }
 
-const KEYS: [&str; 9] = [
+const KEYS: [&str; 10] = [
     "format",
     "model",
     "input_bits",
@@ -140,6 +142,7 @@ const KEYS: [&str; 9] = [
     "weight_scale",
     "field",
     "input_range",
+    "relu",
     "requant",
 ];
 
@@ -237,6 +240,13 @@ impl Settings {
                     .map_err(|e: String| key_err("weight_scale", e))?,
             );
         }
+        if let Some(v) = obj.get("relu") {
+            s.relu = Some(
+                string(v, "relu")?
+                    .parse()
+                    .map_err(|e: crate::approx::ApproxError| key_err("relu", e.to_string()))?,
+            );
+        }
         if let Some(v) = obj.get("field") {
             s.field = Some(
                 string(v, "field")?
@@ -288,6 +298,7 @@ impl Settings {
         key("coef_bits", self.coef_bits.map(|v| v.to_string()));
         key("weight_scale", self.weight_scale.map(|v| text(&v)));
         key("field", self.field.map(|v| text(&v)));
+        key("relu", self.relu.as_ref().map(|v| text(&v.to_string())));
         key(
             "input_range",
             self.input_range
@@ -518,6 +529,7 @@ mod tests {
             weight_scale: Some(WeightScale::PerLayer),
             field: Some(FieldChoice::Auto),
             input_range: Some([-0.5, 1.0]),
+            relu: Some("poly:chebyshev:8@2.5".parse().unwrap()),
             requant: vec![
                 RequantAt {
                     tensor: "/Add_output_0".into(),

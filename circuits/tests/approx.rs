@@ -666,3 +666,60 @@ fn every_preset_name_resolves() {
         );
     }
 }
+
+/// `--relu` choices: parsing, their display round trip, and the replacement of ReLU and leaky
+/// ReLU layers (the leaky one as `(1 − a)·q(x) + a·x`).
+#[test]
+fn relu_choices_parse_and_replace() {
+    use verinfer_circuits::approx::{self, ReluChoice};
+    use verinfer_circuits::model::{Activation, Layer, Model, Relu};
+    for text in [
+        "exact",
+        "poly:square_plus_x",
+        "poly:chebyshev:8@4",
+        "poly:lsq:6@0.5",
+    ] {
+        let c: ReluChoice = text.parse().unwrap();
+        assert_eq!(c.to_string(), text);
+    }
+    for bad in [
+        "",
+        "relu",
+        "poly:",
+        "poly:nope",
+        "poly:lsq:40",
+        "poly:lsq:4@0",
+        "poly:lsq:4@nan",
+    ] {
+        assert!(bad.parse::<ReluChoice>().is_err(), "{bad}");
+    }
+    let mut m = Model {
+        name: String::new(),
+        input_shape: vec![2],
+        input_range: [-1.0, 1.0],
+        layers: vec![
+            Layer::Relu(Relu::default()),
+            Layer::Relu(Relu {
+                slope_shift: Some(2),
+            }),
+        ],
+    };
+    assert_eq!(ReluChoice::Exact.apply(&mut m.clone()).unwrap(), 0);
+    let c: ReluChoice = "poly:lsq:4@2".parse().unwrap();
+    assert_eq!(c.apply(&mut m).unwrap(), 2);
+    let q = approx::rescale(&approx::preset("lsq:4").unwrap(), 2.0).unwrap();
+    let Layer::Activation(Activation::Polynomial {
+        coefficients: plain,
+    }) = &m.layers[0]
+    else {
+        panic!("{:?}", m.layers[0]);
+    };
+    assert_eq!(plain, &q);
+    let Layer::Activation(leaky) = &m.layers[1] else {
+        panic!("{:?}", m.layers[1]);
+    };
+    for x in [-2.0, -0.7, 0.0, 0.3, 1.9] {
+        let want = 0.75 * approx::eval(&q, x) + 0.25 * x;
+        assert!((leaky.eval(x) - want).abs() < 1e-12, "{x}");
+    }
+}

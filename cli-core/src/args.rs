@@ -7,6 +7,7 @@ use clap::Args;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use thiserror::Error;
+use verinfer_circuits::approx::ReluChoice;
 use verinfer_circuits::circuit::{FieldChoice, LayeredCircuit, QuantParams, WeightScale};
 use verinfer_circuits::compile::{compile, CompileError};
 use verinfer_circuits::memory;
@@ -65,6 +66,18 @@ pub struct QuantKeys {
     /// ONNX file without one is -1,1). The worst-case bounds are computed from it.
     #[arg(long, value_name = "LO,HI", value_parser = parse_range, allow_hyphen_values = true)]
     pub input_range: Option<[f64; 2]>,
+    /// How ReLU / LeakyReLU layers are proved: exact (a function of a requantization
+    /// checkpoint, no approximation), or replaced by a polynomial preset fitted on [-B, B]:
+    /// poly:NAME[@B] with NAME one of square, square_plus_x, chebyshev:D, lsq:D, minimax:D,
+    /// taylor:D, lee_relu:4..6 (D = degree 1..31) [default: exact].
+    #[arg(long, value_name = "exact|poly:NAME[@B]", value_parser = parse_relu)]
+    pub relu: Option<ReluChoice>,
+}
+
+/// Parses `--relu` ([`ReluChoice`]).
+pub fn parse_relu(s: &str) -> Result<ReluChoice, String> {
+    s.parse()
+        .map_err(|e: verinfer_circuits::approx::ApproxError| e.to_string())
 }
 
 impl QuantFlags {
@@ -120,6 +133,14 @@ impl QuantKeys {
     /// The declared input range, if the flag or the settings file sets one.
     pub fn input_range(&self, settings: &Settings) -> Option<[f64; 2]> {
         self.input_range.or(settings.input_range)
+    }
+
+    /// How ReLU layers are proved: the flag, else the settings file's, else exact.
+    pub fn relu(&self, settings: &Settings) -> ReluChoice {
+        self.relu
+            .clone()
+            .or_else(|| settings.relu.clone())
+            .unwrap_or_default()
     }
 }
 
@@ -346,6 +367,10 @@ impl ModelArgs {
                     source,
                 })?;
         }
+        q.keys
+            .relu(&settings)
+            .apply(&mut loaded.model)
+            .map_err(|e| ArgsError::Relu(e.to_string()))?;
         let params = q.params(&settings, QuantParams::default());
         let circuit = compile(&loaded.model, &params, q.field(&settings)).map_err(|source| {
             ArgsError::Compile {
@@ -401,6 +426,9 @@ pub enum ArgsError {
         /// Why.
         source: SettingsError,
     },
+    /// The `--relu` choice does not apply to this model.
+    #[error("--relu: {0}")]
+    Relu(String),
     /// The model does not compile with these flags (bounds, quantization).
     #[error("{}: cannot compile: {source}", path.display())]
     Compile {

@@ -222,7 +222,15 @@ pub fn run(
     check_outputs(&inputs, &[("--settings", &args.settings)])?;
 
     progress(0, STEPS, "reading the model and the samples");
-    let loaded = load_model(&args.model, args.keys.input_range(&none))?;
+    let mut loaded = load_model(&args.model, args.keys.input_range(&none))?;
+    // Calibrate the model that will be proved: ReLUs replaced as `--relu` says.
+    args.keys
+        .relu(&none)
+        .apply(&mut loaded.model)
+        .map_err(|e| CalibrationError::Data {
+            path: args.model.clone(),
+            msg: format!("--relu: {e}"),
+        })?;
     let (batch, labels) = samples(args, &loaded)?;
 
     progress(1, STEPS, "running the float model");
@@ -251,6 +259,7 @@ pub fn run(
         weight_scale: Some(params.weight_scale),
         field: Some(opts.field),
         input_range: Some(loaded.model.input_range),
+        relu: args.keys.relu.clone(),
         requant: plan.requant(|n| {
             loaded
                 .names

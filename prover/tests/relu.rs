@@ -220,7 +220,10 @@ fn every_opened_value_is_checked() {
                 let mut p = proof.clone();
                 p.layers[li].opened[j] += delta;
                 let what = format!("layer proof {li} opened value {j} {delta:+}");
-                assert!(common::no_panic(&check, &p, &what).is_err(), "{what}: verified");
+                assert!(
+                    common::no_panic(&check, &p, &what).is_err(),
+                    "{what}: verified"
+                );
             }
         }
     }
