@@ -17,6 +17,25 @@ fn models() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("models/digits")
 }
 
+/// `model` compiled at the default parameters and run on every item of `values`: the circuit,
+/// its integer outputs, and how many argmaxes equal `labels`.
+fn integer_run(
+    model: &verinfer_circuits::model::Model,
+    values: &[f64],
+    labels: &[usize],
+) -> (verinfer_circuits::circuit::LayeredCircuit, Vec<i128>, usize) {
+    let circuit = compile(model, &QuantParams::default(), FieldChoice::Auto).unwrap();
+    let input = quantize_input(&circuit, values).unwrap();
+    let out = infer(&circuit, labels.len(), &input).unwrap();
+    let per = circuit.output().item_len();
+    let correct = out
+        .chunks(per)
+        .zip(labels)
+        .filter(|(scores, &label)| argmax(scores) == label)
+        .count();
+    (circuit, out, correct)
+}
+
 #[test]
 fn quantized_accuracy_matches_the_recorded_figure() {
     let test = TestSet::embedded().unwrap();
@@ -39,15 +58,7 @@ fn quantized_accuracy_matches_the_recorded_figure() {
             .and_then(|a| a.quantized)
             .unwrap_or_else(|| panic!("no recorded quantized accuracy for {key}"));
         let model = import_file(&path, &ImportOptions::default()).unwrap().model;
-        let circuit = compile(&model, &QuantParams::default(), FieldChoice::Auto).unwrap();
-        let input = quantize_input(&circuit, &values).unwrap();
-        let out = infer(&circuit, n, &input).unwrap();
-        let per = circuit.output().item_len();
-        let correct = out
-            .chunks(per)
-            .zip(&test.labels)
-            .filter(|(scores, &label)| argmax(scores) == label)
-            .count();
+        let (_, _, correct) = integer_run(&model, &values, &test.labels);
         let acc = correct as f64 / n as f64;
         assert!(
             (acc - recorded).abs() < 1e-9,
@@ -138,4 +149,59 @@ fn deep_models_match_the_integer_reference() {
         checked += 1;
     }
     assert!(checked >= 4, "only {checked} fixtures checked");
+}
+
+/// The digits model trained with ReLU and max-pooling (`digits_relu.onnx`), proved exactly
+/// (both as functions of checkpoints): the imported float model reaches exactly the accuracy
+/// PyTorch recorded (so the importer reads Relu and MaxPool as torch computes them), the
+/// quantized integer inference loses at most one point on the held-out set and agrees with the
+/// float argmax almost everywhere, and a proof of a batch verifies with the same predictions.
+#[test]
+fn relu_maxpool_model_is_proved_exactly() {
+    let test = TestSet::embedded().unwrap();
+    let n = test.labels.len();
+    let values: Vec<f64> = (0..n).flat_map(|i| test.image(i)).collect();
+    let model = import_file(
+        &models().join("digits_relu.onnx"),
+        &ImportOptions::default(),
+    )
+    .unwrap()
+    .model;
+    let accuracy = |scores: &[f64], per: usize| {
+        scores
+            .chunks(per)
+            .zip(&test.labels)
+            .filter(|(s, &label)| argmax_f64(s) == label)
+            .count()
+    };
+    let float = verinfer_circuits::float::run(&model, &values).unwrap();
+    let float_correct = accuracy(float.output(), 10);
+    let recorded = recorded_accuracy("relu").and_then(|a| a.float).unwrap();
+    assert!(
+        (float_correct as f64 / n as f64 - recorded).abs() < 1e-9,
+        "float accuracy {float_correct}/{n} here, {recorded} recorded by PyTorch"
+    );
+    let (circuit, out, correct) = integer_run(&model, &values, &test.labels);
+    let per = circuit.output().item_len();
+    assert!(
+        correct + n / 100 >= float_correct,
+        "{correct} vs {float_correct}"
+    );
+    let agree = out
+        .chunks(per)
+        .zip(float.output().chunks(10))
+        .filter(|(q, f)| argmax(q) == argmax_f64(f))
+        .count();
+    assert!(agree * 100 >= n * 99, "{agree}/{n} agree");
+    let batch = 16;
+    let input = quantize_input(&circuit, &values[..batch * 64]).unwrap();
+    let proved = prove_any(&circuit, &input, &mut |_| {}).unwrap();
+    let verified = verify_any(&circuit, &input, &proved.proof).unwrap();
+    assert_eq!(verified.output, out[..batch * per]);
+}
+
+fn argmax_f64(v: &[f64]) -> usize {
+    (0..v.len())
+        .max_by(|&a, &b| v[a].total_cmp(&v[b]))
+        .unwrap_or(0)
 }

@@ -226,6 +226,8 @@ pub(crate) trait Domain {
     fn sub(x: Self::Val, y: Self::Val) -> Option<Self::Val>;
     /// `x · y`.
     fn mul(x: Self::Val, y: Self::Val) -> Option<Self::Val>;
+    /// The bound of `max(x, y)`.
+    fn max(x: Self::Val, y: Self::Val) -> Self::Val;
     /// A requantization checkpoint of `x` and the bits of its input.
     fn requant(op: &RequantOp, x: Self::Val) -> Option<(Self::Val, u32)>;
     /// The kind's bound rule in this domain.
@@ -386,6 +388,10 @@ impl Domain for Exact {
         Some(((op.apply(lo), op.apply(hi)), inter))
     }
 
+    fn max(x: Self::Val, y: Self::Val) -> Self::Val {
+        (x.0.max(y.0), x.1.max(y.1))
+    }
+
     fn mul(x: Self::Val, y: Self::Val) -> Option<Self::Val> {
         let c = [
             x.0.checked_mul(y.0)?,
@@ -502,6 +508,10 @@ impl Domain for Approx {
 
     fn mul(x: f64, y: f64) -> Option<f64> {
         Some(mul_mag(x, y) * F64_MARGIN)
+    }
+
+    fn max(x: f64, y: f64) -> f64 {
+        x.max(y)
     }
 
     fn requant(op: &RequantOp, x: f64) -> Option<(f64, u32)> {

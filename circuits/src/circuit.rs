@@ -18,8 +18,8 @@
 use crate::field::FieldId;
 use crate::mle;
 pub use crate::ops::{
-    ActivationOp, AddOp, BranchOp, Conv2dOp, DenseOp, Exact, ForkOp, GatesOp, PolynomialOp,
-    RequantOp, SumPoolOp, MAX_LEAKY_SHIFT,
+    ActivationOp, AddOp, BranchOp, Conv2dOp, DenseOp, Exact, ForkOp, GatesOp, MaxPoolSpec,
+    PolynomialOp, RequantOp, SumPoolOp, MAX_LEAKY_SHIFT,
 };
 use ark_ff::Field;
 use serde::{Deserialize, Serialize};
@@ -822,11 +822,22 @@ mod tests {
                         3 => stride[1] += 1,
                         _ => continue,
                     },
-                    Op::Requant(RequantOp { shift, bits, then }) => match k {
+                    Op::Requant(RequantOp {
+                        shift,
+                        bits,
+                        then,
+                        pool,
+                    }) => match k {
                         0 => *shift += 1,
                         1 => *bits += 1,
                         2 => *then = Exact::Relu,
                         3 => *then = Exact::LeakyRelu { shift: 1 },
+                        4 => {
+                            *pool = Some(MaxPoolSpec {
+                                window: [1, 1],
+                                stride: [1, 1],
+                            })
+                        }
                         _ => continue,
                     },
                     Op::Add(AddOp {

@@ -12,8 +12,8 @@
 
 pub use crate::bounds::{bound_analysis, stage_bounds, LayerBound, StageBounds, UNBOUNDED_BITS};
 use crate::circuit::{
-    ActivationOp, AddOp, BranchOp, Conv2dOp, DenseOp, Exact, ForkOp, GatesOp, PolynomialOp,
-    RequantOp, SumPoolOp,
+    ActivationOp, AddOp, BranchOp, Conv2dOp, DenseOp, Exact, ForkOp, GatesOp, MaxPoolSpec,
+    PolynomialOp, RequantOp, SumPoolOp,
 };
 use crate::circuit::{
     CircuitLayer, FieldChoice, LayeredCircuit, Layout, Op, QuantParams, MAX_ITEM_VARS,
@@ -245,6 +245,37 @@ pub fn circuit_layer_of(origin: &[usize], n: usize) -> Option<usize> {
     origin.iter().rposition(|&m| m <= n)
 }
 
+/// The circuit layer (the last one) whose checkpoint can also take the exact function of model
+/// layer `li`: a checkpoint that computes the previous model layer's output, reached from its own
+/// model layer only through ReLU / max-pool layers merged into it, none of whose outputs another
+/// layer reads, and without a function of the kind being added yet (`pool`: a max-pool).
+fn merge_target(
+    model: &Model,
+    origin: &[usize],
+    layers: &[CircuitLayer],
+    li: usize,
+    pool: bool,
+) -> Option<usize> {
+    let k = layers.len().checked_sub(1)?;
+    let Op::Requant(op) = &layers[k].op else {
+        return None;
+    };
+    if (pool && op.pool.is_some()) || (!pool && !op.then.is_none()) {
+        return None;
+    }
+    let from = *origin.get(k)?;
+    let between = model.layers.get(from..li)?;
+    let exact_only = between.iter().enumerate().all(|(j, l)| {
+        (j == 0 && matches!(l, Layer::Requant(_) | Layer::Relu(_) | Layer::MaxPool(_)))
+            || matches!(l, Layer::Relu(_) | Layer::MaxPool(_))
+    });
+    let read_elsewhere = model
+        .layers
+        .iter()
+        .any(|l| l.reference().is_some_and(|r| (from..li).contains(&r)));
+    (exact_only && !read_elsewhere).then_some(k)
+}
+
 /// Integer bits (beside the sign) of the checkpoint the compiler inserts for an exact ReLU that no
 /// settings file gave one: real values up to `2^15` pass, larger ones saturate (`verinfer
 /// calibrate` places checkpoints sized to the data instead).
@@ -392,37 +423,68 @@ pub fn lower(model: &Model, params: &QuantParams) -> Result<Lowered, CompileErro
                 let label = format!("requant >>{} to {} bits", r.shift, r.bits);
                 Some((op, cur.clone(), out_scale, label))
             }
-            Layer::Relu(r) => {
-                let then = match r.slope_shift {
-                    None => Exact::Relu,
-                    Some(shift) => Exact::LeakyRelu { shift },
+            Layer::Relu(_) | Layer::MaxPool(_) => {
+                let (then, pool) = match layer {
+                    Layer::Relu(r) => (
+                        match r.slope_shift {
+                            None => Exact::Relu,
+                            Some(shift) => Exact::LeakyRelu { shift },
+                        },
+                        None,
+                    ),
+                    Layer::MaxPool(p) => (
+                        Exact::None,
+                        Some(MaxPoolSpec {
+                            window: p.window,
+                            stride: p.stride(),
+                        }),
+                    ),
+                    _ => (Exact::None, None),
                 };
-                // A checkpoint placed right before it, and read by nothing else, takes the
-                // function itself; otherwise one goes in (the scale rule: back to the input's
-                // fractional bits, EXACT_CHECKPOINT_INT_BITS integer bits).
-                let before = li.checked_sub(1);
-                let mergeable = before.is_some_and(|b| {
-                    matches!(model.layers[b], Layer::Requant(_))
-                        && origin.last() == Some(&b)
-                        && !model.layers.iter().any(|l| l.reference() == Some(b))
-                });
-                match layers.last_mut() {
-                    Some(last) if mergeable => {
+                let out = match &pool {
+                    Some(_) => Layout::new(out_dims.clone()),
+                    None => cur.clone(),
+                };
+                check_layout(&out, li, op_name)?;
+                let what = |then: &Exact| match (then, pool.is_some()) {
+                    (_, true) => "max_pool".to_string(),
+                    (t, false) => t.name(),
+                };
+                // The checkpoint that computes the previous output takes the function too when
+                // only exact functions lie between (a ReLU and a max-pool commute with each
+                // other and with the clamp) and nothing else reads what they replace; otherwise
+                // one goes in (the scale rule: back to the input's fractional bits,
+                // EXACT_CHECKPOINT_INT_BITS integer bits).
+                match merge_target(model, &origin, &layers, li, then.is_none()) {
+                    Some(k) => {
+                        let last = &mut layers[k];
                         if let Op::Requant(op) = &mut last.op {
-                            op.then = then;
+                            if !then.is_none() {
+                                op.then = then;
+                            }
+                            if pool.is_some() {
+                                op.pool = pool;
+                            }
                         }
-                        last.label = format!("{}, then exact {}", last.label, then.name());
+                        last.label = format!("{}, then exact {}", last.label, what(&then));
+                        last.output = out.clone();
+                        cur = out;
                         None
                     }
-                    _ => {
+                    None => {
                         let shift = scale.saturating_sub(s_in);
                         let bits = s_in
                             .saturating_add(EXACT_CHECKPOINT_INT_BITS + 1)
                             .min(MAX_REQUANT_BITS);
-                        let op = Op::Requant(RequantOp { shift, bits, then });
+                        let op = Op::Requant(RequantOp {
+                            shift,
+                            bits,
+                            then,
+                            pool,
+                        });
                         let label =
-                            format!("exact {} (requant >>{shift} to {bits} bits)", then.name());
-                        Some((op, cur.clone(), scale - shift, label))
+                            format!("exact {} (requant >>{shift} to {bits} bits)", what(&then));
+                        Some((op, out, scale - shift, label))
                     }
                 }
             }

@@ -120,7 +120,14 @@ fn item(model: &Model, shapes: &[Vec<usize>], x: &[f64]) -> Vec<Vec<f64>> {
         let y = match layer {
             Layer::Conv2d(c) => conv2d(c, &shapes[i], &shapes[i + 1], input),
             Layer::Dense(d) => dense(d, input),
-            Layer::SumPool(p) => sum_pool(p, &shapes[i], &shapes[i + 1], input),
+            Layer::SumPool(p) => pool(p, &shapes[i], &shapes[i + 1], input, (0.0, |s, v| s + v)),
+            Layer::MaxPool(p) => pool(
+                p,
+                &shapes[i],
+                &shapes[i + 1],
+                input,
+                (f64::NEG_INFINITY, f64::max),
+            ),
             Layer::Activation(a) => {
                 let c = a.coefficients();
                 input.iter().map(|&v| horner(&c, v)).collect()
@@ -196,7 +203,14 @@ fn conv2d(c: &Conv2d, input: &[usize], output: &[usize], x: &[f64]) -> Vec<f64> 
 }
 
 /// Sum over each window, `[C, H, W]` → `[C, H', W']`.
-fn sum_pool(p: &SumPool, input: &[usize], output: &[usize], x: &[f64]) -> Vec<f64> {
+/// A pooling of `x` over `p`'s windows, each folded from `init` with `f`.
+fn pool(
+    p: &SumPool,
+    input: &[usize],
+    output: &[usize],
+    x: &[f64],
+    (init, f): (f64, fn(f64, f64) -> f64),
+) -> Vec<f64> {
     let (c, h, w) = (input[0], input[1], input[2]);
     let (oh, ow) = (output[1], output[2]);
     let [kh, kw] = p.window;
@@ -205,10 +219,10 @@ fn sum_pool(p: &SumPool, input: &[usize], output: &[usize], x: &[f64]) -> Vec<f6
     for ch in 0..c {
         for r in 0..oh {
             for q in 0..ow {
-                let mut s = 0.0;
+                let mut s = init;
                 for u in 0..kh {
                     for t in 0..kw {
-                        s += x[(ch * h + r * sh + u) * w + q * sw + t];
+                        s = f(s, x[(ch * h + r * sh + u) * w + q * sw + t]);
                     }
                 }
                 y.push(s);

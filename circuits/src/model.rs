@@ -224,6 +224,9 @@ pub enum Layer {
     Branch(Branch),
     /// A rectified linear unit (or a leaky one), compiled as an exact function at a checkpoint.
     Relu(Relu),
+    /// Max-pooling over the windows a sum-pool of the same `window` and `stride` sums, compiled
+    /// as an exact function at a checkpoint.
+    MaxPool(SumPool),
 }
 
 /// `max(x, 0)`, or LeakyReLU `x` for `x ≥ 0` and `x·2^−slope_shift` below. The compiler makes it
@@ -338,6 +341,7 @@ impl Layer {
             Layer::Add(_) => "add",
             Layer::Branch(_) => "branch",
             Layer::Relu(_) => "relu",
+            Layer::MaxPool(_) => "max_pool",
         }
     }
 }
@@ -441,7 +445,7 @@ pub fn output_shape(
             }
             Ok(vec![d.out_features])
         }
-        Layer::SumPool(p) => {
+        Layer::SumPool(p) | Layer::MaxPool(p) => {
             let [ch, h, w] = <[usize; 3]>::try_from(input)
                 .map_err(|_| err(format!("needs a [C, H, W] input, got {input:?}")))?;
             let [kh, kw] = p.window;

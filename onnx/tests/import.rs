@@ -801,11 +801,47 @@ fn pooling_refusals_and_global_pooling() {
         "AveragePool",
     ));
     assert!(e.contains("ceil_mode"), "{e}");
-    let e = err(pool(vec![ints("kernel_shape", &[2, 2])], "MaxPool"));
+    // MaxPool is an exact layer; padded, and with its indices output, it is refused.
+    let m = ok(pool(vec![ints("kernel_shape", &[2, 2])], "MaxPool")).model;
+    assert_eq!(
+        m.layers,
+        vec![Layer::MaxPool(SumPool {
+            window: [2, 2],
+            stride: Some([1, 1])
+        })]
+    );
+    let m = ok(pool(vec![], "GlobalMaxPool")).model;
+    assert_eq!(
+        m.layers,
+        vec![Layer::MaxPool(SumPool {
+            window: [5, 5],
+            stride: None
+        })]
+    );
+    let e = err(pool(
+        vec![ints("kernel_shape", &[2, 2]), ints("pads", &[1, 1, 1, 1])],
+        "MaxPool",
+    ));
     assert!(
-        e.contains("node '/pool' (MaxPool)") && e.contains("F.avg_pool2d(x, k) * (k*k)"),
+        e.contains("node '/pool' (MaxPool)") && e.contains("padded max"),
         "{e}"
     );
+    let mut g = G::new(&[-1, 2, 5, 5]);
+    g.named(
+        "/pool",
+        "MaxPool",
+        &["input"],
+        "p",
+        vec![ints("kernel_shape", &[2, 2])],
+    );
+    g.graph
+        .node
+        .last_mut()
+        .unwrap()
+        .output
+        .push("indices".into());
+    let e = err(g.import("p"));
+    assert!(e.contains("indices"), "{e}");
     // ceil_mode that changes nothing is accepted (5 = 3 + 2·1).
     let mut g = G::new(&[-1, 2, 5, 5]);
     g.scalar("nine", 9.0)

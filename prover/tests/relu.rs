@@ -1,8 +1,9 @@
-//! Exact ReLU and LeakyReLU at checkpoints, end to end (docs/protocol.md §5): a model whose
-//! ReLUs the compiler turns into exact functions of requantization checkpoints (one inserted, one
-//! merged into the checkpoint placed before it), its integer inference checked against the
-//! formulas, its proofs verified over both fields, and every adversary caught: a prover that
-//! skips the ReLU, one that applies a different slope, and every opened value off by one.
+//! Exact ReLU, LeakyReLU and max-pooling at checkpoints, end to end (docs/protocol.md §5): a
+//! model whose ReLUs and max-pool the compiler turns into exact functions of requantization
+//! checkpoints (one inserted and taking the max-pool after it too, one merged into the
+//! checkpoint placed before it), its integer inference checked against the formulas, its proofs
+//! verified over both fields, and every adversary caught: a prover that skips the ReLU or the
+//! pool, one that applies a different slope or window, and every opened value off by one.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -11,7 +12,9 @@ use common::random_input;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use verinfer_circuits::circuit::{Exact, FieldChoice, LayeredCircuit, Op, QuantParams, RequantOp};
+use verinfer_circuits::circuit::{
+    Exact, FieldChoice, LayeredCircuit, MaxPoolSpec, Op, QuantParams, RequantOp,
+};
 use verinfer_circuits::compile::compile;
 use verinfer_circuits::field::{Bn254, ProofField, M127};
 use verinfer_circuits::model::{Conv2d, Dense, Layer, Model, Relu, Requant, SumPool};
@@ -20,8 +23,8 @@ use verinfer_prover::inference::prove;
 use verinfer_verifier::inference::{verify, verify_bound_to};
 use verinfer_verifier::{Proof, VerifyError};
 
-/// Conv → ReLU (the compiler inserts its checkpoint) → sum-pool → conv → checkpoint → LeakyReLU
-/// 2^−2 (merged into that checkpoint) → dense.
+/// Conv → ReLU (the compiler inserts its checkpoint) → 2×2 max-pool (merged into it) → conv →
+/// checkpoint → LeakyReLU 2^−2 (merged into that checkpoint) → dense.
 fn model() -> Model {
     let rng = &mut ChaCha8Rng::seed_from_u64(3);
     let mut w = |n: usize| -> Vec<f64> { (0..n).map(|_| rng.gen_range(-0.5..0.5)).collect() };
@@ -40,7 +43,7 @@ fn model() -> Model {
                 bias: Some(w(3)),
             }),
             Layer::Relu(Relu::default()),
-            Layer::SumPool(SumPool {
+            Layer::MaxPool(SumPool {
                 window: [2, 2],
                 stride: None,
             }),
@@ -100,20 +103,27 @@ fn relus_become_checkpoint_functions() {
     assert_eq!(cps.len(), 2, "{:?}", c.layers);
     // The inserted one brings the conv's scale 4 + 4 back to the input's 4 bits, 4 + 16 bits
     // kept; the placed one takes the leaky ReLU.
+    let pool = MaxPoolSpec {
+        window: [2, 2],
+        stride: [2, 2],
+    };
     assert_eq!(
         cps[0].1,
         RequantOp {
             shift: 4,
             bits: 20,
-            then: Exact::Relu
+            then: Exact::Relu,
+            pool: Some(pool),
         }
     );
+    assert_eq!(c.layers[cps[0].0].output.dims, vec![3, 3, 3]);
     assert_eq!(
         cps[1].1,
         RequantOp {
             shift: 4,
             bits: 10,
-            then: Exact::LeakyRelu { shift: 2 }
+            then: Exact::LeakyRelu { shift: 2 },
+            pool: None,
         }
     );
     // Each checkpoint's output is the formula applied to the stage before it.
@@ -125,7 +135,7 @@ fn relus_become_checkpoint_functions() {
         };
         let before = infer(&prefix(i), 3, &input).unwrap();
         let after = infer(&prefix(i + 1), 3, &input).unwrap();
-        let want: Vec<i128> = before
+        let elementwise: Vec<i128> = before
             .iter()
             .map(|&y| {
                 let r = (y + (1 << (op.shift - 1))).div_euclid(1 << op.shift);
@@ -138,6 +148,27 @@ fn relus_become_checkpoint_functions() {
                 }
             })
             .collect();
+        let dims = &c.layers[i].input.dims;
+        let want = match op.pool {
+            None => elementwise,
+            // 2×2 windows of [C, H, W] items, by hand.
+            Some(_) => {
+                let (ch, h, w) = (dims[0], dims[1], dims[2]);
+                let mut y = vec![];
+                for item in elementwise.chunks(ch * h * w) {
+                    for k in 0..ch {
+                        for r in 0..h / 2 {
+                            for q in 0..w / 2 {
+                                let at =
+                                    |u: usize, v: usize| item[(k * h + 2 * r + u) * w + 2 * q + v];
+                                y.push(at(0, 0).max(at(0, 1)).max(at(1, 0)).max(at(1, 1)));
+                            }
+                        }
+                    }
+                }
+                y
+            }
+        };
         assert_eq!(after, want, "checkpoint at layer {i}");
         assert!(before.iter().any(|&y| y < -(1 << op.shift)), "no negatives");
     }
@@ -169,17 +200,30 @@ fn wrong_function_is_caught<F: ProofField>() {
     let honest = circuit::<F>();
     let input = random_input(&honest, 2, 5);
     for (i, op) in checkpoints(&honest) {
-        for then in [
+        let mut cheats: Vec<RequantOp> = [
             Exact::None,
             Exact::Relu,
             Exact::LeakyRelu { shift: 1 },
             Exact::LeakyRelu { shift: 2 },
-        ] {
-            if then == op.then {
-                continue;
-            }
+        ]
+        .into_iter()
+        .filter(|&then| then != op.then)
+        .map(|then| RequantOp { then, ..op })
+        .collect();
+        // Another pooling with the same output layout (4×4 windows at stride 1 of 6×6 are also
+        // 3×3): the layout alone cannot tell them apart, the checkpoint's evaluation does.
+        if op.pool.is_some() {
+            cheats.push(RequantOp {
+                pool: Some(MaxPoolSpec {
+                    window: [4, 4],
+                    stride: [1, 1],
+                }),
+                ..op
+            });
+        }
+        for cheat_op in cheats {
             let mut cheat = honest.clone();
-            cheat.layers[i].op = Op::Requant(RequantOp { then, ..op });
+            cheat.layers[i].op = Op::Requant(cheat_op);
             let (out, proof, _) = prove::<F>(&cheat, &input).unwrap();
             let e = verify_bound_to(&honest, &cheat.digest(), &input, &out, &proof).unwrap_err();
             assert!(
@@ -188,7 +232,7 @@ fn wrong_function_is_caught<F: ProofField>() {
                     VerifyError::LayerCheck { layer, what: "checkpoint requantized evaluation" }
                         if layer == i + 1
                 ),
-                "checkpoint {i} as {then:?}: {e}"
+                "checkpoint {i} as {cheat_op:?}: {e}"
             );
         }
     }

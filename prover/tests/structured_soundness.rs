@@ -25,7 +25,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::borrow::Cow;
 use verinfer_circuits::circuit::{
-    ActivationOp, Conv2dOp, DenseOp, Exact, GatesOp, PolynomialOp, RequantOp, SumPoolOp,
+    ActivationOp, Conv2dOp, DenseOp, Exact, GatesOp, MaxPoolSpec, PolynomialOp, RequantOp,
+    SumPoolOp,
 };
 use verinfer_circuits::circuit::{CircuitLayer, LayeredCircuit, Layout, Op, QuantParams};
 use verinfer_circuits::compile::relay_gates;
@@ -246,7 +247,10 @@ fn checkpoints<F: ProofField>() -> LayeredCircuit {
 
 /// A checkpoint with an exact function after its clamp.
 fn exact(shift: u32, bits: u32, then: Exact) -> Op {
-    Op::Requant(RequantOp { shift, bits, then })
+    Op::Requant(RequantOp {
+        then,
+        ..RequantOp::new(shift, bits)
+    })
 }
 
 fn poly(coefficients: &[i128]) -> Op {
@@ -255,8 +259,8 @@ fn poly(coefficients: &[i128]) -> Op {
     })
 }
 
-/// Conv → degree-3 polynomial with a constant → checkpoint with an exact ReLU → dense → odd
-/// degree-5 polynomial → dense.
+/// Conv → degree-3 polynomial with a constant → checkpoint with an exact 2×2 max-pool → dense →
+/// odd degree-5 polynomial → dense.
 fn polynomials<F: ProofField>() -> LayeredCircuit {
     let rng = &mut ChaCha8Rng::seed_from_u64(6);
     circuit::<F>(
@@ -269,8 +273,18 @@ fn polynomials<F: ProofField>() -> LayeredCircuit {
                 &[3, 4, 4],
             ),
             layer(poly(&[7, 3, -1, 2]), &[3, 4, 4], &[3, 4, 4]),
-            layer(exact(10, 8, Exact::Relu), &[3, 4, 4], &[3, 4, 4]),
-            layer(dense(rng, 48, 5), &[3, 4, 4], &[5]),
+            layer(
+                Op::Requant(RequantOp {
+                    pool: Some(MaxPoolSpec {
+                        window: [2, 2],
+                        stride: [2, 2],
+                    }),
+                    ..RequantOp::new(10, 8)
+                }),
+                &[3, 4, 4],
+                &[3, 2, 2],
+            ),
+            layer(dense(rng, 12, 5), &[3, 2, 2], &[5]),
             layer(poly(&[0, 1, 0, -2, 0, 1]), &[5], &[5]),
             layer(dense(rng, 5, 3), &[5], &[3]),
         ],
@@ -652,7 +666,9 @@ fn value_variants(c: &LayeredCircuit, i: usize) -> Vec<(String, LayeredCircuit)>
                 }
             }
             Op::SumPool(SumPoolOp { .. }) => {}
-            Op::Requant(RequantOp { shift, bits, then }) => match k {
+            Op::Requant(RequantOp {
+                shift, bits, then, ..
+            }) => match k {
                 0 => *shift += 1,
                 1 => *bits += 1,
                 _ => {

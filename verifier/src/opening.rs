@@ -21,11 +21,13 @@ pub trait CheckpointOpening<F: ProofField> {
     fn absorb(&self, transcript: &mut Transcript) -> Result<(), VerifyError>;
     /// `Ỹ(point)`, the tensor before requantization in `layout` over `batch` items.
     fn evaluate(&self, layout: &Layout, batch: usize, point: &[F]) -> Result<F, VerifyError>;
-    /// `Ỹ'(point)` for `Y' = op(Y)`, in `layout` over `batch` items.
+    /// `Ỹ'(point)` for `Y' = op(Y)` (`Y` in layout `input`, `Y'` in `output`, which differ when
+    /// the checkpoint max-pools) over `batch` items.
     fn evaluate_requantized(
         &self,
         op: &RequantOp,
-        layout: &Layout,
+        input: &Layout,
+        output: &Layout,
         batch: usize,
         point: &[F],
     ) -> Result<F, VerifyError>;
@@ -116,10 +118,18 @@ impl<F: ProofField> CheckpointOpening<F> for ClearOpening<'_> {
     fn evaluate_requantized(
         &self,
         op: &RequantOp,
-        layout: &Layout,
+        input: &Layout,
+        output: &Layout,
         batch: usize,
         point: &[F],
     ) -> Result<F, VerifyError> {
-        self.evaluate_mapped(layout, batch, point, |v| op.apply(v))
+        if op.pool.is_none() {
+            return self.evaluate_mapped(output, batch, point, |v| op.apply(v));
+        }
+        self.check_len(input, batch)?;
+        let pooled = op.run(&input.dims, batch, self.values).ok_or_else(|| {
+            VerifyError::ProofShape("a checkpoint's max-pool does not fit its tensor".into())
+        })?;
+        ClearOpening { values: &pooled }.evaluate_mapped(output, batch, point, |v| v)
     }
 }

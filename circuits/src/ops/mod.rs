@@ -30,8 +30,8 @@ pub use fork::ForkOp;
 pub use gates::GatesOp;
 pub use polynomial::{PolynomialOp, MAX_POLY_DEGREE};
 pub use requant::{
-    requant, Exact, RequantOp, MAX_LEAKY_SHIFT, MAX_REQUANT_BITS, MAX_REQUANT_INPUT_BITS,
-    MIN_REQUANT_BITS,
+    requant, Exact, MaxPoolSpec, RequantOp, MAX_LEAKY_SHIFT, MAX_REQUANT_BITS,
+    MAX_REQUANT_INPUT_BITS, MIN_REQUANT_BITS,
 };
 pub use sum_pool::SumPoolOp;
 

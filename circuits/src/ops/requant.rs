@@ -60,9 +60,71 @@ impl Exact {
     }
 }
 
-/// `Y' = f(clamp(⌊(Y + 2^(shift−1)) / 2^shift⌋, −2^(bits−1), 2^(bits−1) − 1))` element-wise (for
+/// Exact max-pooling over `[C, H, W]` windows (no padding) of a checkpoint's output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MaxPoolSpec {
+    /// Window `[height, width]`.
+    pub window: [usize; 2],
+    /// Stride `[vertical, horizontal]`.
+    pub stride: [usize; 2],
+}
+
+impl MaxPoolSpec {
+    /// The pooled `[C, H', W']` of `[C, H, W]`, or `None` when the window does not fit.
+    pub fn output_dims(&self, dims: &[usize]) -> Option<Vec<usize>> {
+        let [c, h, w] = dims else { return None };
+        let out = |n: usize, k: usize, s: usize| {
+            (k > 0 && s > 0).then(|| n.checked_sub(k).map(|d| d / s + 1))?
+        };
+        Some(vec![
+            *c,
+            out(*h, self.window[0], self.stride[0])?,
+            out(*w, self.window[1], self.stride[1])?,
+        ])
+    }
+
+    /// The pooled values of `batch` items of real row-major `[C, H, W]` values, by `max` on any
+    /// ordered bound (an integer, an interval, a magnitude).
+    pub fn pool<V: Copy>(
+        &self,
+        dims: &[usize],
+        batch: usize,
+        x: &[V],
+        max: impl Fn(V, V) -> V,
+    ) -> Option<Vec<V>> {
+        let out = self.output_dims(dims)?;
+        let (h, w) = (dims[1], dims[2]);
+        let (ho, wo) = (out[1], out[2]);
+        let item = dims.iter().product::<usize>();
+        if x.len() != item.checked_mul(batch)? {
+            return None;
+        }
+        let mut y = Vec::with_capacity(batch * out.iter().product::<usize>());
+        for b in 0..batch {
+            for c in 0..dims[0] {
+                let plane = &x[b * item + c * h * w..][..h * w];
+                for i in 0..ho {
+                    for j in 0..wo {
+                        let (r0, c0) = (i * self.stride[0], j * self.stride[1]);
+                        let mut m = plane[r0 * w + c0];
+                        for u in 0..self.window[0] {
+                            for v in 0..self.window[1] {
+                                m = max(m, plane[(r0 + u) * w + c0 + v]);
+                            }
+                        }
+                        y.push(m);
+                    }
+                }
+            }
+        }
+        Some(y)
+    }
+}
+
+/// `Y' = pool(f(clamp(⌊(Y + 2^(shift−1)) / 2^shift⌋, −2^(bits−1), 2^(bits−1) − 1)))` (for
 /// `shift = 0` the clamp only): rounds half up, then saturates, then applies the exact function
-/// `f` ([`Exact`], the identity unless the model asks for an exact ReLU there).
+/// `f` ([`Exact`], the identity unless the model asks for an exact ReLU there) element-wise, then
+/// an exact max-pooling if the model asks for one there.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RequantOp {
     /// Fractional bits dropped.
@@ -72,6 +134,9 @@ pub struct RequantOp {
     /// The exact function applied after the clamp.
     #[serde(default, skip_serializing_if = "Exact::is_none")]
     pub then: Exact,
+    /// An exact max-pooling applied last.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<MaxPoolSpec>,
 }
 
 impl RequantOp {
@@ -81,6 +146,17 @@ impl RequantOp {
             shift,
             bits,
             then: Exact::None,
+            pool: None,
+        }
+    }
+
+    /// The checkpoint of `batch` items of real `[C, H, W]` (or any layout without a pool)
+    /// values: [`Self::apply`] on each, then the pool; `None` when the pool does not fit.
+    pub fn run(&self, dims: &[usize], batch: usize, y: &[i128]) -> Option<Vec<i128>> {
+        let v: Vec<i128> = y.iter().map(|&y| self.apply(y)).collect();
+        match &self.pool {
+            None => Some(v),
+            Some(p) => p.pool(dims, batch, &v, i128::max),
         }
     }
 
@@ -126,9 +202,13 @@ impl OpRules for RequantOp {
     }
 
     fn check(&self, input: &Layout, output: &Layout) -> Result<(), String> {
-        if input.dims != output.dims {
+        let want = match &self.pool {
+            None => Some(input.dims.clone()),
+            Some(p) => p.output_dims(&input.dims),
+        };
+        if want.as_ref() != Some(&output.dims) {
             return Err(format!(
-                "maps layout {:?} to {:?} (must keep it)",
+                "maps layout {:?} to {:?} (must keep it, or pool it to {want:?})",
                 input.dims, output.dims
             ));
         }
@@ -163,6 +243,12 @@ impl OpRules for RequantOp {
             Exact::LeakyRelu { shift } => {
                 e.uint(2);
                 e.uint(u128::from(shift));
+            }
+        }
+        if let Some(p) = &self.pool {
+            e.uint(3);
+            for v in [p.window[0], p.window[1], p.stride[0], p.stride[1]] {
+                e.uint(v as u128);
             }
         }
     }

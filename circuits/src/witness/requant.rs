@@ -9,31 +9,38 @@ impl KernelRule for RequantOp {
         &self,
         li: usize,
         layer: &CircuitLayer,
-        _batch: usize,
+        batch: usize,
         x: &[T],
     ) -> Result<Vec<T>, WitnessError> {
         // Floor and clamp need the integer itself: every value must fit i128 (the compiler
         // guarantees it; a hand-built circuit whose bounds lie gets an error, not a panic).
-        let out: Option<Vec<T>> = x
-            .iter()
-            .map(|&v| v.to_int().map(|y| T::cst(self.apply(y))))
-            .collect();
-        out.ok_or_else(|| WitnessError::Shape {
+        let fail = |reason: &str| WitnessError::Shape {
             layer: li,
             op: layer.op.name(),
-            reason: "a checkpoint input does not fit 127 signed bits".into(),
-        })
+            reason: reason.into(),
+        };
+        let ints: Option<Vec<i128>> = x.iter().map(|&v| v.to_int()).collect();
+        let ints = ints.ok_or_else(|| fail("a checkpoint input does not fit 127 signed bits"))?;
+        let out = self
+            .run(&layer.input.dims, batch, &ints)
+            .ok_or_else(|| fail("the max-pool window does not fit the input"))?;
+        Ok(out.into_iter().map(T::cst).collect())
     }
 }
 
 impl BoundRule for RequantOp {
     fn bound<D: Domain>(
         &self,
-        _layer: &CircuitLayer,
+        layer: &CircuitLayer,
         x: &[D::Val],
         inter: &mut u32,
     ) -> Option<Vec<D::Val>> {
-        elementwise::<D>(x, inter, |v| D::requant(self, v))
+        let y = elementwise::<D>(x, inter, |v| D::requant(self, v))?;
+        match &self.pool {
+            None => Some(y),
+            // Per item: the bound analysis runs on one item.
+            Some(p) => p.pool(&layer.input.dims, 1, &y, D::max),
+        }
     }
 
     fn clamp_range(&self) -> Option<(i128, i128)> {

@@ -360,8 +360,7 @@ fn live_nodes(g: &GraphProto, output: &str) -> Vec<usize> {
 
 const ACTIVATION_HINT: &str = "only polynomial activations (e.g. `x * x + x` in PyTorch), \
      ReLU and LeakyReLU with a power-of-two slope can be proved";
-const MAXPOOL_HINT: &str = "max-pooling cannot be proved: use sum-pooling, \
-     `F.avg_pool2d(x, k) * (k*k)` in PyTorch";
+const MAXPOOL_HINT: &str = "only MaxPool, AveragePool and their global forms can be proved";
 
 impl<'g> Converter<'g> {
     /// Reads the initializers, the input and the output; returns the per-item input shape.
@@ -768,9 +767,9 @@ impl<'g> Converter<'g> {
             | "Softplus" | "Softsign" | "HardSwish" | "Mish" | "Erf" | "Clip"
             | "ThresholdedRelu" | "Exp" | "Log" | "Abs" | "Sign" | "Sin" | "Cos" | "Max"
             | "Min" => Err(ctx.unsupported(ACTIVATION_HINT)),
-            "MaxPool" | "GlobalMaxPool" | "LpPool" | "GlobalLpPool" | "MaxRoiPool" => {
-                Err(ctx.unsupported(MAXPOOL_HINT))
-            }
+            "MaxPool" => self.maxpool(&ctx, false),
+            "GlobalMaxPool" => self.maxpool(&ctx, true),
+            "LpPool" | "GlobalLpPool" | "MaxRoiPool" => Err(ctx.unsupported(MAXPOOL_HINT)),
             _ => Err(ctx.unsupported(
                 "unsupported op (supported: Conv, Gemm, MatMul, BatchNormalization, AveragePool, \
                  GlobalAveragePool, Flatten, Reshape, polynomial Mul/Add/Sub/Pow, Identity, \

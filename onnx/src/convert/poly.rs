@@ -127,6 +127,7 @@ impl<'g> Converter<'g> {
                 Layer::Activation(_)
                 | Layer::Requant(_)
                 | Layer::Relu(_)
+                | Layer::MaxPool(_)
                 | Layer::Add(_)
                 | Layer::Branch(_) => return false,
                 Layer::Conv2d(_) | Layer::Dense(_) => {}
@@ -427,18 +428,30 @@ impl<'g> Converter<'g> {
     /// folded back).
     pub(super) fn relu(&mut self, ctx: &Ctx, slope_shift: Option<u32>) -> Result<(), OnnxError> {
         let p = self.req_act(ctx, 0)?;
+        self.exact_layer(ctx, p, Layer::Relu(Relu { slope_shift }))
+    }
+
+    /// Appends `layer`, an exact function (ReLU, max-pool), reading `p` as the previous layer's
+    /// output itself: a pending polynomial is emitted first, a factor or offset folded back.
+    pub(super) fn exact_layer(
+        &mut self,
+        ctx: &Ctx,
+        p: Poly,
+        layer: Layer,
+    ) -> Result<(), OnnxError> {
         let p = self.current(ctx, p)?;
         if p.nonlinear() {
             self.emit_activation(ctx, p)?;
         } else if (p.lin() != 1.0 || p.cst() != 0.0) && !self.fold_back(p.lin(), p.cst()) {
             return Err(ctx.err(format!(
                 "its input is {}·t + {} of the previous layer's output t, a factor that cannot be \
-                 folded into a linear layer before the ReLU",
+                 folded into a linear layer before the {}",
                 p.lin(),
-                p.cst()
+                p.cst(),
+                layer.op_name()
             )));
         }
-        self.push_layer(ctx, Layer::Relu(Relu { slope_shift }))?;
+        self.push_layer(ctx, layer)?;
         let r = Poly::identity(self.cur());
         self.set_poly(ctx, r)
     }

@@ -27,9 +27,14 @@ impl<'g> Converter<'g> {
         Ok(Poly::linear(self.cur(), k, c))
     }
 
-    pub(super) fn avgpool(&mut self, ctx: &Ctx) -> Result<(), OnnxError> {
-        let p = self.req_act(ctx, 0)?;
-        let shape = self.anchor_shape(&p);
+    /// The window and stride of an AveragePool or MaxPool node (no padding, no dilation).
+    fn pool_geometry(
+        &self,
+        ctx: &Ctx,
+        p: &Poly,
+        kind: &str,
+    ) -> Result<([usize; 2], [usize; 2]), OnnxError> {
+        let shape = self.anchor_shape(p);
         let [_, h, w] = shape.as_slice() else {
             return Err(ctx.err(format!(
                 "expects an image [N, C, H, W], got per-item shape {shape:?}"
@@ -52,9 +57,7 @@ impl<'g> Converter<'g> {
             .attr_ints("pads")
             .is_some_and(|p| p.iter().any(|&x| x != 0))
         {
-            return Err(ctx.unsupported(
-                "padded average pooling; use padding=0 (sum-pooling: `F.avg_pool2d(x, k) * (k*k)`)",
-            ));
+            return Err(ctx.unsupported(format!("padded {kind} pooling; use padding=0")));
         }
         if ctx
             .attr_ints("dilations")
@@ -74,8 +77,39 @@ impl<'g> Converter<'g> {
                 "ceil_mode=True with windows that do not tile the input; use ceil_mode=False",
             ));
         }
+        Ok((window, stride))
+    }
+
+    pub(super) fn avgpool(&mut self, ctx: &Ctx) -> Result<(), OnnxError> {
+        let p = self.req_act(ctx, 0)?;
+        let (window, stride) = self.pool_geometry(ctx, &p, "average")?;
         let r = self.sum_pool(ctx, p, window, stride, true)?;
         self.set_poly(ctx, r)
+    }
+
+    /// MaxPool (or GlobalMaxPool): an exact max-pool layer.
+    pub(super) fn maxpool(&mut self, ctx: &Ctx, global: bool) -> Result<(), OnnxError> {
+        if ctx.node.output.get(1).is_some_and(|o| !o.is_empty()) {
+            return Err(ctx.unsupported("MaxPool's indices output"));
+        }
+        let p = self.req_act(ctx, 0)?;
+        let (window, stride) = if global {
+            match self.anchor_shape(&p).as_slice() {
+                &[_, h, w] => ([h, w], [h, w]),
+                other => {
+                    return Err(ctx.err(format!(
+                        "expects an image [N, C, H, W], got per-item shape {other:?}"
+                    )))
+                }
+            }
+        } else {
+            self.pool_geometry(ctx, &p, "max")?
+        };
+        let layer = Layer::MaxPool(SumPool {
+            window,
+            stride: (stride != window).then_some(stride),
+        });
+        self.exact_layer(ctx, p, layer)
     }
 
     pub(super) fn global_pool(

@@ -35,7 +35,8 @@ impl<F: ProofField> LayerRule<F> for RequantOp {
         let opening = ClearOpening {
             values: &proof.opened,
         };
-        let above = opening.evaluate_requantized(self, &layer.output, batch, &claim.point)?;
+        let above =
+            opening.evaluate_requantized(self, &layer.input, &layer.output, batch, &claim.point)?;
         final_check(
             above,
             claim.value,
