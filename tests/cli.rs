@@ -273,10 +273,17 @@ fn bad_files_are_usage_errors() {
     let garbage = d.write("garbage.onnx", [0xffu8; 64]);
     assert_usage_error(&prove_in(&garbage, &good), "garbage.onnx");
 
-    // The ReLU / max-pool original is refused with a message that names the node and says
-    // what to use instead.
-    let o = prove_in(&model("digits_relu.onnx"), &good);
-    assert_usage_error(&o, "relu");
+    // An operator outside what can be proved is refused with a message that names the node.
+    let mut onnx = std::fs::read(model("digits_relu.onnx")).unwrap();
+    // NodeProto.op_type is field 4, a string: tag 0x22, then the length.
+    let at = onnx
+        .windows(6)
+        .position(|w| w == b"\x22\x04Relu")
+        .expect("a Relu node");
+    onnx[at + 2..at + 6].copy_from_slice(b"Tanh");
+    let tanh = d.write("tanh.onnx", &onnx);
+    let o = prove_in(&tanh, &good);
+    assert_usage_error(&o, "(Tanh)");
 
     // verify: a missing proof file is a usage error, not a rejection.
     let o = verinfer(&[
@@ -1091,7 +1098,12 @@ fn relu_models_prove_under_each_choice() {
     // Approximations raise the scale with their degree: calibrate places the checkpoints for
     // the chosen one and records the choice, which prove and verify then read (12-bit
     // checkpoints keep a degree-8 activation's output within the 126 bits a checkpoint reads).
-    let choices = ["poly:square_plus_x", "poly:chebyshev:8@4", "poly:lsq:4@2"];
+    let choices = [
+        "poly:square_plus_x",
+        "poly:chebyshev:8@4",
+        "poly:lsq:4@2",
+        "minimax:7@4",
+    ];
     let mut runs = vec![];
     for (k, choice) in choices.iter().enumerate() {
         let settings = d.file(&format!("s{k}.json"));

@@ -18,7 +18,7 @@
 use crate::field::FieldId;
 use crate::mle;
 pub use crate::ops::{
-    ActivationOp, AddOp, BranchOp, Conv2dOp, DenseOp, Exact, ForkOp, GatesOp, MaxPoolSpec,
+    ActivationOp, AddOp, BranchOp, Conv2dOp, DenseOp, Exact, ForkOp, GatesOp, MaxPoolSpec, MulOp,
     PolynomialOp, RequantOp, SumPoolOp, MAX_LEAKY_SHIFT,
 };
 use ark_ff::Field;
@@ -273,6 +273,8 @@ pub enum Op {
     Fork(ForkOp),
     /// A polynomial activation of degree 3 or more.
     Polynomial(PolynomialOp),
+    /// An element-wise product of two tensors (reads two tensors).
+    Mul(MulOp),
 }
 
 impl Op {
@@ -726,6 +728,7 @@ mod tests {
                     &[1],
                     "poly",
                 ),
+                l(Op::Mul(MulOp { with: 7 }), &[1], &[1], "mul"),
             ],
         }
     }
@@ -856,6 +859,10 @@ mod tests {
                         _ => continue,
                     },
                     Op::Fork(_) => continue,
+                    Op::Mul(MulOp { with }) => match k {
+                        0 => *with -= 1,
+                        _ => continue,
+                    },
                     Op::Polynomial(PolynomialOp { coefficients }) => match k {
                         0 => coefficients[0] += 1,
                         1 => coefficients[3] += 1,

@@ -12,7 +12,7 @@
 
 pub use crate::bounds::{bound_analysis, stage_bounds, LayerBound, StageBounds, UNBOUNDED_BITS};
 use crate::circuit::{
-    ActivationOp, AddOp, BranchOp, Conv2dOp, DenseOp, Exact, ForkOp, GatesOp, MaxPoolSpec,
+    ActivationOp, AddOp, BranchOp, Conv2dOp, DenseOp, Exact, ForkOp, GatesOp, MaxPoolSpec, MulOp,
     PolynomialOp, RequantOp, SumPoolOp,
 };
 use crate::circuit::{
@@ -520,6 +520,25 @@ pub fn lower(model: &Model, params: &QuantParams) -> Result<Lowered, CompileErro
                 });
                 Some((op, cur.clone(), s, label))
             }
+            Layer::Mul(m) => {
+                let other = tensor_of.get(m.with).copied().unwrap_or(0);
+                let (other_layout, s_other) = tensor(&layers, other);
+                if other_layout != cur {
+                    return Err(CompileError::Residual {
+                        layer: li,
+                        msg: format!(
+                            "multiplies layer {}'s output in layout {:?} with one in layout \
+                             {:?}; both operands must be laid out alike",
+                            m.with, other_layout.dims, cur.dims
+                        ),
+                    });
+                }
+                let s = scale.checked_add(s_other).ok_or_else(|| {
+                    too_large(format!("its scale 2^{scale}·2^{s_other} overflows"))
+                })?;
+                let label = format!("multiply by layer {}", m.with);
+                Some((Op::Mul(MulOp { with: other }), cur.clone(), s, label))
+            }
             Layer::Branch(b) => {
                 let from = tensor_of.get(b.from).copied().unwrap_or(0);
                 let (layout, s) = tensor(&layers, from);
@@ -527,6 +546,17 @@ pub fn lower(model: &Model, params: &QuantParams) -> Result<Lowered, CompileErro
                 Some((Op::Branch(BranchOp { from }), layout, s, label))
             }
             Layer::Flatten => None,
+            Layer::Scale { shift } => {
+                if model.layers.iter().any(|l| l.reference() == Some(li)) {
+                    return Err(too_large(
+                        "a scale layer's output may only be read by the next layer".into(),
+                    ));
+                }
+                scale = scale
+                    .checked_add(*shift)
+                    .ok_or_else(|| too_large(format!("scale 2^{scale} + {shift} overflows")))?;
+                None
+            }
             Layer::Reshape { shape } => {
                 if shape.len() == 1 || *shape == cur.dims {
                     None
@@ -593,7 +623,11 @@ fn insert_forks(layers: &mut Vec<CircuitLayer>, origin: &mut Vec<usize>, input_s
     for t in (0..readers.len()).rev().filter(|&t| readers[t] > 1) {
         for l in layers.iter_mut() {
             match &mut l.op {
-                Op::Add(AddOp { with: r, .. }) | Op::Branch(BranchOp { from: r }) if *r >= t => {
+                Op::Add(AddOp { with: r, .. })
+                | Op::Mul(MulOp { with: r })
+                | Op::Branch(BranchOp { from: r })
+                    if *r >= t =>
+                {
                     *r += 1
                 }
                 _ => {}

@@ -133,6 +133,10 @@ fn item(model: &Model, shapes: &[Vec<usize>], x: &[f64]) -> Vec<Vec<f64>> {
                 input.iter().map(|&v| horner(&c, v)).collect()
             }
             Layer::Relu(r) => input.iter().map(|&v| r.eval(v)).collect(),
+            Layer::Scale { shift } => {
+                let f = 2f64.powi(-((*shift).min(1100) as i32));
+                input.iter().map(|&v| v * f).collect()
+            }
             Layer::Flatten | Layer::Reshape { .. } | Layer::Requant(_) => input.to_vec(),
             Layer::Add(a) => {
                 let sign = if a.subtract { -1.0 } else { 1.0 };
@@ -142,6 +146,11 @@ fn item(model: &Model, shapes: &[Vec<usize>], x: &[f64]) -> Vec<Vec<f64>> {
                     .map(|(u, v)| u + sign * v)
                     .collect()
             }
+            Layer::Mul(m) => input
+                .iter()
+                .zip(of(Some(m.with)))
+                .map(|(u, v)| u * v)
+                .collect(),
             Layer::Branch(b) => of(Some(b.from)).to_vec(),
         };
         outputs.push(y);

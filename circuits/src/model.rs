@@ -227,6 +227,22 @@ pub enum Layer {
     /// Max-pooling over the windows a sum-pool of the same `window` and `stride` sums, compiled
     /// as an exact function at a checkpoint.
     MaxPool(SumPool),
+    /// The previous output times an earlier layer's, element-wise (Lee et al.'s `x·p(x)`).
+    Mul(Mul),
+    /// Divides by `2^shift` exactly: the integers stay, only their scale grows (no circuit
+    /// layer). Only the next layer may read its output.
+    Scale {
+        /// Bits the scale grows by.
+        shift: u32,
+    },
+}
+
+/// An element-wise product: the previous layer's output times the output of an earlier layer
+/// `with` (same shape); the scales add.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mul {
+    /// The model layer (0-based, before this one) whose output is the other factor.
+    pub with: usize,
 }
 
 /// `max(x, 0)`, or LeakyReLU `x` for `x ≥ 0` and `x·2^−slope_shift` below. The compiler makes it
@@ -256,6 +272,7 @@ impl Layer {
     pub fn reference(&self) -> Option<usize> {
         match self {
             Layer::Add(a) => Some(a.with),
+            Layer::Mul(m) => Some(m.with),
             Layer::Branch(b) => Some(b.from),
             _ => None,
         }
@@ -264,6 +281,7 @@ impl Layer {
     fn reference_mut(&mut self) -> Option<&mut usize> {
         match self {
             Layer::Add(a) => Some(&mut a.with),
+            Layer::Mul(m) => Some(&mut m.with),
             Layer::Branch(b) => Some(&mut b.from),
             _ => None,
         }
@@ -342,6 +360,8 @@ impl Layer {
             Layer::Branch(_) => "branch",
             Layer::Relu(_) => "relu",
             Layer::MaxPool(_) => "max_pool",
+            Layer::Mul(_) => "mul",
+            Layer::Scale { .. } => "scale",
         }
     }
 }
@@ -465,8 +485,10 @@ pub fn output_shape(
             }
             Ok(shape.clone())
         }
-        Layer::Activation(_) | Layer::Requant(_) | Layer::Relu(_) => Ok(input.to_vec()),
-        Layer::Add(_) | Layer::Branch(_) => Err(err(
+        Layer::Activation(_) | Layer::Requant(_) | Layer::Relu(_) | Layer::Scale { .. } => {
+            Ok(input.to_vec())
+        }
+        Layer::Add(_) | Layer::Mul(_) | Layer::Branch(_) => Err(err(
             "reads an earlier layer's output: its shape needs the whole model".into(),
         )),
     }
@@ -496,8 +518,8 @@ pub fn output_shape_in(
     }
     let other = shapes.get(at + 1).cloned().unwrap_or_default();
     match layer {
-        Layer::Add(_) if other != prev => Err(err(format!(
-            "adds layer {at}'s output of shape {other:?} to one of shape {prev:?}"
+        Layer::Add(_) | Layer::Mul(_) if other != prev => Err(err(format!(
+            "combines layer {at}'s output of shape {other:?} with one of shape {prev:?}"
         ))),
         _ => Ok(other),
     }
@@ -716,7 +738,7 @@ mod tests {
             }),
         );
         let e = m.validate().unwrap_err().to_string();
-        assert!(e.contains("adds layer 0's output of shape"), "{e}");
+        assert!(e.contains("combines layer 0's output of shape"), "{e}");
         let mut m = tiny();
         m.layers.insert(2, Layer::Branch(Branch { from: 0 }));
         let e = m.validate().unwrap_err().to_string();

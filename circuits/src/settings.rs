@@ -341,6 +341,19 @@ impl Settings {
         model: &mut Model,
         names: &TensorNames,
     ) -> Result<(), SettingsError> {
+        self.place_checkpoints_in(model, names, None)
+    }
+
+    /// [`Self::place_checkpoints`] on a model whose layers were rewritten after `names` were
+    /// recorded (the `--relu` replacements): `origin[k]` is the layer of the model as read that
+    /// layer `k` stands for, and a tensor named for old layer `n` is the output of the last layer
+    /// standing for `n`.
+    pub fn place_checkpoints_in(
+        &self,
+        model: &mut Model,
+        names: &TensorNames,
+        origin: Option<&[usize]>,
+    ) -> Result<(), SettingsError> {
         let mut at: Vec<(usize, Requant, usize)> = Vec::with_capacity(self.requant.len());
         for (i, r) in self.requant.iter().enumerate() {
             let key = format!("requant[{i}].tensor");
@@ -369,7 +382,8 @@ impl Settings {
                     )))
                 }
             };
-            let n = model.layers.len();
+            // Layers of the model as read (before any rewrite).
+            let n = origin.map_or(model.layers.len(), |o| o.last().map_or(0, |&l| l + 1));
             if layer >= n {
                 return Err(SettingsError::Placement {
                     key,
@@ -380,6 +394,9 @@ impl Settings {
                     ),
                 });
             }
+            let layer = origin
+                .and_then(|o| o.iter().rposition(|&l| l == layer))
+                .unwrap_or(layer);
             if let Some((_, _, j)) = at.iter().find(|(l, _, _)| *l == layer) {
                 let also = if self.requant[*j].tensor == r.tensor {
                     String::new()

@@ -704,9 +704,13 @@ fn relu_choices_parse_and_replace() {
             }),
         ],
     };
-    assert_eq!(ReluChoice::Exact.apply(&mut m.clone()).unwrap(), 0);
+    let params = verinfer_circuits::circuit::QuantParams::default();
+    assert_eq!(
+        ReluChoice::Exact.apply(&mut m.clone(), &params).unwrap(),
+        [0, 1]
+    );
     let c: ReluChoice = "poly:lsq:4@2".parse().unwrap();
-    assert_eq!(c.apply(&mut m).unwrap(), 2);
+    assert_eq!(c.apply(&mut m, &params).unwrap(), [0, 1]);
     let q = approx::rescale(&approx::preset("lsq:4").unwrap(), 2.0).unwrap();
     let Layer::Activation(Activation::Polynomial {
         coefficients: plain,

@@ -625,6 +625,7 @@ fn reference(c: &LayeredCircuit, x: &[i128]) -> Vec<Vec<i128>> {
             Op::Activation(ActivationOp { a, b, c }) => {
                 x.iter().map(|&v| a * v * v + b * v + c).collect()
             }
+            Op::Mul(m) => x.iter().zip(&stages[m.with]).map(|(a, b)| a * b).collect(),
             Op::Polynomial(p) => x
                 .iter()
                 .map(|&v| {

@@ -170,7 +170,9 @@ fn ref_layer<R: Ring>(op: &Op, ind: &[usize], outd: &[usize], x: &[R]) -> Vec<R>
         }
         // The random circuits here hold no checkpoint (tests/compile.rs checks their kernel).
         Op::Requant(_) => unreachable!("no checkpoints in these circuits"),
-        Op::Add(_) | Op::Branch(_) | Op::Fork(_) => unreachable!("these circuits are chains"),
+        Op::Add(_) | Op::Mul(_) | Op::Branch(_) | Op::Fork(_) => {
+            unreachable!("these circuits are chains")
+        }
         // Σ c_k·x^k with every power built by repeated products, not Horner.
         Op::Polynomial(PolynomialOp { coefficients }) => {
             for (yi, &xi) in y.iter_mut().zip(x) {
@@ -456,7 +458,9 @@ fn honest_bounds(c: &mut LayeredCircuit) {
                 .fold(0u128, u128::saturating_add),
             Op::Gates(GatesOp { .. }) => 1 << 40,
             Op::Requant(op) => 1 << (op.bits - 1),
-            Op::Add(_) | Op::Branch(_) | Op::Fork(_) => unreachable!("these circuits are chains"),
+            Op::Add(_) | Op::Mul(_) | Op::Branch(_) | Op::Fork(_) => {
+                unreachable!("these circuits are chains")
+            }
         };
         l.bound_bits = 128 - m.leading_zeros();
     }

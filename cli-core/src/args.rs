@@ -67,10 +67,11 @@ pub struct QuantKeys {
     #[arg(long, value_name = "LO,HI", value_parser = parse_range, allow_hyphen_values = true)]
     pub input_range: Option<[f64; 2]>,
     /// How ReLU / LeakyReLU layers are proved: exact (a function of a requantization
-    /// checkpoint, no approximation), or replaced by a polynomial preset fitted on [-B, B]:
+    /// checkpoint, no approximation); replaced by a polynomial preset fitted on [-B, B]:
     /// poly:NAME[@B] with NAME one of square, square_plus_x, chebyshev:D, lsq:D, minimax:D,
-    /// taylor:D, lee_relu:4..6 (D = degree 1..31) [default: exact].
-    #[arg(long, value_name = "exact|poly:NAME[@B]", value_parser = parse_relu)]
+    /// taylor:D, lee_relu:4..6 (D = degree 1..31); or Lee et al.'s composite minimax ReLU of
+    /// precision ALPHA (4..14) on inputs within [-B, B]: minimax:ALPHA[@B] [default: exact].
+    #[arg(long, value_name = "exact|poly:NAME[@B]|minimax:ALPHA[@B]", value_parser = parse_relu)]
     pub relu: Option<ReluChoice>,
 }
 
@@ -358,20 +359,25 @@ impl ModelArgs {
             .zip(shapes.into_iter().skip(1))
             .map(|(l, shape)| (l.op_name(), shape))
             .collect();
+        let params = q.params(&settings, QuantParams::default());
+        // ReLUs replaced first (a composite lays out its own checkpoints from the scales), then
+        // the settings' checkpoints, named in the model as read.
+        let origin = q
+            .keys
+            .relu(&settings)
+            .apply(&mut loaded.model, &params)
+            .map_err(|e| ArgsError::Relu(e.to_string()))?;
         if let Some(path) = &q.settings {
             settings
                 .check_model(&loaded.model.name)
-                .and_then(|()| settings.place_checkpoints(&mut loaded.model, &loaded.names))
+                .and_then(|()| {
+                    settings.place_checkpoints_in(&mut loaded.model, &loaded.names, Some(&origin))
+                })
                 .map_err(|source| ArgsError::Settings {
                     path: path.clone(),
                     source,
                 })?;
         }
-        q.keys
-            .relu(&settings)
-            .apply(&mut loaded.model)
-            .map_err(|e| ArgsError::Relu(e.to_string()))?;
-        let params = q.params(&settings, QuantParams::default());
         let circuit = compile(&loaded.model, &params, q.field(&settings)).map_err(|source| {
             ArgsError::Compile {
                 path: self.model.clone(),

@@ -223,10 +223,12 @@ pub fn run(
 
     progress(0, STEPS, "reading the model and the samples");
     let mut loaded = load_model(&args.model, args.keys.input_range(&none))?;
-    // Calibrate the model that will be proved: ReLUs replaced as `--relu` says.
-    args.keys
+    // Calibrate the model that will be proved: ReLUs replaced as `--relu` says (prove places
+    // the settings' checkpoints before replacing them, so they are named in the model as read).
+    let origin = args
+        .keys
         .relu(&none)
-        .apply(&mut loaded.model)
+        .apply(&mut loaded.model, &params)
         .map_err(|e| CalibrationError::Data {
             path: args.model.clone(),
             msg: format!("--relu: {e}"),
@@ -261,6 +263,7 @@ pub fn run(
         input_range: Some(loaded.model.input_range),
         relu: args.keys.relu.clone(),
         requant: plan.requant(|n| {
+            let n = origin.get(n).copied().unwrap_or(n);
             loaded
                 .names
                 .of_layer(n)

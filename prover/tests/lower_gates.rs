@@ -259,7 +259,7 @@ fn reference_item(layer: &CircuitLayer, x: &[i128]) -> Vec<i128> {
             .collect(),
         // The gates lowering refuses checkpoints; no circuit here holds one.
         Op::Requant(_) => unreachable!("checkpoints have no gates lowering"),
-        Op::Add(_) | Op::Branch(_) | Op::Fork(_) => {
+        Op::Add(_) | Op::Mul(_) | Op::Branch(_) | Op::Fork(_) => {
             unreachable!("residual connections have no gates lowering")
         }
         Op::Gates(GatesOp { layer: gl }) => {

@@ -12,6 +12,7 @@ use common::random_input;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use verinfer_circuits::approx::ReluChoice;
 use verinfer_circuits::circuit::{
     Exact, FieldChoice, LayeredCircuit, MaxPoolSpec, Op, QuantParams, RequantOp,
 };
@@ -272,4 +273,66 @@ fn every_opened_value_is_checked() {
         }
     }
     assert!(negatives > 10, "{negatives}");
+}
+
+/// Lee et al.'s composite minimax ReLU (`--relu minimax:7@4`): the ReLUs become checkpointed
+/// polynomial parts and an element-wise product (`mul`); honest proofs verify on both fields,
+/// and every field element of the proof and every opened value off by one is rejected.
+fn composite_relu_is_sound<F: ProofField>() {
+    let params = QuantParams {
+        input_bits: 6,
+        weight_bits: 6,
+        coef_bits: 8,
+        ..QuantParams::default()
+    };
+    let mut m = model();
+    let choice: ReluChoice = "minimax:7@4".parse().unwrap();
+    let origin = choice.apply(&mut m, &params).unwrap();
+    assert_eq!(origin.len(), m.layers.len());
+    assert!(m.layers.iter().all(|l| !matches!(l, Layer::Relu(_))));
+    let field = match F::ID {
+        verinfer_circuits::field::FieldId::M127 => FieldChoice::M127,
+        verinfer_circuits::field::FieldId::Bn254 => FieldChoice::Bn254,
+    };
+    let c = compile(&m, &params, field).unwrap();
+    let muls: Vec<usize> = (0..c.layers.len())
+        .filter(|&i| matches!(c.layers[i].op, Op::Mul(_)))
+        .collect();
+    assert_eq!(muls.len(), 2);
+    let input = random_input(&c, 2, 4);
+    let (out, proof, _) = prove::<F>(&c, &input).unwrap();
+    verify(&c, &input, &out, &proof).unwrap();
+    let check = |p: &Proof<F>| verify(&c, &input, &out, p).map(|_| ());
+    for s in common::slots(&proof) {
+        let mut p = proof.clone();
+        *common::slot_mut(&mut p, s) += F::from(1u64);
+        assert!(
+            common::no_panic(&check, &p, &format!("{s:?}")).is_err(),
+            "{s:?}: verified"
+        );
+    }
+    // Every opened checkpoint value off by one, too.
+    for li in 0..proof.layers.len() {
+        for j in [0, proof.layers[li].opened.len().saturating_sub(1)] {
+            if proof.layers[li].opened.is_empty() {
+                continue;
+            }
+            let mut p = proof.clone();
+            p.layers[li].opened[j] += 1;
+            assert!(
+                common::no_panic(&check, &p, "opened").is_err(),
+                "layer proof {li} opened {j}: verified"
+            );
+        }
+    }
+}
+
+#[test]
+fn composite_relu_is_sound_m127() {
+    composite_relu_is_sound::<M127>();
+}
+
+#[test]
+fn composite_relu_is_sound_bn254() {
+    composite_relu_is_sound::<Bn254>();
 }

@@ -642,7 +642,9 @@ fn value_variants(c: &LayeredCircuit, i: usize) -> Vec<(String, LayeredCircuit)>
         Op::SumPool(SumPoolOp { .. }) => 0,
         Op::Gates(GatesOp { layer }) => layer.gates.len(),
         Op::Requant(RequantOp { .. }) => 3,
-        Op::Add(_) | Op::Branch(_) | Op::Fork(_) => unreachable!("chains only (residual.rs)"),
+        Op::Add(_) | Op::Mul(_) | Op::Branch(_) | Op::Fork(_) => {
+            unreachable!("chains only (residual.rs)")
+        }
     };
     for k in 0..n {
         let mut d = c.clone();
@@ -678,7 +680,7 @@ fn value_variants(c: &LayeredCircuit, i: usize) -> Vec<(String, LayeredCircuit)>
                     }
                 }
             },
-            Op::Add(_) | Op::Branch(_) | Op::Fork(_) => {}
+            Op::Add(_) | Op::Mul(_) | Op::Branch(_) | Op::Fork(_) => {}
         }
         out.push((format!("layer {i} value {k}"), d));
     }

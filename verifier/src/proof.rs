@@ -126,11 +126,13 @@ pub enum LayerKind {
     Fork = 10,
     /// A polynomial activation of degree 3 or more: one sumcheck of degree `d + 1`.
     Polynomial = 11,
+    /// An element-wise product of two tensors: one degree-3 sumcheck, two claims handed down.
+    Mul = 12,
 }
 
 impl LayerKind {
     /// Every kind, in byte order.
-    pub const ALL: [LayerKind; 11] = [
+    pub const ALL: [LayerKind; 12] = [
         LayerKind::GkrGates,
         LayerKind::Activation,
         LayerKind::SumPool,
@@ -142,6 +144,7 @@ impl LayerKind {
         LayerKind::Branch,
         LayerKind::Fork,
         LayerKind::Polynomial,
+        LayerKind::Mul,
     ];
 
     /// The byte written in proofs.

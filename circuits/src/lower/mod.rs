@@ -37,6 +37,7 @@ mod conv;
 mod dense;
 mod fork;
 mod gates;
+mod mul;
 mod polynomial;
 mod requant;
 mod sum_pool;

@@ -17,6 +17,7 @@ mod conv;
 mod dense;
 mod fork;
 mod gates;
+mod mul;
 mod polynomial;
 mod requant;
 mod sum_pool;
@@ -28,6 +29,7 @@ pub use conv::Conv2dOp;
 pub use dense::DenseOp;
 pub use fork::ForkOp;
 pub use gates::GatesOp;
+pub use mul::MulOp;
 pub use polynomial::{PolynomialOp, MAX_POLY_DEGREE};
 pub use requant::{
     requant, Exact, MaxPoolSpec, RequantOp, MAX_LEAKY_SHIFT, MAX_REQUANT_BITS,
@@ -94,6 +96,7 @@ impl Op {
             Op::Branch(op) => op,
             Op::Fork(op) => op,
             Op::Polynomial(op) => op,
+            Op::Mul(op) => op,
         }
     }
 

@@ -13,10 +13,7 @@ impl KernelRule for AddOp {
         _batch: usize,
         x: &[T],
     ) -> Result<Vec<T>, WitnessError> {
-        if x.len() % 2 != 0 {
-            return Err(internal(li, layer));
-        }
-        let (a, b) = x.split_at(x.len() / 2);
+        let (a, b) = operands(li, layer, x)?;
         let [fa, fb] = self.factors().map(T::cst);
         Ok(a.iter()
             .zip(b)
@@ -32,10 +29,7 @@ impl BoundRule for AddOp {
         x: &[D::Val],
         inter: &mut u32,
     ) -> Option<Vec<D::Val>> {
-        if x.len() % 2 != 0 {
-            return None;
-        }
-        let (a, b) = x.split_at(x.len() / 2);
+        let (a, b) = halves(x)?;
         let [fa, fb] = self.factors().map(D::constant);
         let mut out = Vec::with_capacity(a.len());
         for (&u, &v) in a.iter().zip(b) {

@@ -65,6 +65,7 @@ mod dense;
 mod fork;
 mod gates;
 mod gemm;
+mod mul;
 mod narrow;
 mod parallel;
 mod polynomial;
@@ -809,6 +810,21 @@ fn step<F: ProofField>(
 }
 
 /// An invariant the validation established does not hold (never expected).
+/// The two operands of a kind that reads two tensors, handed over concatenated (values or
+/// bounds alike); `None` for an odd length.
+fn halves<T>(x: &[T]) -> Option<(&[T], &[T])> {
+    (x.len() % 2 == 0).then(|| x.split_at(x.len() / 2))
+}
+
+/// [`halves`] for a kernel: a malformed input is the layer's error.
+fn operands<'a, T>(
+    li: usize,
+    layer: &CircuitLayer,
+    x: &'a [T],
+) -> Result<(&'a [T], &'a [T]), WitnessError> {
+    halves(x).ok_or_else(|| internal(li, layer))
+}
+
 fn internal(li: usize, layer: &CircuitLayer) -> WitnessError {
     WitnessError::Shape {
         layer: li,

@@ -128,6 +128,8 @@ impl<'g> Converter<'g> {
                 | Layer::Requant(_)
                 | Layer::Relu(_)
                 | Layer::MaxPool(_)
+                | Layer::Mul(_)
+                | Layer::Scale { .. }
                 | Layer::Add(_)
                 | Layer::Branch(_) => return false,
                 Layer::Conv2d(_) | Layer::Dense(_) => {}

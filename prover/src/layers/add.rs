@@ -12,18 +12,6 @@ use verinfer_verifier::proof::{LayerKind, LayerProof};
 use verinfer_verifier::transcript::{label, Transcript};
 
 impl<F: ProofField> LayerProver<F> for AddOp {
-    fn prove(
-        &self,
-        _layer: &CircuitLayer,
-        _batch: usize,
-        _input: Cow<'_, [F]>,
-        _inner: Option<&[F]>,
-        _claim: &Claim<F>,
-        _transcript: &mut Transcript,
-    ) -> Result<(LayerProof<F>, Claim<F>), ProveError> {
-        Err(ProveError::Layer("an add hands down two claims".into()))
-    }
-
     fn reduce(
         &self,
         _layer: &CircuitLayer,

@@ -15,6 +15,7 @@ mod conv;
 mod dense;
 mod fork;
 mod gates;
+mod mul;
 mod polynomial;
 mod requant;
 mod sum_pool;
@@ -69,15 +70,20 @@ pub trait LayerProver<F: ProofField> {
     /// Reduces `claim` on the layer's output to a claim on its input, whose padded field table
     /// is `input`, writing the messages to `transcript`. `inner`, for the soundness tests only,
     /// replaces the input in the layer's inner sumchecks ([`prove_layer_with_inner`]).
+    /// By default a refusal: a kind that reads two tensors implements [`Self::reduce`] instead.
     fn prove(
         &self,
-        layer: &CircuitLayer,
-        batch: usize,
-        input: Cow<'_, [F]>,
-        inner: Option<&[F]>,
-        claim: &Claim<F>,
-        transcript: &mut Transcript,
-    ) -> Result<(LayerProof<F>, Claim<F>), ProveError>;
+        _layer: &CircuitLayer,
+        _batch: usize,
+        _input: Cow<'_, [F]>,
+        _inner: Option<&[F]>,
+        _claim: &Claim<F>,
+        _transcript: &mut Transcript,
+    ) -> Result<(LayerProof<F>, Claim<F>), ProveError> {
+        Err(ProveError::Layer(
+            "this layer hands down a claim on each of its two operands".into(),
+        ))
+    }
 
     /// Binds the tensor the layer opens (a checkpoint's input, from its padded table `input`)
     /// into the transcript, as the verifier's [`CheckpointOpening::absorb`] does from the
@@ -159,6 +165,7 @@ pub fn prover<F: ProofField>(op: &Op) -> &dyn LayerProver<F> {
         Op::Branch(op) => op,
         Op::Fork(op) => op,
         Op::Polynomial(op) => op,
+        Op::Mul(op) => op,
     }
 }
 

@@ -316,6 +316,7 @@ pub fn first_check(layer: &CircuitLayer) -> &'static str {
         Op::Add(_) => "add of its operands",
         Op::Fork(_) => "fork merged evaluation",
         Op::Polynomial(_) => "polynomial final evaluation",
+        Op::Mul(_) => "product of its operands",
         Op::Branch(_) => unreachable!("a branch hands its claim on"),
     }
 }

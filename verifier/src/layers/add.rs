@@ -22,20 +22,6 @@ impl<F: ProofField> LayerRule<F> for AddOp {
         }
     }
 
-    fn verify(
-        &self,
-        _layer: &CircuitLayer,
-        _batch: usize,
-        _claim: &Claim<F>,
-        _proof: &LayerProof<F>,
-        _transcript: &mut Transcript,
-        index: usize,
-    ) -> Result<Claim<F>, VerifyError> {
-        Err(VerifyError::ProofShape(format!(
-            "layer {index}: an add hands down two claims"
-        )))
-    }
-
     fn reduce(
         &self,
         _layer: &CircuitLayer,

@@ -30,6 +30,7 @@ pub mod conv;
 pub mod dense;
 pub mod fork;
 pub mod gates;
+pub mod mul;
 pub mod polynomial;
 pub mod requant;
 pub mod sum_pool;
@@ -112,16 +113,21 @@ pub trait LayerRule<F: ProofField> {
     fn shape(&self, layer: &CircuitLayer, batch: usize) -> Shape;
 
     /// Checks `proof` (whose [`Shape`] the caller has checked) and reduces `claim` on the
-    /// layer's output to a claim on its input. `index` (0-based) labels errors.
+    /// layer's output to a claim on its input. `index` (0-based) labels errors. By default a
+    /// refusal: a kind that reads two tensors implements [`Self::reduce`] instead.
     fn verify(
         &self,
-        layer: &CircuitLayer,
-        batch: usize,
-        claim: &Claim<F>,
-        proof: &LayerProof<F>,
-        transcript: &mut Transcript,
+        _layer: &CircuitLayer,
+        _batch: usize,
+        _claim: &Claim<F>,
+        _proof: &LayerProof<F>,
+        _transcript: &mut Transcript,
         index: usize,
-    ) -> Result<Claim<F>, VerifyError>;
+    ) -> Result<Claim<F>, VerifyError> {
+        Err(VerifyError::ProofShape(format!(
+            "layer {index}: this layer hands down a claim on each of its two operands"
+        )))
+    }
 
     /// Reduces the claims the layer's readers handed down on its output (one, but one per
     /// reader at a fork) to one claim per tensor it reads, in the order of `Op::reads` (two for
@@ -155,6 +161,7 @@ pub fn rule<F: ProofField>(op: &Op) -> &dyn LayerRule<F> {
         Op::Branch(op) => op,
         Op::Fork(op) => op,
         Op::Polynomial(op) => op,
+        Op::Mul(op) => op,
     }
 }
 
