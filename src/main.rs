@@ -179,15 +179,7 @@ fn main() -> ExitCode {
 }
 
 fn one_line(e: &anyhow::Error) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    for cause in e.chain() {
-        let text = cause.to_string().replace('\n', " ");
-        // Errors that print their source themselves would otherwise repeat it.
-        if !parts.last().is_some_and(|prev| prev.ends_with(&text)) {
-            parts.push(text);
-        }
-    }
-    parts.join(": ")
+    verinfer_cli_core::one_line(e.as_ref())
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {

@@ -2,7 +2,8 @@
 //! inspect, and the server and client): the model file and the quantization and field flags.
 //! Prover and verifier must be given the same values, or the proof is rejected.
 
-use crate::files::{load_model, read_input, read_limited, FileError, InputBatch, LoadedModel};
+use crate::files::{input_from_bytes, model_from_bytes, read_input, read_limited};
+use crate::files::{FileError, InputBatch, LoadedModel, MAX_INPUT_BYTES};
 use clap::Args;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -190,6 +191,7 @@ pub fn check_threads(flag: &str, n: usize) -> Result<usize, String> {
 
 /// Sizes the global rayon pool the prover runs on from a `--threads` flag (`None`: one thread
 /// per core). Call once, before any proving.
+#[cfg(feature = "prove")]
 pub fn set_threads(threads: Option<usize>) -> Result<(), String> {
     if let Some(n) = threads {
         let n = check_threads("--threads", n)?;
@@ -333,11 +335,16 @@ pub fn read_settings(path: Option<&Path>) -> Result<Settings, ArgsError> {
         return Ok(Settings::default());
     };
     let bytes = read_limited(path, MAX_SETTINGS_BYTES)?;
-    let text = String::from_utf8(bytes).map_err(|_| ArgsError::Settings {
+    parse_settings(path, &bytes)
+}
+
+/// Parses a settings file's bytes; `path` names it in messages.
+pub fn parse_settings(path: &Path, bytes: &[u8]) -> Result<Settings, ArgsError> {
+    let text = std::str::from_utf8(bytes).map_err(|_| ArgsError::Settings {
         path: path.to_path_buf(),
         source: SettingsError::Json("not UTF-8 text".into()),
     })?;
-    Settings::from_json(&text).map_err(|source| ArgsError::Settings {
+    Settings::from_json(text).map_err(|source| ArgsError::Settings {
         path: path.to_path_buf(),
         source,
     })
@@ -349,47 +356,64 @@ impl ModelArgs {
     pub fn compile(&self) -> Result<Compiled, ArgsError> {
         let q = &self.quant;
         let settings = q.read_settings()?;
-        let mut loaded = load_model(&self.model, q.input_range(&settings))?;
-        // A loaded model is valid: its shapes are known (input first).
-        let shapes = loaded.model.validate().unwrap_or_default();
-        let tensors = loaded
-            .model
-            .layers
-            .iter()
-            .zip(shapes.into_iter().skip(1))
-            .map(|(l, shape)| (l.op_name(), shape))
-            .collect();
-        let params = q.params(&settings, QuantParams::default());
-        // ReLUs replaced first (a composite lays out its own checkpoints from the scales), then
-        // the settings' checkpoints, named in the model as read.
-        let origin = q
-            .keys
-            .relu(&settings)
-            .apply(&mut loaded.model, &params)
-            .map_err(|e| ArgsError::Relu(e.to_string()))?;
-        if let Some(path) = &q.settings {
-            settings
-                .check_model(&loaded.model.name)
-                .and_then(|()| {
-                    settings.place_checkpoints_in(&mut loaded.model, &loaded.names, Some(&origin))
-                })
-                .map_err(|source| ArgsError::Settings {
-                    path: path.clone(),
-                    source,
-                })?;
-        }
-        let circuit = compile(&loaded.model, &params, q.field(&settings)).map_err(|source| {
-            ArgsError::Compile {
-                path: self.model.clone(),
-                source,
-            }
-        })?;
-        Ok(Compiled {
-            loaded,
-            circuit,
-            tensors,
-        })
+        let bytes = read_limited(&self.model, MAX_INPUT_BYTES)?;
+        let settings = q.settings.as_deref().map(|path| (path, settings));
+        compile_bytes(&self.model, &bytes, settings, &q.keys)
     }
+}
+
+/// [`ModelArgs::compile`] of a model file's bytes and a parsed settings file with its path
+/// (both paths name the files in messages; the model's is also where ONNX external data is
+/// looked for): what front ends that hold files rather than paths (the browser) compile with.
+pub fn compile_bytes(
+    model_path: &Path,
+    model_bytes: &[u8],
+    settings: Option<(&Path, Settings)>,
+    keys: &QuantKeys,
+) -> Result<Compiled, ArgsError> {
+    let (settings_path, settings) = match settings {
+        Some((path, s)) => (Some(path), s),
+        None => (None, Settings::default()),
+    };
+    let mut loaded = model_from_bytes(model_path, model_bytes, keys.input_range(&settings))?;
+    // A loaded model is valid: its shapes are known (input first).
+    let shapes = loaded.model.validate().unwrap_or_default();
+    let tensors = loaded
+        .model
+        .layers
+        .iter()
+        .zip(shapes.into_iter().skip(1))
+        .map(|(l, shape)| (l.op_name(), shape))
+        .collect();
+    let params = keys.params(&settings, QuantParams::default());
+    // ReLUs replaced first (a composite lays out its own checkpoints from the scales), then the
+    // settings' checkpoints, named in the model as read.
+    let origin = keys
+        .relu(&settings)
+        .apply(&mut loaded.model, &params)
+        .map_err(|e| ArgsError::Relu(e.to_string()))?;
+    if let Some(path) = settings_path {
+        settings
+            .check_model(&loaded.model.name)
+            .and_then(|()| {
+                settings.place_checkpoints_in(&mut loaded.model, &loaded.names, Some(&origin))
+            })
+            .map_err(|source| ArgsError::Settings {
+                path: path.to_path_buf(),
+                source,
+            })?;
+    }
+    let circuit = compile(&loaded.model, &params, keys.field(&settings)).map_err(|source| {
+        ArgsError::Compile {
+            path: model_path.to_path_buf(),
+            source,
+        }
+    })?;
+    Ok(Compiled {
+        loaded,
+        circuit,
+        tensors,
+    })
 }
 
 impl Compiled {
@@ -398,18 +422,29 @@ impl Compiled {
     /// their quantization.
     pub fn input(&self, path: &Path) -> Result<(InputBatch, Vec<i128>), ArgsError> {
         let batch = read_input(path, &self.loaded.model.input_shape)?;
+        let ints = self.quantize(path, &batch)?;
+        Ok((batch, ints))
+    }
+
+    /// [`Compiled::input`] of an input file's bytes (JSON or `.npy`); `path` names it in
+    /// messages.
+    pub fn input_bytes(&self, path: &Path, bytes: &[u8]) -> Result<Vec<i128>, ArgsError> {
+        let batch = input_from_bytes(path, bytes, &self.loaded.model.input_shape)?;
+        self.quantize(path, &batch)
+    }
+
+    /// Checks a batch read from `path` against the declared input range and quantizes it.
+    fn quantize(&self, path: &Path, batch: &InputBatch) -> Result<Vec<i128>, ArgsError> {
         batch
             .check_range(self.loaded.model.input_range)
             .map_err(|msg| FileError::Input {
                 path: path.to_path_buf(),
                 msg,
             })?;
-        let ints =
-            quantize_input(&self.circuit, &batch.values).map_err(|source| ArgsError::Input {
-                path: path.to_path_buf(),
-                source,
-            })?;
-        Ok((batch, ints))
+        quantize_input(&self.circuit, &batch.values).map_err(|source| ArgsError::Input {
+            path: path.to_path_buf(),
+            source,
+        })
     }
 
     /// [`Compiled::input`], the quantized values only.

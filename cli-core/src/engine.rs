@@ -3,12 +3,15 @@
 
 use verinfer_circuits::circuit::LayeredCircuit;
 use verinfer_circuits::field::{to_i128, Bn254, FieldId, ProofField, M127};
+#[cfg(feature = "prove")]
 use verinfer_prover::inference::{prove_with_progress, Progress, ProveReport};
+#[cfg(feature = "prove")]
 use verinfer_prover::ProveError;
 use verinfer_verifier::inference::{verify, VerifiedReport};
 use verinfer_verifier::{Proof, ProofError, VerifyError};
 
 /// A proof and what it claims.
+#[cfg(feature = "prove")]
 #[derive(Clone, Debug)]
 pub struct Proved {
     /// The output integers (batch-major), which the proof also carries.
@@ -29,6 +32,7 @@ pub struct Verified {
 }
 
 /// Runs and proves `circuit` on `input` (integers at the input scale), over the circuit's field.
+#[cfg(feature = "prove")]
 pub fn prove_any(
     circuit: &LayeredCircuit,
     input: &[i128],
@@ -65,15 +69,30 @@ pub fn verify_any(
         bytes: &[u8],
     ) -> Result<Verified, VerifyError> {
         let proof = Proof::<F>::decode(bytes)?;
-        let output = proof
-            .output
-            .iter()
-            .map(|&v| to_i128(v))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| VerifyError::Shape(format!("output value out of range: {e}")))?;
+        let output = output_of(&proof)?;
         let report = verify(circuit, input, &output, &proof)?;
         Ok(Verified { output, report })
     }
+    match field_for(circuit, proof)? {
+        FieldId::M127 => go::<M127>(circuit, input, proof),
+        FieldId::Bn254 => go::<Bn254>(circuit, input, proof),
+    }
+}
+
+/// The output a proof for `circuit` claims, decoded but not verified (a proof that does not
+/// decode, or is over another field, is an error as in [`verify_any`]).
+pub fn claimed_output(circuit: &LayeredCircuit, proof: &[u8]) -> Result<Vec<i128>, VerifyError> {
+    fn go<F: ProofField>(bytes: &[u8]) -> Result<Vec<i128>, VerifyError> {
+        output_of(&Proof::<F>::decode(bytes)?)
+    }
+    match field_for(circuit, proof)? {
+        FieldId::M127 => go::<M127>(proof),
+        FieldId::Bn254 => go::<Bn254>(proof),
+    }
+}
+
+/// The field of a proof file, which must be the circuit's.
+fn field_for(circuit: &LayeredCircuit, proof: &[u8]) -> Result<FieldId, VerifyError> {
     let header = verinfer_verifier::proof::read_header(proof)?;
     if header.field != circuit.field {
         return Err(VerifyError::FieldMismatch {
@@ -81,10 +100,17 @@ pub fn verify_any(
             circuit: circuit.field,
         });
     }
-    match circuit.field {
-        FieldId::M127 => go::<M127>(circuit, input, proof),
-        FieldId::Bn254 => go::<Bn254>(circuit, input, proof),
-    }
+    Ok(header.field)
+}
+
+/// The output integers a decoded proof carries.
+fn output_of<F: ProofField>(proof: &Proof<F>) -> Result<Vec<i128>, VerifyError> {
+    proof
+        .output
+        .iter()
+        .map(|&v| to_i128(v))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| VerifyError::Shape(format!("output value out of range: {e}")))
 }
 
 /// The field a proof file says it is over, or why its header is unreadable.

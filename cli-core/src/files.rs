@@ -92,6 +92,17 @@ pub struct LoadedModel {
 /// JSON IR. `input_range` overrides the range declared in the file.
 pub fn load_model(path: &Path, input_range: Option<[f64; 2]>) -> Result<LoadedModel, FileError> {
     let bytes = read_limited(path, MAX_INPUT_BYTES)?;
+    model_from_bytes(path, &bytes, input_range)
+}
+
+/// [`load_model`] of a model file's bytes: `path` names it in messages, gives an unnamed model
+/// its name (the file stem), tells ONNX from JSON by its extension, and is where ONNX external
+/// data files are looked for (beside it).
+pub fn model_from_bytes(
+    path: &Path,
+    bytes: &[u8],
+    input_range: Option<[f64; 2]>,
+) -> Result<LoadedModel, FileError> {
     let is_onnx = match path.extension().and_then(|e| e.to_str()) {
         Some(ext) if ext.eq_ignore_ascii_case("onnx") => true,
         Some(ext) if ext.eq_ignore_ascii_case("json") => false,
@@ -110,7 +121,7 @@ pub fn load_model(path: &Path, input_range: Option<[f64; 2]>) -> Result<LoadedMo
         });
         let opts = ImportOptions { input_range };
         let imported =
-            verinfer_onnx::import_bytes(&bytes, dir, &opts).map_err(|source| FileError::Onnx {
+            verinfer_onnx::import_bytes(bytes, dir, &opts).map_err(|source| FileError::Onnx {
                 path: path.to_path_buf(),
                 source,
             })?;
@@ -128,7 +139,7 @@ pub fn load_model(path: &Path, input_range: Option<[f64; 2]>) -> Result<LoadedMo
         path: path.to_path_buf(),
         msg,
     };
-    let text = std::str::from_utf8(&bytes).map_err(|_| model_err("not UTF-8 text".into()))?;
+    let text = std::str::from_utf8(bytes).map_err(|_| model_err("not UTF-8 text".into()))?;
     let mut model = Model::from_json(text).map_err(|e| model_err(e.to_string()))?;
     if let Some(r) = input_range {
         model.input_range = r;
@@ -266,7 +277,16 @@ impl InputBatch {
 /// starts with the NumPy magic, else JSON nested arrays (`[...]` or `{"input": [...]}`).
 pub fn read_input(path: &Path, shape: &[usize]) -> Result<InputBatch, FileError> {
     let bytes = read_limited(path, MAX_INPUT_BYTES)?;
-    parse_input(path, &bytes, shape, Wrapper::Either)
+    input_from_bytes(path, &bytes, shape)
+}
+
+/// [`read_input`] of an input file's bytes; `path` names it in messages.
+pub fn input_from_bytes(
+    path: &Path,
+    bytes: &[u8],
+    shape: &[usize],
+) -> Result<InputBatch, FileError> {
+    parse_input(path, bytes, shape, Wrapper::Either)
 }
 
 /// Reads a file of sample inputs (`verinfer calibrate --data`): what [`read_input`] reads, or a

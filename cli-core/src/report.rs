@@ -3,7 +3,7 @@
 //! "argmax": [...]}`, row-major, integers as strings because they exceed 2^53.
 
 use serde::{Deserialize, Serialize};
-use verinfer_circuits::circuit::LayeredCircuit;
+use verinfer_circuits::circuit::{LayeredCircuit, QuantParams};
 use verinfer_circuits::quant::dequantize;
 
 /// A model's output on a batch, as integers at `scale_bits` fractional bits.
@@ -119,6 +119,80 @@ impl OutputReport {
             ));
         }
         out
+    }
+}
+
+/// A compiled circuit described for a client: enough to check it runs the same circuit and to
+/// shape its input (the server's `GET /v1/model`, the Python package's `Circuit`, the browser
+/// verifier).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CircuitInfo {
+    /// Model name.
+    pub name: String,
+    /// Circuit digest (hex): covers weights, quantization, field and every layer.
+    pub digest: String,
+    /// The field (`m127` or `bn254`).
+    pub field: String,
+    /// Per-item input shape (an input may add a leading batch dimension).
+    pub input_shape: Vec<usize>,
+    /// The declared input range `[lo, hi]`: values outside it are refused before quantizing.
+    pub input_range: [f64; 2],
+    /// Quantization parameters (`weight_scale` is `uniform` or `per-layer`).
+    pub quantization: QuantParams,
+    /// The compiled layers, input first.
+    pub layers: Vec<LayerInfo>,
+    /// Per-item output shape.
+    pub output_shape: Vec<usize>,
+    /// Fractional bits of the output values.
+    pub output_scale_bits: u32,
+    /// Worst-case bits of any value in the circuit.
+    pub max_bits: u32,
+}
+
+/// One compiled layer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LayerInfo {
+    /// Operation (`conv2d`, `dense`, `sum_pool`, `activation`, `gates`).
+    pub kind: String,
+    /// Human-readable description.
+    pub label: String,
+    /// Per-item input dims.
+    pub input_dims: Vec<usize>,
+    /// Per-item output dims.
+    pub output_dims: Vec<usize>,
+    /// Fractional bits of the layer's output.
+    pub scale_bits: u32,
+    /// Worst-case bits of the layer's values.
+    pub bound_bits: u32,
+}
+
+impl CircuitInfo {
+    /// The description of `circuit` (per-item input shape `input_shape`, declared input range
+    /// `input_range`).
+    pub fn new(circuit: &LayeredCircuit, input_shape: &[usize], input_range: [f64; 2]) -> Self {
+        CircuitInfo {
+            name: circuit.name.clone(),
+            digest: hex(&circuit.digest()),
+            field: circuit.field.to_string(),
+            input_shape: input_shape.to_vec(),
+            input_range,
+            quantization: circuit.params,
+            layers: circuit
+                .layers
+                .iter()
+                .map(|l| LayerInfo {
+                    kind: l.op.name().into(),
+                    label: l.label.clone(),
+                    input_dims: l.input.dims.clone(),
+                    output_dims: l.output.dims.clone(),
+                    scale_bits: l.scale_bits,
+                    bound_bits: l.bound_bits,
+                })
+                .collect(),
+            output_shape: circuit.output().dims.clone(),
+            output_scale_bits: circuit.output_scale(),
+            max_bits: circuit.max_bits(),
+        }
     }
 }
 

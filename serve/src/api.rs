@@ -7,9 +7,9 @@
 //! - every error is an [`ErrorBody`] with a 4xx or 5xx status.
 
 use serde::{Deserialize, Serialize};
-use verinfer_circuits::circuit::{LayeredCircuit, QuantParams};
-pub use verinfer_cli_core::report::hex;
+use verinfer_circuits::circuit::LayeredCircuit;
 use verinfer_cli_core::report::OutputReport;
+pub use verinfer_cli_core::report::{hex, CircuitInfo, LayerInfo};
 
 /// Route of the model description.
 pub const MODEL_ROUTE: &str = "/v1/model";
@@ -30,48 +30,14 @@ pub const DIGEST_HEADER: &str = "x-verinfer-digest";
 pub const TIMINGS_HEADER: &str = "x-verinfer-timings-ms";
 
 /// What `GET /v1/model` answers: everything a client needs to check it runs the same circuit and
-/// to shape its input.
+/// to shape its input, and the server's limits.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ModelInfo {
-    /// Model name.
-    pub name: String,
-    /// Circuit digest (hex): covers weights, quantization, field and every layer.
-    pub digest: String,
-    /// The field (`m127` or `bn254`).
-    pub field: String,
-    /// Per-item input shape (a request may add a leading batch dimension).
-    pub input_shape: Vec<usize>,
-    /// The declared input range `[lo, hi]`: values outside it are refused before quantizing.
-    pub input_range: [f64; 2],
-    /// Quantization parameters (`weight_scale` is `uniform` or `per-layer`).
-    pub quantization: QuantParams,
-    /// The compiled layers, input first.
-    pub layers: Vec<LayerInfo>,
-    /// Per-item output shape.
-    pub output_shape: Vec<usize>,
-    /// Fractional bits of the output values.
-    pub output_scale_bits: u32,
-    /// Worst-case bits of any value in the circuit.
-    pub max_bits: u32,
+    /// The circuit: name, digest, field, shapes, quantization, layers.
+    #[serde(flatten)]
+    pub circuit: CircuitInfo,
     /// The server's request limits.
     pub limits: Limits,
-}
-
-/// One compiled layer.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct LayerInfo {
-    /// Operation (`conv2d`, `dense`, `sum_pool`, `activation`, `gates`).
-    pub kind: String,
-    /// Human-readable description.
-    pub label: String,
-    /// Per-item input dims.
-    pub input_dims: Vec<usize>,
-    /// Per-item output dims.
-    pub output_dims: Vec<usize>,
-    /// Fractional bits of the layer's output.
-    pub scale_bits: u32,
-    /// Worst-case bits of the layer's values.
-    pub bound_bits: u32,
 }
 
 /// Limits a server enforces on requests.
@@ -97,27 +63,7 @@ impl ModelInfo {
         limits: Limits,
     ) -> Self {
         ModelInfo {
-            name: circuit.name.clone(),
-            digest: hex(&circuit.digest()),
-            field: circuit.field.to_string(),
-            input_shape: input_shape.to_vec(),
-            input_range,
-            quantization: circuit.params,
-            layers: circuit
-                .layers
-                .iter()
-                .map(|l| LayerInfo {
-                    kind: l.op.name().into(),
-                    label: l.label.clone(),
-                    input_dims: l.input.dims.clone(),
-                    output_dims: l.output.dims.clone(),
-                    scale_bits: l.scale_bits,
-                    bound_bits: l.bound_bits,
-                })
-                .collect(),
-            output_shape: circuit.output().dims.clone(),
-            output_scale_bits: circuit.output_scale(),
-            max_bits: circuit.max_bits(),
+            circuit: CircuitInfo::new(circuit, input_shape, input_range),
             limits,
         }
     }

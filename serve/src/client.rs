@@ -167,17 +167,17 @@ pub fn run(args: &ClientArgs) -> Result<ClientOutcome, ClientError> {
         msg: e.to_string(),
     })?;
     if let Some(want) = &expected {
-        if info.digest != *want {
+        if info.circuit.digest != *want {
             return Ok(ClientOutcome::Rejected(format!(
                 "the server runs circuit {}, not the expected {want}",
-                info.digest
+                info.circuit.digest
             )));
         }
     }
-    if info.digest != own {
+    if info.circuit.digest != own {
         return Ok(ClientOutcome::Rejected(format!(
             "the server runs circuit {}, but {} compiles to {own} with these flags",
-            info.digest,
+            info.circuit.digest,
             args.model.model.display()
         )));
     }

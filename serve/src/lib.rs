@@ -170,7 +170,7 @@ pub fn run(args: &ServeArgs) -> Result<(), ServeError> {
         input_shape,
         input_range,
         info_json,
-        digest: info.digest.clone(),
+        digest: info.circuit.digest.clone(),
         pool: Arc::new(pool),
         permits: Arc::new(Semaphore::new(capacity)),
         capacity,
@@ -190,7 +190,7 @@ pub fn run(args: &ServeArgs) -> Result<(), ServeError> {
         .map_err(ServeError::Runtime)?;
     eprintln!(
         "serving {} (digest {}, field {}) with {workers} proving threads, queue {}, max batch {}",
-        info.name, info.digest, info.field, args.queue, max_batch
+        info.circuit.name, info.circuit.digest, info.circuit.field, args.queue, max_batch
     );
     runtime.block_on(serve(state, args))
 }
