@@ -30,13 +30,15 @@ verifier/src/layers/mod.rs|    if ended_on != relation {|    if ended_on != rela
 verifier/src/layers/mod.rs|    if ended_on != relation {|    if ended_on != relation && what != "checkpoint requantized evaluation" {
 verifier/src/layers/mod.rs|    if ended_on != relation {|    if ended_on != relation && what != "add of its operands" {
 verifier/src/layers/mod.rs|    if ended_on != relation {|    if ended_on != relation && what != "fork merged evaluation" {
+verifier/src/layers/mod.rs|    if ended_on != relation {|    if ended_on != relation && what != "polynomial final evaluation" {
+verifier/src/layers/mod.rs|    if ended_on != relation {|    if ended_on != relation && what != "product of its operands" {
 verifier/src/gkr.rs|if phase1.value != v_u * lin {|if false && phase1.value != v_u * lin {
 verifier/src/gkr.rs|if phase2.value != v_u * terms.mul_at(&eq_z, &eq_u, &eq_v) * v_v {|if false && phase2.value != v_u * terms.mul_at(&eq_z, &eq_u, &eq_v) * v_v {
 verifier/src/inference.rs|if mle::evaluate(&table, &claim.point) != claim.value {|if false && mle::evaluate(&table, &claim.point) != claim.value {
 verifier/src/gkr.rs|if at_input != claim {|if false && at_input != claim {
 LIST
 )
-tests=(--no-fail-fast --test structured_soundness --test gkr_soundness --test residual)
+tests=(--no-fail-fast --test structured_soundness --test gkr_soundness --test residual --test relu)
 cargo test -q -p verinfer-prover "${tests[@]}" >/dev/null 2>&1 || {
   echo "the soundness tests fail without any mutation" >&2
   exit 1
