@@ -10,16 +10,18 @@ use verinfer_compare::{parse_activations, preset, PRESETS};
 mod common;
 use common::{verinfer, Dir as TempDir};
 
+/// `verinfer compare --arch digits --repeat 1` and `extra`.
+fn compare_digits(extra: &[&str]) -> std::process::Output {
+    let mut args = vec!["compare", "--arch", "digits", "--repeat", "1"];
+    args.extend_from_slice(extra);
+    verinfer(&args)
+}
+
 #[test]
 fn digits_end_to_end_json_accuracy_and_svg() {
     let dir = TempDir::new("digits");
     let (json, svg) = (dir.file("out.json"), dir.file("out.svg"));
-    let o = verinfer(&[
-        "compare",
-        "--arch",
-        "digits",
-        "--repeat",
-        "1",
+    let o = compare_digits(&[
         "--batch",
         "1",
         "--lowering",
@@ -150,10 +152,51 @@ fn digits_end_to_end_json_accuracy_and_svg() {
     }
 }
 
+/// `relu:…` rows: the ReLU + max-pool digits model with its ReLUs proved exactly or through the
+/// composite minimax ReLU, no retraining: the float accuracy is the replaced model's (exact:
+/// what PyTorch recorded), the proven accuracy equals the quantized one, and the degree and
+/// checkpoint columns say what each choice costs.
+#[test]
+fn relu_choices_on_the_relu_digits_model() {
+    let dir = TempDir::new("relu");
+    let json = dir.file("relu.json");
+    let o = compare_digits(&[
+        "--batch",
+        "2",
+        "--activations",
+        "relu:exact,relu:minimax:7@8",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let rows = v["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    let acc = |r: &Value, k: &str| r["accuracy"][k].as_f64().unwrap();
+    let (exact, composite) = (&rows[0], &rows[1]);
+    assert_eq!(exact["activation"], "relu:exact");
+    assert_eq!(exact["degree"], 0);
+    assert_eq!(exact["checkpoints"], 2);
+    assert!((acc(exact, "float") - 352.0 / 360.0).abs() < 1e-9);
+    assert_eq!(composite["degree"], 7);
+    assert_eq!(composite["checkpoints"], 8);
+    for r in rows {
+        assert!(r["skipped"].is_null(), "{}", r["skipped"]);
+        assert_eq!(acc(r, "proven"), acc(r, "quantized"));
+        assert!(acc(r, "quantized") > 0.95, "{r}");
+    }
+}
+
 #[test]
 fn bad_flags_are_one_line_usage_errors() {
-    let cases: [(&[&str], &str); 5] = [
+    let cases: [(&[&str], &str); 8] = [
         (&["--activations", "relu"], "square_plus_x"),
+        (&["--activations", "relu:fast"], "relu choice"),
+        (&["--activations", "relu:minimax:99"], "alpha"),
+        (
+            &["--arch", "cifar-small", "--activations", "relu:exact"],
+            "no ReLU layers",
+        ),
         (&["--activations", "quadratic:1,2"], "three coefficients"),
         (&["--activations", "quadratic:1,x,2"], "not a finite number"),
         (&["--batch", "0"], "--batch"),

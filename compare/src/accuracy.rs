@@ -72,6 +72,23 @@ pub(crate) fn accuracy(
     };
     let n = test.labels.len();
     let (float, recorded_q) = recorded(key, params);
+    // A `relu:…` row proves the ReLU model with its ReLUs replaced: its float accuracy is that
+    // of the replaced model (our float reference), and its quantized one is measured here.
+    let (float, recorded_q) = if v.choice.relu.is_some() {
+        let values: Vec<f64> = (0..n).flat_map(|i| test.image(i)).collect();
+        let out = verinfer_circuits::float::run(&v.model, &values)
+            .map_err(|e| CompareError::Usage(format!("{}: float model: {e}", v.choice.name)))?;
+        let per = out.output().len() / n.max(1);
+        let correct = out
+            .output()
+            .chunks(per.max(1))
+            .zip(&test.labels)
+            .filter(|(s, l)| (0..s.len()).max_by(|&a, &b| s[a].total_cmp(&s[b])) == Some(**l))
+            .count();
+        (Some(correct as f64 / n.max(1) as f64), None)
+    } else {
+        (float, recorded_q)
+    };
     let Ok(circuit) = &v.compiled else {
         return Ok(Some(RowAccuracy {
             float,

@@ -3,6 +3,7 @@
 
 use crate::CompareError;
 use std::f64::consts::PI;
+use verinfer_circuits::approx::ReluChoice;
 use verinfer_circuits::model::Activation;
 
 /// A quadratic activation from the literature, selectable by name.
@@ -111,9 +112,12 @@ fn preset_names() -> String {
         .join(", ")
 }
 
-/// One activation to compare: its name in the report and the polynomial.
+/// One activation to compare: its name in the report and the polynomial, or how the model's
+/// ReLU layers are proved (`relu:…`, the `--relu` choices).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Choice {
+    /// A `--relu` choice: the model keeps its activations and its ReLUs are proved this way.
+    pub relu: Option<ReluChoice>,
     /// Preset name or `quadratic:a,b,c`.
     pub name: String,
     /// The activation.
@@ -146,16 +150,31 @@ pub fn parse_activations(s: &str) -> Result<Vec<Choice>, CompareError> {
             Choice {
                 name: format!("quadratic:{a},{b},{c}"),
                 activation: Activation::Quadratic { a, b, c },
+                relu: None,
+            }
+        } else if let Some(rest) = tok.strip_prefix("relu:") {
+            let relu: ReluChoice = rest
+                .parse()
+                .map_err(|e| CompareError::Usage(format!("'{}': {e}", clip(tok))))?;
+            Choice {
+                name: format!("relu:{relu}"),
+                // No polynomial replaces the model's own activations.
+                activation: Activation::Polynomial {
+                    coefficients: vec![0.0],
+                },
+                relu: Some(relu),
             }
         } else {
             match preset(tok) {
                 Some(activation) => Choice {
                     name: tok.to_string(),
                     activation,
+                    relu: None,
                 },
                 None => {
                     return Err(CompareError::Usage(format!(
-                        "unknown activation '{}'; presets: {}, or quadratic:a,b,c",
+                        "unknown activation '{}'; presets: {}, quadratic:a,b,c, or a ReLU \
+                         choice relu:exact, relu:poly:NAME[@B], relu:minimax:ALPHA[@B]",
                         clip(tok),
                         preset_names()
                     )))

@@ -342,6 +342,8 @@ mod tests {
         Row {
             activation: activation.into(),
             coefficients: [1.0, 0.0, 0.0],
+            degree: Some(2),
+            checkpoints: Some(0),
             lowering,
             weights: String::new(),
             field: Some("m127".into()),

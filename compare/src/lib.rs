@@ -83,8 +83,12 @@ pub enum CompareError {
 pub struct Row {
     /// Preset name or `quadratic:a,b,c`.
     pub activation: String,
-    /// `[a, b, c]` of a·x² + b·x + c.
+    /// `[a, b, c]` of a·x² + b·x + c (zeros for a `relu:…` row).
     pub coefficients: [f64; 3],
+    /// Highest degree of an activation the circuit proves (0: none).
+    pub degree: Option<usize>,
+    /// Requantization checkpoints in the circuit.
+    pub checkpoints: Option<usize>,
     /// `structured` or `gates`.
     pub lowering: &'static str,
     /// Where the weights come from.

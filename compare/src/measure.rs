@@ -8,7 +8,7 @@ use crate::variants::{params_for, variant, Source, Variant};
 use crate::{CompareError, Comparison, Row};
 use std::sync::Arc;
 use std::time::Instant;
-use verinfer_circuits::circuit::LayeredCircuit;
+use verinfer_circuits::circuit::{LayeredCircuit, Op};
 use verinfer_circuits::field::{from_i128, to_i128, Bn254, FieldId, ProofField, M127};
 use verinfer_circuits::gates::GateCircuit;
 use verinfer_circuits::lower::{lower_to_gates_with_limits, lowered_stats_with_limits, GateLimits};
@@ -77,6 +77,7 @@ pub fn compare(args: &CompareArgs) -> Result<Comparison, CompareError> {
             .map(|p| Choice {
                 name: p.name.to_string(),
                 activation: preset(p.name).unwrap_or(Activation::Square),
+                relu: None,
             })
             .collect(),
     };
@@ -264,6 +265,24 @@ fn empty_row(v: &Variant, lowering: &'static str) -> Row {
         field: c_ok.map(|c| c.field.name().to_string()),
         field_reason: c_ok.map(|c| c.field_reason.to_string()),
         max_bits: c_ok.map(|c| c.max_bits()),
+        degree: c_ok.map(|c| {
+            c.layers
+                .iter()
+                .map(|l| match &l.op {
+                    Op::Polynomial(p) => p.degree(),
+                    Op::Activation(a) if a.a != 0 => 2,
+                    Op::Activation(_) => 1,
+                    _ => 0,
+                })
+                .max()
+                .unwrap_or(0)
+        }),
+        checkpoints: c_ok.map(|c| {
+            c.layers
+                .iter()
+                .filter(|l| matches!(l.op, Op::Requant(_)))
+                .count()
+        }),
         layers: c_ok.map(|c| c.layers.len()),
         gates: None,
         sumcheck_rounds: None,

@@ -15,8 +15,13 @@ use verinfer_circuits::zoo;
 use verinfer_cli_core::demo::TestSet;
 use verinfer_onnx::{import_bytes, ImportOptions};
 
-/// The trained digits models, one per preset, as committed by `tools/digits/train.py`.
-const DIGITS_MODELS: [(&str, &[u8]); 6] = [
+/// The trained digits models, one per preset, as committed by `tools/digits/train.py` (and the
+/// ReLU + max-pool original, the model of the `relu:…` rows).
+const DIGITS_MODELS: [(&str, &[u8]); 7] = [
+    (
+        "relu",
+        include_bytes!("../../models/digits/digits_relu.onnx"),
+    ),
     (
         "square",
         include_bytes!("../../models/digits/digits_square.onnx"),
@@ -65,6 +70,9 @@ pub(crate) struct Variant {
     pub(crate) compiled: Result<Arc<LayeredCircuit>, String>,
     /// The quantized input of the timed proofs.
     pub(crate) input: Vec<i128>,
+    /// The model compiled (its ReLUs replaced for a `relu:…` row): the float reference of its
+    /// accuracy.
+    pub(crate) model: Model,
 }
 
 /// The quantization parameters: the flags', else the settings file's, else the architecture's
@@ -108,6 +116,20 @@ pub(crate) fn variant(
     settings: &Settings,
 ) -> Result<Variant, CompareError> {
     let (mut model, weights, trained, values, names) = match source {
+        Source::Digits(test) if choice.relu.is_some() => {
+            let (model, names) = import_digits("relu")?;
+            let n = test.labels.len().max(1);
+            let values: Vec<f64> = (0..args.batch).flat_map(|i| test.image(i % n)).collect();
+            let weights = "models/digits/digits_relu.onnx (ReLU + max-pool), no retraining".into();
+            (model, weights, Some("relu"), values, names)
+        }
+        Source::Zoo(_) if choice.relu.is_some() => {
+            return Err(CompareError::Usage(format!(
+                "{}: the built-in networks have no ReLU layers; use --arch digits (the ReLU + \
+                 max-pool digits model) or --model with a ReLU model",
+                choice.name
+            )))
+        }
         Source::Digits(test) => {
             let trained = DIGITS_MODELS
                 .iter()
@@ -148,6 +170,10 @@ pub(crate) fn variant(
             };
             (model, weights, None, values, TensorNames::default())
         }
+        Source::File(name, m, names) if choice.relu.is_some() => {
+            let values = zoo::random_input(m, args.batch, args.seed);
+            (m.clone(), name.clone(), None, values, names.clone())
+        }
         Source::File(name, m, names) => {
             let model = with_activation(m, choice.activation.clone());
             let values = zoo::random_input(&model, args.batch, args.seed);
@@ -164,8 +190,14 @@ pub(crate) fn variant(
     if let (Some(range), false) = (range, matches!(source, Source::File(..))) {
         model.input_range = range;
     }
+    let origin = match &choice.relu {
+        Some(relu) => relu
+            .apply(&mut model, params)
+            .map_err(|e| CompareError::Usage(format!("{}: {e}", choice.name)))?,
+        None => (0..model.layers.len()).collect(),
+    };
     settings
-        .place_checkpoints(&mut model, &names)
+        .place_checkpoints_in(&mut model, &names, Some(&origin))
         .map_err(|e| CompareError::Usage(e.to_string()))?;
     let field = args.quant.field(settings);
     let compiled = compile(&model, params, field)
@@ -185,5 +217,6 @@ pub(crate) fn variant(
         trained,
         compiled,
         input,
+        model,
     })
 }
