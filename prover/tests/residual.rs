@@ -19,7 +19,7 @@ use verinfer_circuits::circuit::{
 use verinfer_circuits::compile::compile;
 use verinfer_circuits::field::{Bn254, ProofField, M127};
 use verinfer_circuits::model::{
-    Activation, Add, Branch, Conv2d, Dense, Layer, Model, Requant, SumPool,
+    Activation, Add, Branch, Conv2d, Dense, Layer, Model, Mul, Requant, SumPool,
 };
 use verinfer_circuits::witness::{infer, Witness};
 use verinfer_prover::inference::{prove, prove_witness};
@@ -98,6 +98,36 @@ fn resnet() -> Model {
     }
 }
 
+/// Conv → checkpoint (read twice, so forked) → x² → checkpoint → the product of the two
+/// checkpoints (`mul`, as in the composite ReLU's `x·q(x)`) → sum-pool → dense.
+fn gated() -> Model {
+    let rng = &mut ChaCha8Rng::seed_from_u64(12);
+    let rq = || Layer::Requant(Requant { shift: 4, bits: 8 });
+    Model {
+        name: "gated".into(),
+        input_shape: vec![1, 4, 4],
+        input_range: [-1.0, 1.0],
+        layers: vec![
+            conv(rng, (1, 2), 3, 1, 1), // 0: scale 8
+            rq(),                       // 1: scale 4
+            Layer::Activation(Activation::Square),
+            rq(),
+            Layer::Mul(Mul { with: 1 }), // 4: scale 8
+            Layer::SumPool(SumPool {
+                window: [4, 4],
+                stride: None,
+            }),
+            Layer::Flatten,
+            Layer::Dense(Dense {
+                in_features: 2,
+                out_features: 2,
+                weight: vec![0.5, -0.25, 0.75, 0.125],
+                bias: None,
+            }),
+        ],
+    }
+}
+
 const PARAMS: QuantParams = QuantParams {
     input_bits: 4,
     weight_bits: 4,
@@ -106,12 +136,16 @@ const PARAMS: QuantParams = QuantParams {
 };
 
 fn circuit<F: ProofField>() -> LayeredCircuit {
+    circuit_of::<F>(&resnet())
+}
+
+fn circuit_of<F: ProofField>(m: &Model) -> LayeredCircuit {
     let field = if F::ID == M127::ID {
         FieldChoice::M127
     } else {
         FieldChoice::Bn254
     };
-    compile(&resnet(), &PARAMS, field).unwrap()
+    compile(m, &PARAMS, field).unwrap()
 }
 // ---------------------------------------------------------------------------------------------
 // Stages, recomputed layer by layer from any values
@@ -131,6 +165,11 @@ fn run_layer(c: &LayeredCircuit, k: usize, stages: &[Vec<i128>], batch: usize) -
                 let b = if *subtract { -b } else { b };
                 (a << lift[0]) + (b << lift[1])
             })
+            .collect(),
+        Op::Mul(_) => stages[reads[0]]
+            .iter()
+            .zip(&stages[reads[1]])
+            .map(|(&a, &b)| a * b)
             .collect(),
         Op::Branch(_) | Op::Fork(_) => stages[reads[0]].clone(),
         _ => {
@@ -286,25 +325,24 @@ fn honest_proofs_verify_bn254() {
 /// A prover that lies about stage `k` (one value off by one, first, middle or last; stages
 /// above consistent with it, so the output is the false one it leads to) is caught by the layer
 /// that wrote the stage: on the main path, on each shortcut, at each fork and each add.
-fn fabricated_stage_is_caught<F: ProofField>() -> usize {
-    let c = circuit::<F>();
+fn fabricated_stage_is_caught<F: ProofField>(c: &LayeredCircuit) -> usize {
     let mut caught = 0;
     for batch in [1, 2] {
-        let input = random_input(&c, batch, 40 + batch as u64);
-        let honest = stages_with(&c, batch, &input, usize::MAX, None);
+        let input = random_input(c, batch, 40 + batch as u64);
+        let honest = stages_with(c, batch, &input, usize::MAX, None);
         for (k, stage) in honest.iter().enumerate() {
             let n = stage.len();
             for j in [0, n / 2, n - 1] {
                 let mut fake = stage.clone();
                 fake[j] += 1;
-                let stages = stages_with(&c, batch, &input, k, Some(&fake));
-                let w = witness_of::<F>(&c, batch, &stages);
-                let (proof, _) = prove_witness(&c, &input, &w).unwrap();
-                let e = verify(&c, &input, &w.output, &proof)
+                let stages = stages_with(c, batch, &input, k, Some(&fake));
+                let w = witness_of::<F>(c, batch, &stages);
+                let (proof, _) = prove_witness(c, &input, &w).unwrap();
+                let e = verify(c, &input, &w.output, &proof)
                     .expect_err(&format!("batch {batch}, stage {k}, value {j}: verified"));
                 assert_eq!(
                     e,
-                    expected_catch(&c, k),
+                    expected_catch(c, k),
                     "batch {batch}, stage {k} ({}), value {j}",
                     c.layers
                         .get(k.wrapping_sub(1))
@@ -319,12 +357,23 @@ fn fabricated_stage_is_caught<F: ProofField>() -> usize {
 
 #[test]
 fn fabricated_stage_is_caught_m127() {
-    assert!(fabricated_stage_is_caught::<M127>() > 100);
+    assert!(fabricated_stage_is_caught::<M127>(&circuit::<M127>()) > 100);
 }
 
 #[test]
 fn fabricated_stage_is_caught_bn254() {
-    assert!(fabricated_stage_is_caught::<Bn254>() > 100);
+    assert!(fabricated_stage_is_caught::<Bn254>(&circuit::<Bn254>()) > 100);
+}
+
+/// The same adversary on a graph with an element-wise product: a lie about the product's
+/// output is caught by `product of its operands`, one about either factor by the layer that
+/// wrote it.
+#[test]
+fn fabricated_stage_is_caught_with_a_product() {
+    let c = circuit_of::<M127>(&gated());
+    assert!(c.layers.iter().any(|l| matches!(l.op, Op::Mul(_))));
+    assert!(fabricated_stage_is_caught::<M127>(&c) > 40);
+    assert!(fabricated_stage_is_caught::<Bn254>(&circuit_of::<Bn254>(&gated())) > 40);
 }
 
 /// Every field element of the proof off by one or two, every structural edit, every truncation
