@@ -33,6 +33,7 @@ pub mod model;
 pub mod ops;
 pub mod predicates;
 pub mod quant;
+pub mod relu;
 pub mod settings;
 pub mod witness;
 pub mod zoo;

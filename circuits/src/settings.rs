@@ -128,7 +128,7 @@ pub struct Settings {
     /// The declared input range.
     pub input_range: Option<[f64; 2]>,
     /// How ReLU layers are proved (`exact`, `poly:NAME[@BOUND]`).
-    pub relu: Option<crate::approx::ReluChoice>,
+    pub relu: Option<crate::relu::ReluChoice>,
     /// Checkpoints, in file order.
     pub requant: Vec<RequantAt>,
 }

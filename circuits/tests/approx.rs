@@ -671,8 +671,9 @@ fn every_preset_name_resolves() {
 /// ReLU layers (the leaky one as `(1 − a)·q(x) + a·x`).
 #[test]
 fn relu_choices_parse_and_replace() {
-    use verinfer_circuits::approx::{self, ReluChoice};
+    use verinfer_circuits::approx;
     use verinfer_circuits::model::{Activation, Layer, Model, Relu};
+    use verinfer_circuits::relu::ReluChoice;
     for text in [
         "exact",
         "poly:square_plus_x",

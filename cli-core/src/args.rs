@@ -8,11 +8,11 @@ use clap::Args;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use thiserror::Error;
-use verinfer_circuits::approx::ReluChoice;
 use verinfer_circuits::circuit::{FieldChoice, LayeredCircuit, QuantParams, WeightScale};
 use verinfer_circuits::compile::{compile, CompileError};
 use verinfer_circuits::memory;
 use verinfer_circuits::quant::{quantize_input, InputError};
+use verinfer_circuits::relu::ReluChoice;
 use verinfer_circuits::settings::{Settings, SettingsError};
 
 /// The model and how to compile it; prove and verify must be given the same values.

@@ -3,8 +3,8 @@
 
 use crate::CompareError;
 use std::f64::consts::PI;
-use verinfer_circuits::approx::ReluChoice;
 use verinfer_circuits::model::Activation;
+use verinfer_circuits::relu::ReluChoice;
 
 /// A quadratic activation from the literature, selectable by name.
 #[derive(Clone, Copy, Debug, PartialEq)]

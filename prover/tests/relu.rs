@@ -12,13 +12,13 @@ use common::random_input;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use verinfer_circuits::approx::ReluChoice;
 use verinfer_circuits::circuit::{
     Exact, FieldChoice, LayeredCircuit, MaxPoolSpec, Op, QuantParams, RequantOp,
 };
 use verinfer_circuits::compile::compile;
 use verinfer_circuits::field::{Bn254, ProofField, M127};
 use verinfer_circuits::model::{Conv2d, Dense, Layer, Model, Relu, Requant, SumPool};
+use verinfer_circuits::relu::ReluChoice;
 use verinfer_circuits::witness::infer;
 use verinfer_prover::inference::prove;
 use verinfer_verifier::inference::{verify, verify_bound_to};

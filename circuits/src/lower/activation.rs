@@ -10,23 +10,9 @@ impl Lowering for ActivationOp {
         batch: usize,
         at: &str,
     ) -> Result<(Plan, Vec<usize>), LowerError> {
-        let op = self;
-        let lin = layer.input.item_len();
-        let lout = layer.output.item_len();
-        let ActivationOp { a, b, c } = op;
-        if lin != lout {
-            return Err(shape_err(
-                at,
-                format!("activation maps {lin} values to {lout}"),
-            ));
-        }
+        let ActivationOp { a, b, c } = self;
         let templates = activation_templates(*a, *b, *c);
-        let n = lin.saturating_mul(batch);
-        let sizes = templates
-            .iter()
-            .map(|t| t.len().saturating_mul(n))
-            .collect();
-        Ok((Plan::Elementwise(templates), sizes))
+        plan_elementwise(layer, batch, at, "activation", templates)
     }
 
     fn build(

@@ -662,6 +662,27 @@ fn build_linear(
     Ok(tree.levels)
 }
 
+/// The plan of an element-wise stage whose every element runs `templates` (`what` names the
+/// kind in a shape error).
+fn plan_elementwise(
+    layer: &CircuitLayer,
+    batch: usize,
+    at: &str,
+    what: &str,
+    templates: Vec<Vec<Gate>>,
+) -> Result<(Plan, Vec<usize>), LowerError> {
+    let (lin, lout) = (layer.input.item_len(), layer.output.item_len());
+    if lin != lout {
+        return Err(shape_err(at, format!("{what} maps {lin} values to {lout}")));
+    }
+    let n = lin.saturating_mul(batch);
+    let sizes = templates
+        .iter()
+        .map(|t| t.len().saturating_mul(n))
+        .collect();
+    Ok((Plan::Elementwise(templates), sizes))
+}
+
 /// The gate layers of an element-wise stage of `n` elements.
 fn build_elementwise_plan(plan: &Plan, n: usize) -> Result<Vec<Vec<Gate>>, LowerError> {
     let Plan::Elementwise(templates) = plan else {

@@ -11,20 +11,8 @@ impl Lowering for PolynomialOp {
         batch: usize,
         at: &str,
     ) -> Result<(Plan, Vec<usize>), LowerError> {
-        let (lin, lout) = (layer.input.item_len(), layer.output.item_len());
-        if lin != lout {
-            return Err(shape_err(
-                at,
-                format!("polynomial maps {lin} values to {lout}"),
-            ));
-        }
         let templates = horner_templates(&self.coefficients);
-        let n = lin.saturating_mul(batch);
-        let sizes = templates
-            .iter()
-            .map(|t| t.len().saturating_mul(n))
-            .collect();
-        Ok((Plan::Elementwise(templates), sizes))
+        plan_elementwise(layer, batch, at, "polynomial", templates)
     }
 
     fn build(

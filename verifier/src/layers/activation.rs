@@ -1,14 +1,12 @@
 //! Activation `Y = a·X² + b·X + c` (element-wise, `c` at real positions only): one degree-3
 //! sumcheck `y − c·Ĩ(r) = Σ_x eq(r,x)·(a·X(x)² + b·X(x))`, ending in `X̃(p) = χ`.
 
-use super::{field_const, final_check, take_eval, Claim, LayerRule, Shape};
+use super::{field_const, verify_elementwise, Claim, LayerRule, Shape};
 use crate::proof::{LayerKind, LayerProof};
-use crate::sumcheck;
 use crate::transcript::Transcript;
 use crate::VerifyError;
 use verinfer_circuits::circuit::{ActivationOp, CircuitLayer};
 use verinfer_circuits::field::ProofField;
-use verinfer_circuits::mle;
 
 /// What prover and verifier both derive from the claim on the output: the coefficients in the
 /// field and the sumcheck's claimed sum.
@@ -58,19 +56,16 @@ impl<F: ProofField> LayerRule<F> for ActivationOp {
         index: usize,
     ) -> Result<Claim<F>, VerifyError> {
         let s = setup(self, layer, batch, claim)?;
-        let n = layer.input.vars(batch);
-        let sc = sumcheck::verify(&proof.sumchecks[0], s.target, n, 3, transcript)?;
-        let chi = take_eval(proof, 0, transcript);
-        let e = mle::eq_eval(&claim.point, &sc.point);
-        final_check(
-            sc.value,
-            e * (s.a * chi * chi + s.b * chi),
+        verify_elementwise(
+            layer,
+            batch,
+            claim,
+            proof,
+            transcript,
             index,
+            (s.target, 3),
+            |chi| s.a * chi * chi + s.b * chi,
             "activation final evaluation",
-        )?;
-        Ok(Claim {
-            point: sc.point,
-            value: chi,
-        })
+        )
     }
 }

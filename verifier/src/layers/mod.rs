@@ -340,6 +340,32 @@ pub fn weight_mle<F: ProofField>(weight: &[i64], row_len: usize, g: &[F], eq_o: 
     acc
 }
 
+/// The element-wise activation check `target = Σ_x eq(r,x)·f(X(x))` (one sumcheck of round
+/// degree `degree`, ending in `X̃(ρ) = χ` with `eq(r,ρ)·f(χ)` checked against it), shared by the
+/// quadratic and the polynomial kinds; returns the claim `X̃(ρ) = χ`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn verify_elementwise<F: ProofField>(
+    layer: &CircuitLayer,
+    batch: usize,
+    claim: &Claim<F>,
+    proof: &LayerProof<F>,
+    transcript: &mut Transcript,
+    index: usize,
+    (target, degree): (F, usize),
+    f: impl Fn(F) -> F,
+    what: &'static str,
+) -> Result<Claim<F>, VerifyError> {
+    let n = layer.input.vars(batch);
+    let sc = crate::sumcheck::verify(&proof.sumchecks[0], target, n, degree, transcript)?;
+    let chi = take_eval(proof, 0, transcript);
+    let e = verinfer_circuits::mle::eq_eval(&claim.point, &sc.point);
+    final_check(sc.value, e * f(chi), index, what)?;
+    Ok(Claim {
+        point: sc.point,
+        value: chi,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,14 +2,12 @@
 //! positions only): one sumcheck of round degree `d + 1`,
 //! `y − C_0·Ĩ(r) = Σ_x eq(r,x)·Σ_{k≥1} C_k·X(x)^k`, ending in `X̃(p) = χ`.
 
-use super::{field_const, final_check, take_eval, Claim, LayerRule, Shape};
+use super::{field_const, verify_elementwise, Claim, LayerRule, Shape};
 use crate::proof::{LayerKind, LayerProof};
-use crate::sumcheck;
 use crate::transcript::Transcript;
 use crate::VerifyError;
 use verinfer_circuits::circuit::{CircuitLayer, PolynomialOp};
 use verinfer_circuits::field::ProofField;
-use verinfer_circuits::mle;
 
 /// What prover and verifier both derive from the claim on the output: the coefficients in the
 /// field, the constant's dropped, and the sumcheck's claimed sum.
@@ -76,25 +74,16 @@ impl<F: ProofField> LayerRule<F> for PolynomialOp {
         index: usize,
     ) -> Result<Claim<F>, VerifyError> {
         let s = setup(self, layer, batch, claim)?;
-        let n = layer.input.vars(batch);
-        let sc = sumcheck::verify(
-            &proof.sumchecks[0],
-            s.target,
-            n,
-            round_degree(self),
+        verify_elementwise(
+            layer,
+            batch,
+            claim,
+            proof,
             transcript,
-        )?;
-        let chi = take_eval(proof, 0, transcript);
-        let e = mle::eq_eval(&claim.point, &sc.point);
-        final_check(
-            sc.value,
-            e * s.eval(chi),
             index,
+            (s.target, round_degree(self)),
+            |chi| s.eval(chi),
             "polynomial final evaluation",
-        )?;
-        Ok(Claim {
-            point: sc.point,
-            value: chi,
-        })
+        )
     }
 }
